@@ -1,0 +1,117 @@
+"""Where checkpoints come from: a tiny one made and cached here, a local folder, or the Hub.
+
+``checkpoint="tiny"`` (the default everywhere) builds a small model from a config, pre-trains it
+briefly and deterministically on peftlab's synthetic data, and saves it with ``save_pretrained``
+into the cache folder; every later load goes through ``from_pretrained`` on that folder, as a real
+checkpoint would. The cache key covers the config, the library versions and the source code of
+the recipe, so a change to any of them builds a fresh checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from peftlab.versions import installed
+
+TINY = "tiny"
+
+
+class OfflineError(RuntimeError):
+    """A Hub checkpoint was asked for, but the Hub cannot be reached from here."""
+
+
+def cache_root() -> Path:
+    """``$PEFTLAB_CACHE``, else ``$XDG_CACHE_HOME/peftlab``, else ``~/.cache/peftlab``."""
+    if os.environ.get("PEFTLAB_CACHE"):
+        return Path(os.environ["PEFTLAB_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "peftlab"
+
+
+def _key(family: str, recipe: dict, sources: tuple[object, ...]) -> str:
+    code = "".join(inspect.getsource(obj) for obj in sources)  # type: ignore[arg-type]
+    blob = json.dumps([family, recipe, installed(("torch", "transformers", "tokenizers")), code], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def tiny_checkpoint(family: str, recipe: dict, build: Callable[[Path], None], sources: tuple = ()) -> Path:
+    """Return the cached folder for ``family``/``recipe``, calling ``build(folder)`` the first time.
+
+    ``build`` must ``save_pretrained`` the model and its processor into the folder it is given.
+    The folder is written under a temporary name and renamed at the end, so parallel runs and
+    interrupted builds never leave a half-written checkpoint behind.
+    """
+    folder = cache_root() / f"{family}-{_key(family, recipe, (build, *sources))}"
+    if (folder / "config.json").exists():
+        return folder
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        build(tmp)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process finished first: keep its copy
+            if not (folder / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:
+    """Can the Hugging Face Hub be reached? Returns ``(ok, reason)`` without downloading anything."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False, "HF_HUB_OFFLINE is set"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = urlparse(endpoint).hostname or endpoint
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as error:
+        return False, f"cannot connect to {host}: {error}"
+    return True, ""
+
+
+def resolve(checkpoint: str, family: str, make_tiny: Callable[[], Path]) -> str:
+    """Turn a ``checkpoint`` argument into something ``from_pretrained`` can load.
+
+    ``"tiny"`` -> the cached tiny folder; an existing folder -> itself; anything else is taken as
+    a Hub id, which must already be in the local Hub cache or the Hub must be reachable.
+    """
+    if not isinstance(checkpoint, str) or not checkpoint:
+        raise ValueError(f"checkpoint must be 'tiny', a local folder or a Hub id, not {checkpoint!r}.")
+    if checkpoint == TINY:
+        return str(make_tiny())
+    if Path(checkpoint).is_dir():
+        if not (Path(checkpoint) / "config.json").exists():
+            raise FileNotFoundError(f"{checkpoint} is a folder but holds no config.json: not a checkpoint.")
+        return checkpoint
+    if _in_hub_cache(checkpoint):
+        return checkpoint
+    ok, reason = hub_reachable()
+    if not ok:
+        raise OfflineError(
+            f"Cannot load the {family} checkpoint {checkpoint!r}: the Hugging Face Hub is not reachable "
+            f"({reason}) and the checkpoint is not in the local Hub cache. To run offline, use "
+            f"checkpoint='tiny' (the default), or pass the path of a local folder holding the checkpoint. "
+            "On Colab or a machine with internet access, the Hub id works as it is."
+        )
+    return checkpoint
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # noqa: BLE001  (an invalid repo id is simply "not cached")
+        return False

@@ -1,0 +1,87 @@
+"""What a notebook proved: failures reproduced and fixes verified, for ``peftlab run``'s summary.
+
+A notebook calls :func:`check` (and its two short forms) for every claim its fix makes; each one
+is a real assertion. ``expect_failure`` records each reproduced failure here. The last cell calls
+:func:`save`, which shows the scorecard and, when ``peftlab run`` executes the notebook (it sets
+``PEFTLAB_RESULTS_DIR``), writes it as JSON for the summary table. Nothing is written otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from peftlab.versions import installed, stack_name
+
+_failures: list[dict] = []
+_checks: list[dict] = []
+
+
+def reset() -> None:
+    """Forget what was recorded (a notebook calls this in its first cells)."""
+    _failures.clear()
+    _checks.clear()
+
+
+def record_failure(failure_id: str, reproduced: bool, outcome: str) -> None:
+    """Called by ``expect_failure``: the failure happened (or, as recorded, did not)."""
+    _failures.append({"id": failure_id, "reproduced": reproduced, "outcome": outcome})
+
+
+def check(claim: str, passed: bool, figure: str) -> None:
+    """Assert ``passed``; record ``claim`` and the ``figure`` that proves (or disproves) it."""
+    _checks.append({"claim": claim, "passed": bool(passed), "figure": figure})
+    print(f"{'PASS' if passed else 'FAIL'}  {claim}: {figure}")
+    if not passed:
+        raise AssertionError(f"{claim}: {figure}")
+
+
+def check_gain(claim: str, before: float, after: float, min_gain: float, unit: str = "%") -> None:
+    """Check that a metric rose by at least ``min_gain`` (fractions shown as percentages)."""
+    if unit == "%":
+        figure = f"{before:.0%} -> {after:.0%} (needs +{min_gain:.0%})"
+    else:
+        figure = f"{before:.4g} -> {after:.4g} (needs +{min_gain:.4g})"
+    check(claim, after - before >= min_gain, figure)
+
+
+def check_same(claim: str, a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> None:
+    """Check that two tensors agree to ``atol`` (0 means bit-for-bit equal)."""
+    diff = (a.detach().float().cpu() - b.detach().float().cpu()).abs().max().item() if a.numel() else 0.0
+    same = a.shape == b.shape and diff <= atol
+    check(claim, same, f"max |difference| = {diff:.3g} (allowed {atol:g})")
+
+
+def scorecard(notebook: str, seconds: float | None = None) -> dict:
+    """The notebook's results as a plain dictionary."""
+    return {
+        "notebook": notebook,
+        "stack": stack_name(),
+        "versions": installed(),
+        "failures": list(_failures),
+        "checks": list(_checks),
+        "seconds": seconds,
+    }
+
+
+def save(notebook: str, seconds: float | None = None) -> dict:
+    """Show the scorecard; write it to ``$PEFTLAB_RESULTS_DIR/<notebook>.json`` when that is set.
+
+    Fails when the notebook recorded no failure or no check: a notebook must prove something.
+    """
+    card = scorecard(notebook, seconds)
+    if not card["failures"] or not card["checks"]:
+        raise AssertionError(f"{notebook} recorded {len(_failures)} failures and {len(_checks)} checks; "
+                             "a notebook must show its failure and prove its fix.")
+    for f in card["failures"]:
+        print(f"failure  {f['id']}: {f['outcome']}")
+    for c in card["checks"]:
+        print(f"check    {c['claim']}: {c['figure']}")
+    target = os.environ.get("PEFTLAB_RESULTS_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        Path(target, f"{notebook}.json").write_text(json.dumps(card, indent=2))
+    return card

@@ -1,0 +1,95 @@
+"""A small training loop: AdamW, optional gradient accumulation and autocast, a progress bar.
+
+``tqdm.auto`` draws an ipywidgets bar in Jupyter and plain text under nbmake or a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+Batch = Mapping[str, torch.Tensor]
+LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+
+
+class NothingToTrainError(ValueError):
+    """Raised instead of "training" a model whose parameters are all frozen."""
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """Return ``(trainable, total)`` parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def default_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """The model's own loss (``labels`` or ``return_loss`` in the batch)."""
+    return model(**batch).loss
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter."""
+    return next(model.parameters()).device
+
+
+def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
+    """Move every tensor of ``batch`` to ``device``."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def train(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    steps: int,
+    lr: float = 1e-3,
+    loss_fn: LossFn = default_loss,
+    grad_accum: int = 1,
+    autocast_dtype: torch.dtype | None = None,
+    weight_decay: float = 0.0,
+    desc: str = "training",
+    progress: bool = True,
+) -> list[float]:
+    """Train ``model`` for ``steps`` optimiser steps on ``batches`` (cycled); return the losses.
+
+    Each step averages ``grad_accum`` micro-batches. ``autocast_dtype`` (e.g. ``torch.bfloat16``)
+    turns on mixed precision on the model's device. Refuses to run when nothing is trainable.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise NothingToTrainError(
+            f"{type(model).__name__} has 0 trainable parameters: training would change nothing. "
+            "If you loaded an adapter with PeftModel.from_pretrained, pass is_trainable=True."
+        )
+    if steps < 1 or grad_accum < 1:
+        raise ValueError(f"steps and grad_accum must be at least 1 (got {steps}, {grad_accum}).")
+    device = model_device(model)
+    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    source = itertools.cycle(list(batches))
+    model.train()
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5)
+    for _ in bar:
+        total = 0.0
+        for _ in range(grad_accum):
+            batch = to_device(next(source), device)
+            with _autocast(device, autocast_dtype):
+                loss = loss_fn(model, batch) / grad_accum
+            loss.backward()
+            total += loss.item()
+        optimiser.step()
+        optimiser.zero_grad(set_to_none=True)
+        losses.append(total)
+        bar.set_postfix(loss=f"{total:.3f}", refresh=False)
+    bar.close()
+    model.eval()
+    return losses
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
