@@ -109,7 +109,10 @@ with expect_failure("clip_task_type") as seen:
 #   travels down to the text encoder, and collides there with the `inputs_embeds` the text model
 #   computes itself: *got multiple values for keyword argument 'inputs_embeds'*.
 #
-# The left column is what the wrapper passes on; red names are ones CLIP's `forward` does not declare.
+# Left: the wrapper's `forward`, which passes every one of these names on; red marks the ones
+# CLIP's `forward` does not declare. Right: CLIP's own parameters (grey ones reach it only through
+# the wrapper's `**kwargs`). `inputs_embeds` is the one that breaks: on 5.x the other red names are
+# harmless options that CLIP's `**kwargs` absorbs.
 
 # %%
 plots.signature_comparison(type(wrong_model).forward, type(wrong_model.get_base_model()).forward,
@@ -134,7 +137,8 @@ peft_model.print_trainable_parameters()
 
 # %% [markdown]
 # **Check before you train.** One line tells whether the wrapper passes keywords the model does not
-# declare. For the wrong wrapper it names them; for the plain `PeftModel` the list is empty.
+# declare. For the wrong wrapper it names them (`inputs_embeds` among them); for the plain
+# `PeftModel` the list is empty, because it passes on only what you give it.
 
 # %%
 from peftlab.checks import unaccepted_wrapper_arguments
@@ -146,7 +150,7 @@ report.check("the fixed wrapper passes nothing CLIP does not declare",
              "inputs_embeds flagged for the wrong wrapper, nothing for PeftModel")
 
 # %%
-plots.parameter_counts({"CLIP": peftlab.train.count_parameters(model),
+plots.parameter_counts({"CLIP, full fine-tuning": peftlab.train.count_parameters(model),
                         "CLIP + LoRA (q_proj, v_proj)": peftlab.train.count_parameters(peft_model)})
 
 # %% [markdown]

@@ -148,7 +148,9 @@ def make_shapes(
         if i % len(combos) == 0:
             rng.shuffle(combos)
         shape, colour, position = combos[i % len(combos)]
-        samples.append(Sample(draw_shape(shape, colour, position, size, seed * 100_003 + i), shape, colour, position))
+        samples.append(
+            Sample(draw_shape(shape, colour, position, size, seed * 100_003 + i), shape, colour, position)
+        )
     return samples
 
 

@@ -174,6 +174,8 @@ class ErrorBox:
     def __str__(self) -> str:
         return f"{self.title}\n{self.body}"
 
+    __repr__ = __str__  # what a terminal or a text-only notebook viewer shows
+
     def _repr_html_(self) -> str:
         colour = "#b22222" if self.expected else "#e67e00"
         return (

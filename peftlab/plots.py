@@ -30,13 +30,17 @@ STYLE = {
 }
 
 
-def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1) -> tuple[Figure, list]:
+def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1, nrows: int = 1) -> tuple[Figure, list]:
+    """A new figure, closed in pyplot so that Jupyter shows it once: when a cell returns it."""
     with plt.style.context(STYLE):
-        fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
-    return fig, list(axes[0])
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    plt.close(fig)
+    return fig, list(axes.flat)
 
 
-def loss_curves(histories: dict[str, Sequence[float]], title: str = "training loss", smooth: int = 5) -> Figure:
+def loss_curves(
+    histories: dict[str, Sequence[float]], title: str = "training loss", smooth: int = 5
+) -> Figure:
     """One line per run; a light raw curve under a moving average of ``smooth`` steps."""
     with plt.style.context(STYLE):
         fig, (ax,) = _figure()
@@ -56,10 +60,12 @@ def loss_curves(histories: dict[str, Sequence[float]], title: str = "training lo
     return fig
 
 
-def parameter_counts(counts: dict[str, tuple[int, int]], title: str = "trainable vs frozen parameters") -> Figure:
+def parameter_counts(
+    counts: dict[str, tuple[int, int]], title: str = "trainable (red) vs frozen (grey) parameters"
+) -> Figure:
     """Horizontal stacked bars of ``{name: (trainable, total)}`` with the trainable share printed."""
     with plt.style.context(STYLE):
-        fig, (ax,) = _figure(height=0.6 + 0.55 * len(counts))
+        fig, (ax,) = _figure(height=1.0 + 0.5 * len(counts))
         names = list(counts)
         trainable = [counts[n][0] for n in names]
         frozen = [counts[n][1] - counts[n][0] for n in names]
@@ -68,9 +74,8 @@ def parameter_counts(counts: dict[str, tuple[int, int]], title: str = "trainable
         for y, (t, f) in enumerate(zip(trainable, frozen)):
             ax.text(t + f, y, f"  {t:,} trainable ({t / max(t + f, 1):.1%})", va="center", fontsize=9)
         ax.set(xlabel="parameters", title=title)
-        ax.set_xlim(0, max(t + f for t, f in zip(trainable, frozen)) * 1.6)
+        ax.set_xlim(0, max(t + f for t, f in zip(trainable, frozen)) * 1.7)
         ax.invert_yaxis()
-        ax.legend(frameon=False, loc="lower right")
         ax.grid(False)
         fig.tight_layout()
     return fig
@@ -82,49 +87,73 @@ def signature_names(fn: Callable) -> list[str]:
     for p in inspect.signature(fn).parameters.values():
         if p.name == "self":
             continue
-        names.append(("**" if p.kind is p.VAR_KEYWORD else "*" if p.kind is p.VAR_POSITIONAL else "") + p.name)
+        names.append(
+            ("**" if p.kind is p.VAR_KEYWORD else "*" if p.kind is p.VAR_POSITIONAL else "") + p.name
+        )
     return names
 
 
-def signature_comparison(left: Callable, right: Callable, left_title: str, right_title: str) -> Figure:
-    """Two columns of parameter names; a name missing from the other side is highlighted.
+def signature_comparison(wrapper: Callable, model: Callable, wrapper_title: str, model_title: str) -> Figure:
+    """The wrapper's ``forward`` parameters beside the model's.
 
-    Used by notebooks 01 and 02 to show what the PEFT wrapper's forward passes on to the model.
+    Left: what the PEFT wrapper's ``forward`` names (it passes these on); red marks a name the
+    model's ``forward`` does not declare. Right: the model's parameters; grey ones reach it only
+    through the wrapper's ``**kwargs``. Used by notebooks 01 and 02.
     """
-    a, b = signature_names(left), signature_names(right)
-    accepts_any_a, accepts_any_b = any(n.startswith("**") for n in a), any(n.startswith("**") for n in b)
+    a = [n for n in signature_names(wrapper) if n != "task_ids"]  # PEFT's own, never passed on
+    b = signature_names(model)
+    declared_b, declared_a = {n for n in b if not n.startswith("*")}, {n for n in a if not n.startswith("*")}
+    model_has_kwargs = any(n.startswith("**") for n in b)
     with plt.style.context(STYLE):
         rows = max(len(a), len(b))
-        fig, (ax,) = _figure(width=7.5, height=0.6 + 0.26 * rows)
+        fig, (ax,) = _figure(width=8.0, height=0.7 + 0.26 * rows)
         ax.axis("off")
-        for col, (names, other, other_any, title) in enumerate(
-            [(a, b, accepts_any_b, left_title), (b, a, accepts_any_a, right_title)]
-        ):
-            x = 0.02 + 0.5 * col
-            ax.text(x, 1.0, title, fontweight="bold", transform=ax.transAxes, va="bottom")
-            for i, name in enumerate(names):
-                missing = name.lstrip("*") not in {n.lstrip("*") for n in other} and not name.startswith("*")
-                colour = "#d62728" if missing else "#222222"
-                note = "  (only via **kwargs)" if missing and other_any else ("  (not accepted)" if missing else "")
-                ax.text(x, 1.0 - (i + 1) / (rows + 1), name + (note if col == 0 else ""), color=colour,
-                        family="monospace", fontsize=9, transform=ax.transAxes, va="bottom")
+        ax.text(0.0, 1.0, wrapper_title, fontweight="bold", transform=ax.transAxes, va="bottom")
+        ax.text(0.58, 1.0, model_title, fontweight="bold", transform=ax.transAxes, va="bottom")
+        for i, name in enumerate(a):
+            missing = not name.startswith("*") and name not in declared_b
+            note = (
+                ("  -> lands in the model's **kwargs" if model_has_kwargs else "  -> not accepted")
+                if missing
+                else ""
+            )
+            ax.text(
+                0.0,
+                1.0 - (i + 1) / (rows + 1),
+                name + note,
+                color="#d62728" if missing else "#222222",
+                family="monospace",
+                fontsize=9,
+                transform=ax.transAxes,
+                va="bottom",
+            )
+        for i, name in enumerate(b):
+            via_kwargs = not name.startswith("*") and name not in declared_a
+            ax.text(
+                0.58,
+                1.0 - (i + 1) / (rows + 1),
+                name,
+                color="#999999" if via_kwargs else "#222222",
+                family="monospace",
+                fontsize=9,
+                transform=ax.transAxes,
+                va="bottom",
+            )
         fig.tight_layout()
     return fig
 
 
 def image_grid(images: Sequence[Image.Image], titles: Sequence[str] | None = None, ncols: int = 8) -> Figure:
-    """Images in a row (or rows), each with a small title underneath."""
+    """Images in a row (or rows), each with a small title above."""
     ncols = min(ncols, len(images))
     nrows = (len(images) + ncols - 1) // ncols
     with plt.style.context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.9 * nrows), squeeze=False)
-        for ax in axes.flat:
+        fig, axes = _figure(1.6 * ncols, 1.9 * nrows, ncols=ncols, nrows=nrows)
+        for ax in axes:
             ax.axis("off")
-        for i, image in enumerate(images):
-            ax = axes.flat[i]
+        for ax, image, title in zip(axes, images, titles or [""] * len(images)):
             ax.imshow(image)
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=7, wrap=True)
+            ax.set_title(title, fontsize=7, wrap=True)
         fig.tight_layout()
     return fig
 
@@ -136,7 +165,9 @@ def bars(values: dict[str, float], title: str, ylabel: str, percent: bool = True
         names = list(values)
         ax.bar(names, [values[n] for n in names], color=[f"C{i}" for i in range(len(names))])
         for i, n in enumerate(names):
-            ax.text(i, values[n], f"{values[n]:.0%}" if percent else f"{values[n]:.3g}", ha="center", va="bottom")
+            ax.text(
+                i, values[n], f"{values[n]:.0%}" if percent else f"{values[n]:.3g}", ha="center", va="bottom"
+            )
         ax.set(title=title, ylabel=ylabel)
         if percent:
             ax.set_ylim(0, 1.1)

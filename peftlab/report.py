@@ -31,9 +31,13 @@ def record_failure(failure_id: str, reproduced: bool, outcome: str) -> None:
     _failures.append({"id": failure_id, "reproduced": reproduced, "outcome": outcome})
 
 
-def check(claim: str, passed: bool, figure: str) -> None:
-    """Assert ``passed``; record ``claim`` and the ``figure`` that proves (or disproves) it."""
-    _checks.append({"claim": claim, "passed": bool(passed), "figure": figure})
+def check(claim: str, passed: bool, figure: str, headline: bool = False) -> None:
+    """Assert ``passed``; record ``claim`` and the ``figure`` that proves (or disproves) it.
+
+    ``headline`` marks the figure that ``peftlab run`` quotes in its summary (by default the first
+    :func:`check_gain`, else the first check).
+    """
+    _checks.append({"claim": claim, "passed": bool(passed), "figure": figure, "headline": headline})
     print(f"{'PASS' if passed else 'FAIL'}  {claim}: {figure}")
     if not passed:
         raise AssertionError(f"{claim}: {figure}")
@@ -45,7 +49,7 @@ def check_gain(claim: str, before: float, after: float, min_gain: float, unit: s
         figure = f"{before:.0%} -> {after:.0%} (needs +{min_gain:.0%})"
     else:
         figure = f"{before:.4g} -> {after:.4g} (needs +{min_gain:.4g})"
-    check(claim, after - before >= min_gain, figure)
+    check(claim, after - before >= min_gain, figure, headline=not any(c["headline"] for c in _checks))
 
 
 def check_same(claim: str, a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> None:
@@ -74,8 +78,10 @@ def save(notebook: str, seconds: float | None = None) -> dict:
     """
     card = scorecard(notebook, seconds)
     if not card["failures"] or not card["checks"]:
-        raise AssertionError(f"{notebook} recorded {len(_failures)} failures and {len(_checks)} checks; "
-                             "a notebook must show its failure and prove its fix.")
+        raise AssertionError(
+            f"{notebook} recorded {len(_failures)} failures and {len(_checks)} checks; "
+            "a notebook must show its failure and prove its fix."
+        )
     for f in card["failures"]:
         print(f"failure  {f['id']}: {f['outcome']}")
     for c in card["checks"]:

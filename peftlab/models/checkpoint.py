@@ -37,7 +37,9 @@ def cache_root() -> Path:
 
 def _key(family: str, recipe: dict, sources: tuple[object, ...]) -> str:
     code = "".join(inspect.getsource(obj) for obj in sources)  # type: ignore[arg-type]
-    blob = json.dumps([family, recipe, installed(("torch", "transformers", "tokenizers")), code], sort_keys=True)
+    blob = json.dumps(
+        [family, recipe, installed(("torch", "transformers", "tokenizers")), code], sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

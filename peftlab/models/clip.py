@@ -19,7 +19,9 @@ TINY_CLIP = {"width": 64, "layers": 2, "heads": 4, "image_size": 32, "patch_size
 PRETRAIN = {"images": 1024, "steps": 1000, "lr": 2e-3, "batch_size": 64, "seed": 0}
 
 
-def tiny_clip_config(vocab_size: int, eos_token_id: int, bos_token_id: int, image_size: int = 32) -> CLIPConfig:
+def tiny_clip_config(
+    vocab_size: int, eos_token_id: int, bos_token_id: int, image_size: int = 32
+) -> CLIPConfig:
     """The config of the tiny CLIP (see :data:`TINY_CLIP`) for a given vocabulary."""
     t = TINY_CLIP
     common = {"hidden_size": t["width"], "intermediate_size": 2 * t["width"],
@@ -40,15 +42,23 @@ def _build_tiny(folder: Path) -> None:
     """Make the tiny CLIP, pre-train it on the base colours, and save model + processor."""
     tokenizer = clip_tokenizer(_words(), folder)
     size = TINY_CLIP["image_size"]
-    image_processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    )
     processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
     config = tiny_clip_config(len(tokenizer), tokenizer.eos_token_id, tokenizer.bos_token_id, size)
     torch.manual_seed(PRETRAIN["seed"])
     model = CLIPModel(config)
     samples = data.make_shapes(PRETRAIN["images"], size, seed=1000, colours=data.BASE_COLOURS)
     texts = retrieval.prompts(colours=data.BASE_COLOURS)
-    train(model, retrieval.batches(processor, samples, texts, PRETRAIN["batch_size"]), PRETRAIN["steps"],
-          lr=PRETRAIN["lr"], loss_fn=retrieval.loss, desc="pre-training the tiny CLIP (once, then cached)")
+    train(
+        model,
+        retrieval.batches(processor, samples, texts, PRETRAIN["batch_size"]),
+        PRETRAIN["steps"],
+        lr=PRETRAIN["lr"],
+        loss_fn=retrieval.loss,
+        desc="pre-training the tiny CLIP (once, then cached)",
+    )
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
 
@@ -57,8 +67,11 @@ def load_clip(checkpoint: str = TINY, device: str | None = None) -> tuple[CLIPMo
     """Load CLIP and its processor: the tiny pre-trained one by default, else a folder or Hub id
     (for example ``openai/clip-vit-base-patch32``). The model comes back on ``device`` in eval mode.
     """
-    path = resolve(checkpoint, "CLIP", lambda: tiny_checkpoint("clip", {**TINY_CLIP, **PRETRAIN}, _build_tiny,
-                                                                 sources=(data, retrieval)))
+    path = resolve(
+        checkpoint,
+        "CLIP",
+        lambda: tiny_checkpoint("clip", {**TINY_CLIP, **PRETRAIN}, _build_tiny, sources=(data, retrieval)),
+    )
     model = CLIPModel.from_pretrained(path)
     processor = CLIPProcessor.from_pretrained(path)
     return model.to(pick_device(device)).eval(), processor

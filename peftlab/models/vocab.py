@@ -89,7 +89,9 @@ def word_tokenizer(
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "</s>", "<unk>", *extra_special]
-    vocab = {w: i for i, w in enumerate(dict.fromkeys(specials + sorted(set(words)) + list(string.punctuation)))}
+    vocab = {
+        w: i for i, w in enumerate(dict.fromkeys(specials + sorted(set(words)) + list(string.punctuation)))
+    }
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]

@@ -1,0 +1,129 @@
+"""``peftlab run``: execute every notebook headless and summarise what each one proved.
+
+Each notebook is executed with nbclient in its own kernel (from the notebooks folder, so relative
+paths behave as in Jupyter). The executed copy goes to ``build/notebooks/``, an HTML copy to
+``build/html/``, and the scorecard the notebook saves (see :mod:`peftlab.report`) to
+``build/results/``. A notebook "falls short" when it raises, saves no scorecard, reproduces or
+explains no failure, or fails a check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Outcome:
+    """What one notebook run showed."""
+
+    notebook: str
+    seconds: float
+    card: dict | None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the notebook ran, showed its failure and passed every check."""
+        card = self.card
+        return (not self.error and card is not None and bool(card["failures"]) and bool(card["checks"])
+                and all(c["passed"] for c in card["checks"]))  # fmt: skip
+
+    def row(self) -> list[str]:
+        """The summary-table row: notebook, stack, failure, fix, seconds."""
+        if self.card is None:
+            return [self.notebook, "-", "no", f"no ({self.error or 'no scorecard'})", f"{self.seconds:.0f}"]
+        failures = (
+            "; ".join(
+                f"yes ({f['outcome']})" if f["reproduced"] else "explained: no error on these versions"
+                for f in self.card["failures"]
+            )
+            or "no"
+        )
+        checks = self.card["checks"]
+        headline = next((c for c in checks if c.get("headline")), checks[0] if checks else None)
+        passed = sum(c["passed"] for c in checks)
+        fix = (
+            "no"
+            if not checks
+            else (
+                f"{'yes' if passed == len(checks) else 'no'} ({passed}/{len(checks)} checks; {headline['figure']})"
+            )
+        )
+        if self.error:
+            fix = f"no ({self.error})"
+        return [self.notebook, self.card["stack"], failures, fix, f"{self.seconds:.0f}"]
+
+
+def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
+    """The ``.ipynb`` files of ``folder`` (sorted), optionally those whose name starts with ``only``."""
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"No notebooks folder at {folder}: run from the repository root or pass --notebooks."
+        )
+    found = sorted(folder.glob("[0-9]*.ipynb"))
+    if only:
+        found = [p for p in found if any(p.stem.startswith(o) for o in only)]
+    if not found:
+        raise FileNotFoundError(f"No notebook in {folder} matches {only or 'NN_*.ipynb'}.")
+    return found
+
+
+def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
+    """Execute one notebook; write its executed copy, HTML copy and scorecard under ``build``."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    results = build / "results"
+    (results / f"{path.stem}.json").unlink(missing_ok=True)
+    notebook = nbformat.read(path, as_version=4)
+    os.environ["PEFTLAB_RESULTS_DIR"] = str(results.resolve())  # the kernel inherits it
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
+    start, error = time.perf_counter(), ""
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        error = str(exc).strip().splitlines()[-1][:200]
+    except Exception as exc:  # noqa: BLE001  (a kernel that dies is a result too)
+        error = f"{type(exc).__name__}: {exc}"[:200]
+    seconds = time.perf_counter() - start
+    (build / "notebooks").mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, build / "notebooks" / path.name)
+    _write_html(notebook, build / "html" / f"{path.stem}.html")
+    card_path = results / f"{path.stem}.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else None
+    return Outcome(path.stem, seconds, card, error)
+
+
+def _write_html(notebook: object, target: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    target.write_text(body, encoding="utf-8")
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """A plain-text table (Markdown-compatible)."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+HEADER = ["notebook", "stack", "failure reproduced", "fix verified", "seconds"]
+
+
+def run_all(folder: Path, build: Path, only: list[str] | None = None, timeout: int = 600) -> list[Outcome]:
+    """Run every notebook of ``folder`` in turn, printing one line as each one ends."""
+    outcomes = []
+    for path in find_notebooks(folder, only):
+        print(f"running {path.name} ...", flush=True)
+        outcome = run_one(path, build, timeout)
+        print(f"  {'ok' if outcome.ok else 'FELL SHORT'} in {outcome.seconds:.0f} s", flush=True)
+        outcomes.append(outcome)
+    return outcomes

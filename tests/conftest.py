@@ -1,0 +1,18 @@
+"""Shared test set-up: a private peftlab cache per test session unless one is given."""
+
+import os
+import tempfile
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _peftlab_cache():
+    """Tests use $PEFTLAB_CACHE when set (CI shares it with the notebooks), else a temporary one."""
+    if os.environ.get("PEFTLAB_CACHE"):
+        yield
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["PEFTLAB_CACHE"] = tmp
+        yield
+        del os.environ["PEFTLAB_CACHE"]

@@ -1,0 +1,100 @@
+import pytest
+
+from peftlab import failures, report
+from peftlab.failures import Expectation, Failure, UnexpectedOutcome, expect_failure
+
+DOCUMENTED = {"transformers": "4.51.3", "peft": "0.15.2"}
+CURRENT = {"transformers": "5.23.0", "peft": "0.21.2"}
+
+
+@pytest.fixture
+def toy_failure():
+    failure = Failure(
+        id="toy",
+        notebook="00_toy",
+        title="a toy failure",
+        expectations=(
+            Expectation({"transformers": "<5"}, "TypeError", r"unexpected keyword argument 'x'", "old"),
+            Expectation({"transformers": ">=5"}, None, "", "fixed in 5.0"),
+        ),
+    )
+    failures.REGISTRY["toy"] = failure
+    report.reset()
+    yield failure
+    del failures.REGISTRY["toy"]
+    report.reset()
+
+
+def raise_type_error():
+    def f():
+        pass
+
+    f(x=1)
+
+
+def test_expectation_by_version(toy_failure):
+    assert toy_failure.expected(DOCUMENTED).raises == "TypeError"
+    assert toy_failure.expected(CURRENT).raises is None
+
+
+def test_expected_error_is_shown_and_swallowed(toy_failure, capsys):
+    with expect_failure("toy", DOCUMENTED) as seen:
+        raise_type_error()
+    assert isinstance(seen.error, TypeError)
+    assert "unexpected keyword argument 'x'" in capsys.readouterr().out
+    assert report.scorecard("t")["failures"] == [{"id": "toy", "reproduced": True, "outcome": "TypeError"}]
+
+
+def test_missing_failure_is_caught(toy_failure):
+    with pytest.raises(UnexpectedOutcome, match="ran without any error.*did not reproduce"):
+        with expect_failure("toy", DOCUMENTED):
+            pass
+
+
+def test_wrong_error_type_is_caught(toy_failure):
+    with pytest.raises(UnexpectedOutcome, match="expected TypeError.*got ValueError"):
+        with expect_failure("toy", DOCUMENTED):
+            raise ValueError("nope")
+
+
+def test_wrong_message_is_caught(toy_failure):
+    with pytest.raises(UnexpectedOutcome, match="does not match"):
+        with expect_failure("toy", DOCUMENTED):
+            raise TypeError("something else entirely")
+
+
+def test_documented_non_failure(toy_failure, capsys):
+    with expect_failure("toy", CURRENT):
+        pass
+    assert "fixed in 5.0" in capsys.readouterr().out
+    with pytest.raises(UnexpectedOutcome, match="expected no error"):
+        with expect_failure("toy", CURRENT):
+            raise_type_error()
+
+
+def test_unexpected_outcome_is_an_assertion_error_naming_versions(toy_failure):
+    with pytest.raises(AssertionError, match=r"transformers 4\.51\.3"):
+        with expect_failure("toy", DOCUMENTED):
+            pass
+
+
+def test_unknown_failure_and_unknown_versions(toy_failure):
+    with pytest.raises(KeyError, match="Unknown failure"):
+        expect_failure("nope")
+    narrow = Failure("n", "00", "t", (Expectation({"transformers": "==4.51.3"}, None),))
+    with pytest.raises(UnexpectedOutcome, match="No expectation is recorded"):
+        narrow.expected(CURRENT)
+
+
+def test_trim_message_collapses_module_reprs():
+    message = "CLIPEncoder(\n  (layers): ModuleList(\n    (0): Layer()\n  )\n) got multiple values for 'x'"
+    assert failures.trim_message(message) == "CLIPEncoder(...) got multiple values for 'x'"
+    long = "\n".join(f"size mismatch {i}" for i in range(50))
+    trimmed = failures.trim_message(long, max_lines=5)
+    assert trimmed.count("\n") == 5 and "45 more lines" in trimmed
+
+
+def test_every_registered_failure_covers_both_stacks():
+    for failure in failures.REGISTRY.values():
+        for stack in (DOCUMENTED, CURRENT):
+            failure.expected({**stack, "torch": "2.13.0", "accelerate": "1.6.0", "bitsandbytes": "0.50.2"})

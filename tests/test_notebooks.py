@@ -1,0 +1,52 @@
+"""The notebooks as files: jupytext pairs in sync, no outputs committed, the conventional first cells."""
+
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+PAIRS = sorted(NOTEBOOKS.glob("[0-9]*.py"))
+
+
+def test_every_notebook_is_a_pair():
+    assert PAIRS, "no notebooks found"
+    py = {p.stem for p in PAIRS}
+    ipynb = {p.stem for p in NOTEBOOKS.glob("[0-9]*.ipynb")}
+    assert py == ipynb, f"unpaired: {py ^ ipynb}"
+
+
+@pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)
+def test_pair_in_sync(py):
+    """The .ipynb, written back in percent format, is exactly the .py (run jupytext --sync if not)."""
+    notebook = jupytext.read(py.with_suffix(".ipynb"))
+    assert jupytext.writes(notebook, fmt="py:percent") == py.read_text(), (
+        f"{py.name} and its .ipynb differ: run `jupytext --to ipynb --update {py}` "
+        f"then `jupytext --to py:percent {py.with_suffix('.ipynb')}`"
+    )
+    assert not re.search(r"jupytext_version:\s*\d", py.read_text()), "filter the jupytext version out"
+
+
+@pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)
+def test_committed_notebook_is_clean(py):
+    notebook = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "commit notebooks without outputs"
+    assert "widgets" not in notebook.metadata, "commit notebooks without widget state"
+
+
+@pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)
+def test_first_cells(py):
+    cells = nbformat.read(py.with_suffix(".ipynb"), as_version=4).cells
+    badge = f"https://colab.research.google.com/github/peftlab/peftlab/blob/main/notebooks/{py.stem}.ipynb"
+    assert badge in cells[0].source, "the first cell carries the Open-in-Colab badge for this notebook"
+    install = cells[1].source
+    assert '"google.colab" in sys.modules' in install and "pip" in install
+    assert not re.search(r"[\"'\s]torch[=<>~\"'\s]", install.split("pip", 1)[1]), "never reinstall torch on Colab"
+    assert "versions_table()" in cells[2].source
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and 'CHECKPOINT = "tiny"' in tagged[0].source
+    assert "report.save(" in cells[-1].source

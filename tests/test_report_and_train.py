@@ -1,0 +1,59 @@
+import json
+
+import pytest
+import torch
+
+from peftlab import report
+from peftlab.train import NothingToTrainError, count_parameters, train
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    report.reset()
+    yield
+    report.reset()
+
+
+def test_checks_assert_and_record():
+    report.check("ok", True, "1 -> 2")
+    with pytest.raises(AssertionError, match="worse: 2 -> 1"):
+        report.check("worse", False, "2 -> 1")
+    report.check_gain("gain", 0.5, 0.8, 0.2)
+    with pytest.raises(AssertionError, match="needs"):
+        report.check_gain("small gain", 0.5, 0.6, 0.2)
+    report.check_same("same", torch.ones(3), torch.ones(3))
+    with pytest.raises(AssertionError, match="max"):
+        report.check_same("differs", torch.ones(3), torch.zeros(3))
+    card = report.scorecard("x")
+    assert [c["passed"] for c in card["checks"]] == [True, False, True, False, True, False]
+    assert next(c for c in card["checks"] if c["headline"])["claim"] == "gain"
+
+
+def test_save_needs_a_failure_and_a_check(tmp_path, monkeypatch):
+    with pytest.raises(AssertionError, match="must show its failure"):
+        report.save("nb")
+    report.record_failure("f", True, "TypeError")
+    report.check("ok", True, "x")
+    monkeypatch.setenv("PEFTLAB_RESULTS_DIR", str(tmp_path))
+    report.save("nb", seconds=1.0)
+    assert json.loads((tmp_path / "nb.json").read_text())["failures"][0]["id"] == "f"
+
+
+def test_train_refuses_a_frozen_model():
+    model = torch.nn.Linear(2, 1).requires_grad_(False)
+    with pytest.raises(NothingToTrainError, match="0 trainable parameters"):
+        train(model, [{}], steps=1)
+
+
+def test_train_lowers_loss():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    x = torch.randn(32, 4)
+    batch = {"x": x, "y": x @ torch.tensor([1.0, -2.0, 0.5, 3.0])}
+
+    def loss_fn(m, b):
+        return torch.nn.functional.mse_loss(m(b["x"]).squeeze(-1), b["y"])
+
+    losses = train(model, [batch], steps=100, lr=0.05, loss_fn=loss_fn, grad_accum=2, progress=False)
+    assert len(losses) == 100 and losses[-1] < 0.1 * losses[0]
+    assert count_parameters(model) == (5, 5)
