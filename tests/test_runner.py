@@ -1,0 +1,42 @@
+"""``peftlab run`` on two small notebooks: one that proves its claims and one that falls short."""
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+from peftlab.cli import main
+from peftlab.runner import HEADER, run_one, table
+
+GOOD = """
+from peftlab import report
+report.reset()
+report.record_failure("toy", reproduced=True, outcome="TypeError")
+report.check_gain("accuracy rises", 0.5, 0.9, 0.2)
+report.save("01_good")
+"""
+BAD = GOOD.replace("0.9, 0.2", "0.55, 0.2").replace("01_good", "02_bad")
+
+
+def _write(folder, name, code):
+    nb = new_notebook(cells=[new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def test_run_writes_build_and_judges(tmp_path, monkeypatch, capsys):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write(notebooks, "01_good", GOOD)
+    _write(notebooks, "02_bad", BAD)
+    build = tmp_path / "build"
+    good = run_one(notebooks / "01_good.ipynb", build)
+    assert good.ok and (build / "html" / "01_good.html").exists() and (build / "notebooks" / "01_good.ipynb").exists()
+    assert "yes (TypeError)" in table([good.row()], HEADER) and "50% -> 90%" in good.row()[3]
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--only", "02"]) == 1  # the failed check makes the run exit non-zero
+    assert "FELL SHORT: 02_bad" in capsys.readouterr().err
+
+
+def test_run_without_notebooks_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run"]) == 2
+    assert "No notebooks folder" in capsys.readouterr().err
