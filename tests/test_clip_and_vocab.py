@@ -10,7 +10,13 @@ from peftlab.models.vocab import bert_char_tokenizer, clip_tokenizer, word_token
 def test_clip_tokenizer_spells_whole_words(tmp_path):
     tok = clip_tokenizer(["a", "red", "circle"], tmp_path)
     ids = tok("a red circle")["input_ids"]
-    assert tok.convert_ids_to_tokens(ids) == ["<|startoftext|>", "a</w>", "red</w>", "circle</w>", "<|endoftext|>"]
+    assert tok.convert_ids_to_tokens(ids) == [
+        "<|startoftext|>",
+        "a</w>",
+        "red</w>",
+        "circle</w>",
+        "<|endoftext|>",
+    ]
     assert tok.decode(ids, skip_special_tokens=True).strip() == "a red circle"
     inner = tok("a blue square")["input_ids"][1:-1]  # unk is <|endoftext|>, which also ends every text
     assert tok.unk_token_id not in inner and len(inner) > 3  # unknown words fall back to letters
@@ -33,7 +39,9 @@ def test_tiny_clip_loads_through_from_pretrained_and_is_pretrained():
     model, processor = load_model("clip")
     assert model.config.vision_config.image_size == 32
     base = [s for s in data.make_shapes(96, seed=11) if s.colour in data.BASE_COLOURS]
-    acc = retrieval.accuracy(model, retrieval.batches(processor, base, retrieval.prompts(colours=data.BASE_COLOURS)))
+    acc = retrieval.accuracy(
+        model, retrieval.batches(processor, base, retrieval.prompts(colours=data.BASE_COLOURS))
+    )
     assert acc["image_to_text"] > 0.6  # far above chance (1/12): it behaves like a pretrained model
     again, _ = load_model("clip")  # second load comes from the cache folder, identical weights
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))

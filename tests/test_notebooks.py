@@ -45,7 +45,9 @@ def test_first_cells(py):
     assert badge in cells[0].source, "the first cell carries the Open-in-Colab badge for this notebook"
     install = cells[1].source
     assert '"google.colab" in sys.modules' in install and "pip" in install
-    assert not re.search(r"[\"'\s]torch[=<>~\"'\s]", install.split("pip", 1)[1]), "never reinstall torch on Colab"
+    assert not re.search(r"[\"'\s]torch[=<>~\"'\s]", install.split("pip", 1)[1]), (
+        "never reinstall torch on Colab"
+    )
     assert "versions_table()" in cells[2].source
     tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and 'CHECKPOINT = "tiny"' in tagged[0].source

@@ -29,7 +29,11 @@ def test_run_writes_build_and_judges(tmp_path, monkeypatch, capsys):
     _write(notebooks, "02_bad", BAD)
     build = tmp_path / "build"
     good = run_one(notebooks / "01_good.ipynb", build)
-    assert good.ok and (build / "html" / "01_good.html").exists() and (build / "notebooks" / "01_good.ipynb").exists()
+    assert (
+        good.ok
+        and (build / "html" / "01_good.html").exists()
+        and (build / "notebooks" / "01_good.ipynb").exists()
+    )
     assert "yes (TypeError)" in table([good.row()], HEADER) and "50% -> 90%" in good.row()[3]
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--only", "02"]) == 1  # the failed check makes the run exit non-zero

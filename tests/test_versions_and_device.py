@@ -18,8 +18,13 @@ def test_stack_table_agrees_with_stack_files():
 
 
 def test_stack_name():
-    assert versions.stack_name({"transformers": "4.51.3", "peft": "0.15.2", "accelerate": "1.6.0"}) == "documented"
-    assert versions.stack_name({"transformers": "5.23.0", "peft": "0.21.2", "accelerate": "1.15.0"}) == "current"
+    assert (
+        versions.stack_name({"transformers": "4.51.3", "peft": "0.15.2", "accelerate": "1.6.0"})
+        == "documented"
+    )
+    assert (
+        versions.stack_name({"transformers": "5.23.0", "peft": "0.21.2", "accelerate": "1.15.0"}) == "current"
+    )
     assert versions.stack_name({"transformers": "4.57.0", "peft": "0.17.0", "accelerate": "1.6.0"}) == "other"
     assert versions.stack_name() in ("documented", "current", "other")
 
@@ -45,5 +50,7 @@ def test_import_peftlab_has_no_side_effects(tmp_path):
     import sys
 
     code = "import os, peftlab; print(sorted(os.listdir('.')))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"
