@@ -173,3 +173,56 @@ def bars(values: dict[str, float], title: str, ylabel: str, percent: bool = True
             ax.set_ylim(0, 1.1)
         fig.tight_layout()
     return fig
+
+
+def staged_loss_curves(
+    runs: dict[str, tuple[int, Sequence[float]]],
+    title: str = "training loss",
+    stages: dict[str, int] | None = None,
+    log: bool = True,
+) -> Figure:
+    """Loss curves that start at different steps: ``{name: (first_step, losses)}``.
+
+    A second stage starts where the first ended, so its curves continue the first one's; each
+    ``stages`` entry ``{label: step}`` draws a dashed line where that stage begins. A log scale
+    (the default) keeps small late losses visible. Used by notebook 03 (second LoRA stage).
+    """
+    with plt.style.context(STYLE):
+        fig, (ax,) = _figure(width=7.0, height=3.6)
+        for i, (name, (start, losses)) in enumerate(runs.items()):
+            ax.plot(range(start, start + len(losses)), losses, color=f"C{i}", label=name, linewidth=1.8)
+        for label, step in (stages or {}).items():
+            ax.axvline(step, color="#777777", linestyle="--", linewidth=1)
+            ax.text(step, 1.0, f" {label}", transform=ax.get_xaxis_transform(), va="top", fontsize=9)
+        if log:
+            ax.set_yscale("log")
+        ax.set(xlabel="optimiser step", ylabel="loss" + (" (log scale)" if log else ""), title=title)
+        ax.legend(frameon=False, fontsize=9)
+        fig.tight_layout()
+    return fig
+
+
+def grouped_bars(
+    groups: dict[str, dict[str, float]], title: str, ylabel: str, percent: bool = True
+) -> Figure:
+    """Bars side by side within each group: ``{group: {series: value}}``, one colour per series.
+
+    Used by notebook 05 (retrieval before/after LoRA in both directions).
+    """
+    series = list(dict.fromkeys(s for values in groups.values() for s in values))
+    width = 0.8 / max(len(series), 1)
+    with plt.style.context(STYLE):
+        fig, (ax,) = _figure(width=max(4.0, 1.2 * len(groups) * len(series)))
+        for j, name in enumerate(series):
+            xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
+            ys = [values.get(name, 0.0) for values in groups.values()]
+            ax.bar(xs, ys, width, color=f"C{j}", label=name)
+            for x, y in zip(xs, ys):
+                ax.text(x, y, f"{y:.0%}" if percent else f"{y:.3g}", ha="center", va="bottom", fontsize=9)
+        ax.set_xticks(range(len(groups)), list(groups))
+        ax.set(title=title, ylabel=ylabel)
+        if percent:
+            ax.set_ylim(0, 1.3)
+        ax.legend(frameon=False, fontsize=9, loc="upper center", ncol=len(series))
+        fig.tight_layout()
+    return fig

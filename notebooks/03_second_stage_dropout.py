@@ -1,0 +1,509 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · A second LoRA stage: "Target module Dropout is not supported"
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/peftlab/peftlab/blob/main/notebooks/03_second_stage_dropout.ipynb)
+#
+# **The report.** Someone fine-tunes a language model with LoRA, saves the adapter, and later wants
+# a second stage of training. They load the fine-tuned model, run the same set-up code as in stage
+# one, and `get_peft_model` stops with
+# `ValueError: Target module Dropout(p=0.05, inplace=False) is not supported`.
+# The model has no Dropout they asked for: the names came from the popular `find_all_linear_names`
+# helper, run on a model that already carries LoRA.
+#
+# **What you will see here.** Stage one done the usual way; stage two done the usual wrong way and
+# failing (differently on PEFT 0.15 and on PEFT 0.16 and later); a table of module names and types
+# that shows why `default` matches a Dropout; a second, silent trap (`PeftModel.from_pretrained`
+# without `is_trainable=True`: training runs and changes nothing); three correct ways to go on,
+# each proven with numbers and compared; and, on new PEFT versions, a variant that does not fail at
+# all and silently loses the second stage.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # on Colab only: install peftlab, keeping Colab's own torch
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
+                   check=True)
+
+# %%
+import time
+
+import peftlab
+
+started = time.perf_counter()
+peftlab.report.reset()
+print(peftlab.versions_table())
+
+# %% tags=["parameters"]
+CHECKPOINT = "tiny"  # or "facebook/opt-125m" on Colab / a GPU machine
+DEVICE = None  # None picks CUDA, then MPS, then the CPU
+STAGE_ONE_STEPS = 15
+STAGE_TWO_STEPS = 25
+LR = 3e-3
+SEED = 0
+
+# %% [markdown]
+# ## The model and the task
+#
+# `load_opt` builds a tiny OPT (the decoder-only language model family of `facebook/opt-125m`, here
+# two layers of width 64), pre-trains it for a few seconds and loads it back with `from_pretrained`,
+# like any checkpoint. It reads a scene described in words and answers a question about it. In
+# pre-training it was asked three questions (colour, shape, position). Fine-tuning teaches a fourth
+# one it has never been asked, *which side is opposite?*, while keeping the other three. Stage one
+# and stage two train on different scenes: new data arrives, and training goes on. Stage one is
+# short on purpose: it gets half-way, so stage two has something left to do.
+
+# %%
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from peftlab import data, plots, report, targets
+from peftlab.failures import expect_failure
+from peftlab.models import opt
+from peftlab.train import count_parameters, to_device, train
+
+warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices, unrelated here
+
+peftlab.seed_everything(SEED)
+base, tokenizer = opt.load_opt(CHECKPOINT, device=DEVICE)
+stage_one_batches = opt.qa_batches(tokenizer, opt.scene_texts(data.make_shapes(128, seed=SEED)))
+stage_two_batches = opt.qa_batches(tokenizer, opt.scene_texts(data.make_shapes(128, seed=SEED + 1)))
+test_scenes = data.make_shapes(128, seed=SEED + 7919)  # held out: never trained on
+test_batches = opt.qa_batches(tokenizer, opt.scene_texts(test_scenes))
+new_question = opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, ["opposite"]))
+for prompt, answer in opt.scene_texts(test_scenes[:1]):
+    print(f"{prompt}  ->  {answer}")
+
+# %% [markdown]
+# Two numbers follow every model in this notebook: the loss on the held-out scenes (all four
+# questions; lower is better) and the accuracy on the new question. The base model answers the
+# three known questions and gets the new one wrong.
+
+# %%
+def measure(model):
+    """Held-out loss (all four questions) and accuracy on the new question."""
+    return {"loss": opt.evaluate(model, test_batches)["loss"],
+            "new question": opt.evaluate(model, new_question)["accuracy"]}
+
+
+base_scores = measure(base)
+base_logits = opt.answer_logits(base, test_batches)
+base_first_loss = opt.evaluate(base, stage_two_batches[:1])["loss"]  # the base model on stage two's first batch
+targets.Table(["question", "base model accuracy"],
+              [(kind, f"{opt.evaluate(base, opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, [kind])))['accuracy']:.0%}")
+               for kind in opt.KINDS])
+
+# %% [markdown]
+# ## Stage one, with the popular recipe
+#
+# Which modules should LoRA adapt? Many fine-tuning scripts answer with `find_all_linear_names`,
+# from the QLoRA repository ([artidoro/qlora](https://github.com/artidoro/qlora), `qlora.py`) and
+# copied into countless tutorials. It collects the *last part of the name* of every linear layer
+# and drops `lm_head`. Here it is, for a model without quantisation (the original picks
+# `bnb.nn.Linear4bit` for 4-bit models; the logic is the same).
+
+# %%
+def find_all_linear_names(model):
+    """The QLoRA recipe: the last name part of every linear layer, lm_head excluded."""
+    cls = torch.nn.Linear
+    lora_module_names = set()
+    for name, module in model.named_modules():
+        if isinstance(module, cls):
+            names = name.split(".")
+            lora_module_names.add(names[0] if len(names) == 1 else names[-1])
+    if "lm_head" in lora_module_names:  # needed for 16-bit
+        lora_module_names.remove("lm_head")
+    return list(lora_module_names)
+
+
+targets_one = find_all_linear_names(base)
+print(sorted(targets_one))
+
+# %% [markdown]
+# On the plain model that is exactly right: the four attention projections and the two
+# feed-forward layers. `preview_targets` (from `peftlab.targets`) applies PEFT's own matching rules
+# and lists, before anything is wrapped, every module a target list would hit, with its type and
+# what `get_peft_model` will do with it.
+
+# %%
+targets.preview_targets(base, targets_one)
+
+# %%
+def lora_config(target_modules):
+    """The LoRA settings of both stages; lora_dropout=0.05 as in the report."""
+    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=target_modules, task_type="CAUSAL_LM")
+
+
+peftlab.seed_everything(SEED)
+stage_one = get_peft_model(base, lora_config(targets_one))
+stage_one.print_trainable_parameters()
+losses_one = train(stage_one, stage_one_batches, STAGE_ONE_STEPS, lr=LR, desc="stage one")
+after_one = measure(stage_one)
+stage_one_logits = opt.answer_logits(stage_one, test_batches)
+report.check("stage one starts teaching the new question",
+             after_one["new question"] - base_scores["new question"] >= 0.3 and after_one["loss"] < 0.5 * base_scores["loss"],
+             f"new question {base_scores['new question']:.0%} -> {after_one['new question']:.0%}; "
+             f"held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}")
+
+work = tempfile.TemporaryDirectory(prefix="peftlab-03-")
+stage_one_dir = Path(work.name, "stage_one")
+stage_one.save_pretrained(stage_one_dir)
+print(sorted(p.name for p in stage_one_dir.iterdir()))
+
+# %% [markdown]
+# ## Stage two, the common wrong way
+#
+# Stage two starts from the fine-tuned model: stage one's adapter loaded onto the base model with
+# `PeftModel.from_pretrained`. Then the same set-up code as in stage one runs again: the recipe for
+# the target names, a `LoraConfig`, `get_peft_model`. Look at what the recipe returns now.
+
+# %%
+def load_stage_one(**kwargs):
+    """A freshly loaded base model with stage one's adapter on it."""
+    return PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], stage_one_dir, **kwargs)
+
+
+model = load_stage_one()
+targets_two = find_all_linear_names(model)
+print(sorted(targets_two))
+
+# %%
+with expect_failure("second_stage_dropout") as seen:
+    get_peft_model(model, lora_config(targets_two))
+
+# %% [markdown]
+# ## Why `default` matches a Dropout
+#
+# LoRA replaces each targeted linear layer by a LoRA layer that holds the original layer as
+# `base_layer`, and one small module per adapter in dictionaries keyed by the adapter's name,
+# `default` unless you name it. Here is one of those LoRA layers, module by module, with the entry
+# of the recipe's list that each name matches:
+
+# %%
+fresh_model = load_stage_one()  # `model` may be half-modified by the failed call: look at a fresh one
+first_lora_layer = targets.adapter_layers(fresh_model)[0]
+targets.module_table(fresh_model, first_lora_layer, targets_two)
+
+# %% [markdown]
+# Every linear layer the recipe finds now is an *inner part* of a LoRA layer: `base_layer` (the
+# original weights) and `lora_A.default` / `lora_B.default` (the adapter). Their last name parts are
+# `base_layer` and `default`. PEFT matches target names by that suffix, and only afterwards looks
+# at the type, so `default` also hits `lora_dropout.default`: the `Dropout(p=0.05)` that LoRA puts
+# on its own input. (With `lora_dropout=0` it would be an `Identity`, and the error would name that.)
+#
+# * **PEFT 0.15** walks the modules in order, wraps `base_layer` (LoRA inside LoRA) and then
+#   reaches `lora_dropout.default`: LoRA cannot wrap a Dropout, hence the ValueError of the report.
+# * **PEFT 0.16 and later** skip every module that lies inside an existing adapter layer
+#   ([PR #2539](https://github.com/huggingface/peft/pull/2539), "Prevent adapters targeting
+#   themselves"). All the recipe's matches lie inside one, so nothing is left to wrap: *Target
+#   modules not found*.
+#
+# `preview_targets` shows this before anything is wrapped, with the installed PEFT's rules (rows
+# for the same LoRA layer; the outcome below the table is for the whole model):
+
+# %%
+preview = targets.preview_targets(fresh_model, targets_two, under=first_lora_layer)
+preview
+
+# %%
+report.check("the preview predicts get_peft_model's outcome", preview.predicted_error == type(seen.error).__name__,
+             f"predicted {preview.predicted_error}, raised {type(seen.error).__name__}")
+
+# %% [markdown]
+# ## The second, silent trap: an adapter loaded for inference
+#
+# Suppose the target names are fixed. A second mistake is waiting: `PeftModel.from_pretrained`
+# loads an adapter *for inference* unless it is told `is_trainable=True`. Nothing is trainable
+# then. Most LLM training scripts also turn on gradient checkpointing to save memory (the QLoRA
+# script does), and that makes the inputs require gradients, so `loss.backward()` still runs.
+# (Without it the first `backward()` would at least fail with *element 0 of tensors does not
+# require grad*.) So an ordinary hand-written loop "trains" for as many steps as you like, here 10:
+
+# %%
+base_for_trap = opt.load_opt(CHECKPOINT, device=DEVICE)[0]
+base_for_trap.gradient_checkpointing_enable()  # as the QLoRA script and most LLM recipes do
+frozen = PeftModel.from_pretrained(base_for_trap, stage_one_dir)  # is_trainable=True forgotten
+trainable, total = count_parameters(frozen)
+print(f"trainable parameters: {trainable:,} of {total:,}")
+
+
+def lora_weights(model, adapter="default"):
+    """Every LoRA weight of one adapter, as one flat tensor."""
+    return torch.cat([p.detach().flatten().clone() for n, p in model.named_parameters()
+                      if "lora_" in n and f".{adapter}." in f"{n}."])
+
+
+weights_before, loss_before = lora_weights(frozen), measure(frozen)["loss"]
+optimiser = torch.optim.AdamW(frozen.parameters(), lr=LR)
+frozen.train()
+trap_losses = []
+for step in range(10):
+    batch = to_device(stage_two_batches[step % len(stage_two_batches)], peftlab.train.model_device(frozen))
+    loss = frozen(**batch).loss
+    loss.backward()
+    optimiser.step()
+    optimiser.zero_grad()
+    trap_losses.append(loss.item())
+print(f"{len(trap_losses)} steps ran without an error; training losses " + " ".join(f"{x:.3f}" for x in trap_losses))
+
+# %%
+report.check("from_pretrained without is_trainable leaves nothing to train", trainable == 0,
+             f"{trainable} trainable of {total:,} parameters")
+report.check_same(f"{len(trap_losses)} optimiser steps left the adapter weights unchanged",
+                  weights_before, lora_weights(frozen))
+report.check("the held-out loss did not move", measure(frozen)["loss"] == loss_before,
+             f"{loss_before:.4f} before, {measure(frozen)['loss']:.4f} after")
+
+# %% [markdown]
+# peftlab's own training loop checks for this and refuses, with a message that names the fix:
+
+# %%
+with expect_failure("second_stage_nothing_to_train"):
+    train(frozen, stage_two_batches, STAGE_TWO_STEPS, lr=LR)
+
+# %% [markdown]
+# ## Fix (a): continue stage one's adapter
+#
+# `is_trainable=True` loads the same adapter ready to train. Nothing new is created: stage two
+# carries on with the very weights stage one ended with, so the loss starts where stage one left it.
+# (The QLoRA script that the recipe comes from resumes from a checkpoint exactly this way.)
+
+# %%
+peftlab.seed_everything(SEED)
+continued = load_stage_one(is_trainable=True)
+trainable_a = count_parameters(continued)[0]
+weights_a = lora_weights(continued)
+losses_a = train(continued, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(a) continue stage one")
+after_a = measure(continued)
+report.check("(a) trains stage one's adapter", trainable_a == count_parameters(stage_one)[0]
+             and not torch.equal(weights_a, lora_weights(continued)),
+             f"{trainable_a:,} trainable parameters, as in stage one; the weights moved")
+report.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 0.5 * losses_one[0],
+             f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two")
+report.check("(a) the held-out loss keeps falling", after_a["loss"] < after_one["loss"],
+             f"{base_scores['loss']:.3f} (base) -> {after_one['loss']:.3f} (stage one) -> {after_a['loss']:.3f}")
+report.check_gain("the two stages, continued with (a), teach the new question", base_scores["new question"],
+                  after_a["new question"], 0.8)
+
+dir_a = Path(work.name, "a")
+continued.save_pretrained(dir_a)
+reloaded_a = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], dir_a)
+report.check_same("(a) the saved adapter reloads exactly", opt.answer_logits(continued, test_batches),
+                  opt.answer_logits(reloaded_a, test_batches))
+
+# %% [markdown]
+# ## Fix (b): a second adapter beside the first
+#
+# `add_adapter` adds a new, separately named adapter with its own config; `set_adapter` chooses
+# the one that is active (and trainable). The target names must come from the plain model, so
+# stage one's list is reused. Stage one's adapter stays as it was, and either one can be switched
+# on later. Note what "beside" means: only the active adapter takes part in the forward pass, so
+# the second adapter learns from the base model, not on top of the first one.
+
+# %%
+peftlab.seed_everything(SEED)
+two = load_stage_one(adapter_name="stage_one")
+two.add_adapter("stage_two", lora_config(targets_one))
+two.set_adapter("stage_two")
+trainable_b = count_parameters(two)[0]
+stage_one_weights = lora_weights(two, "stage_one")
+losses_b = train(two, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(b) a second adapter")
+after_b = measure(two)
+stage_two_logits = opt.answer_logits(two, test_batches)
+report.check_same("(b) training the second adapter leaves the first unchanged", stage_one_weights,
+                  lora_weights(two, "stage_one"))
+report.check("(b) the second adapter starts from the base model, not from stage one",
+             abs(losses_b[0] - base_first_loss) < 0.01 * base_first_loss,
+             f"first loss {losses_b[0]:.3f}; the base model on that batch: {base_first_loss:.3f}")
+
+dir_b = Path(work.name, "b")
+two.save_pretrained(dir_b)  # one folder per adapter
+print(sorted(p.name for p in dir_b.iterdir()))
+
+# %% [markdown]
+# Both adapters reload onto a fresh base model, the first with `from_pretrained`, the second with
+# `load_adapter`, and each gives back exactly its own outputs:
+
+# %%
+both = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], dir_b / "stage_one",
+                                 adapter_name="stage_one")
+both.load_adapter(str(dir_b / "stage_two"), adapter_name="stage_two")
+both.set_adapter("stage_one")
+report.check_same("(b) reloaded, adapter stage_one gives stage one's outputs", stage_one_logits,
+                  opt.answer_logits(both, test_batches))
+both.set_adapter("stage_two")
+report.check_same("(b) reloaded, adapter stage_two gives its own outputs", stage_two_logits,
+                  opt.answer_logits(both, test_batches))
+gap = (stage_one_logits - stage_two_logits).abs().max().item()
+report.check("(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}")
+
+# %% [markdown]
+# ## Fix (c): merge stage one, then a fresh LoRA
+#
+# `merge_and_unload` adds stage one's low-rank update into the weights and removes the LoRA layers:
+# what is left is a plain model again (same outputs, up to float rounding), on which the recipe
+# returns the plain names and `get_peft_model` works as in stage one. (PEFT 0.15's `merge_and_unload`
+# leaves the model's `peft_config` attribute behind, so there `get_peft_model` warns *Already found
+# a `peft_config` attribute*; newer PEFT removes it. The reload check below shows no harm is done.)
+
+# %%
+merged = load_stage_one().merge_and_unload()
+report.check_same("(c) the merged model keeps stage one's outputs", stage_one_logits,
+                  opt.answer_logits(merged, test_batches), atol=1e-4)
+print(type(merged).__name__, sorted(find_all_linear_names(merged)))
+dir_c_base = Path(work.name, "c_merged_base")
+merged.save_pretrained(dir_c_base)  # stage two's adapter needs this base: keep it
+
+peftlab.seed_everything(SEED)
+fresh = get_peft_model(merged, lora_config(find_all_linear_names(merged)))
+trainable_c = count_parameters(fresh)[0]
+losses_c = train(fresh, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(c) merged + fresh LoRA")
+after_c = measure(fresh)
+report.check("(c) the held-out loss keeps falling", after_c["loss"] < after_one["loss"],
+             f"{after_one['loss']:.3f} (stage one) -> {after_c['loss']:.3f}")
+
+dir_c = Path(work.name, "c_adapter")
+fresh.save_pretrained(dir_c)
+merged_again = type(merged).from_pretrained(dir_c_base).to(peftlab.train.model_device(fresh))
+reloaded_c = PeftModel.from_pretrained(merged_again, dir_c)
+report.check_same("(c) merged base + adapter reload exactly", opt.answer_logits(fresh, test_batches),
+                  opt.answer_logits(reloaded_c, test_batches))
+
+# %% [markdown]
+# ## The three fixes side by side
+#
+# Same data, same number of steps. "On disk" is everything stage two needs to keep: one adapter for
+# (a), both adapters for (b), and for (c) the merged model plus the new adapter, because the new
+# adapter only makes sense on top of the merged weights.
+
+# %%
+def size_on_disk(*folders):
+    return sum(f.stat().st_size for folder in folders for f in Path(folder).rglob("*") if f.is_file())
+
+
+fixes = {
+    "(a) continue stage one's adapter": (trainable_a, size_on_disk(dir_a), losses_a, after_a),
+    "(b) a second adapter beside it": (trainable_b, size_on_disk(dir_b), losses_b, after_b),
+    "(c) merge, then a fresh LoRA": (trainable_c, size_on_disk(dir_c_base, dir_c), losses_c, after_c),
+}
+targets.Table(["stage two", "trainable parameters", "on disk", "first-step loss", "held-out loss",
+               "new question"],
+              [(name, f"{n:,}", f"{size / 1024:,.0f} KiB", f"{losses[0]:.3f}", f"{scores['loss']:.4f}",
+                f"{scores['new question']:.0%}") for name, (n, size, losses, scores) in fixes.items()],
+              notes=[f"Stage one ended at held-out loss {after_one['loss']:.4f}; the base model is at "
+                     f"{base_scores['loss']:.4f}."])
+
+# %%
+plots.staged_loss_curves(
+    {"stage one": (0, losses_one), "(a) continue": (STAGE_ONE_STEPS, losses_a),
+     "(b) second adapter": (STAGE_ONE_STEPS, losses_b), "(c) merged + fresh LoRA": (STAGE_ONE_STEPS, losses_c)},
+    title="training loss across both stages", stages={"stage two": STAGE_ONE_STEPS})
+
+# %% [markdown]
+# (a) and (c) pick up where stage one stopped; (b) starts over from the base model, because its
+# new adapter is the only one active. Pick by what stage two is for:
+#
+# * **(a)** when stage two simply continues stage one (more data, more steps): one small adapter.
+# * **(b)** when stage two is a *different* skill you want to switch to, keeping stage one intact.
+# * **(c)** when stage two should build on stage one and keep it fixed: at the price of storing
+#   the merged model.
+
+# %% [markdown]
+# ## The silent variant: stage one adapted only `q_proj` and `v_proj`
+#
+# Many recipes adapt only the attention's query and value projections. Run the wrong stage two on
+# such a model and the recipe returns `base_layer` and `default` *plus* every linear layer stage one
+# left alone. The preview tells what the installed PEFT will do:
+
+# %%
+peftlab.seed_everything(SEED)
+qv = get_peft_model(opt.load_opt(CHECKPOINT, device=DEVICE)[0], lora_config(["q_proj", "v_proj"]))
+train(qv, stage_one_batches, STAGE_ONE_STEPS, lr=LR, desc="stage one, q_proj and v_proj only")
+qv_dir = Path(work.name, "stage_one_qv")
+qv.save_pretrained(qv_dir)
+
+model_qv = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], qv_dir)
+targets_qv = find_all_linear_names(model_qv)
+print(sorted(targets_qv))
+print("\n".join(targets.preview_targets(model_qv, targets_qv).notes))
+
+# %%
+with expect_failure("second_stage_double_wrap") as double, warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always", UserWarning)
+    twice = get_peft_model(model_qv, lora_config(targets_qv))
+for warning in caught:
+    if issubclass(warning.category, UserWarning):
+        print("warning:", str(warning.message)[:160])
+
+# %% [markdown]
+# On PEFT 0.15 the Dropout error stops this too. On PEFT 0.16 and later it goes through with a
+# warning: the matches inside the LoRA layers are skipped, the four untouched linear layers per
+# block are wrapped, and the result is a `PeftModel` inside a `PeftModel`. It trains. But its saved
+# keys carry a doubled prefix (`base_model.model.base_model.model.`), and a later
+# `PeftModel.from_pretrained` on a fresh base model finds none of them: it warns about "missing
+# adapter keys" and hands back the base model, every trained weight lost.
+
+# %%
+if double.error is None:  # PEFT >= 0.16: the double wrap went through
+    from safetensors.torch import load_file
+
+    train(twice, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="training the doubly wrapped model")
+    trained_logits = opt.answer_logits(twice, test_batches)
+    twice_dir = Path(work.name, "twice")
+    twice.save_pretrained(twice_dir)
+    keys = sorted(load_file(twice_dir / "adapter_model.safetensors"))
+    print(f"{len(keys)} saved tensors, e.g. {keys[0]}")
+    report.check("the saved keys carry a doubled prefix",
+                 all(k.startswith("base_model.model.base_model.model.") for k in keys), f"{len(keys)} of {len(keys)}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        reloaded_twice = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], twice_dir)
+    print("\n".join(f"warning: {str(w.message)[:160]} ..." for w in caught if "missing" in str(w.message)))
+    moved = (trained_logits - base_logits).abs().max().item()
+    report.check("the trained double-wrapped model differs from the base", moved > 0.1,
+                 f"max |logit difference| = {moved:.2f}")
+    report.check_same("reloaded, it is the untrained base model exactly", base_logits,
+                      opt.answer_logits(reloaded_twice, test_batches))
+else:
+    print("This PEFT raises the Dropout error here as well: nothing is silently lost.")
+
+# %% [markdown]
+# ## Summary
+#
+# * `find_all_linear_names` (and any name-based target list) must run on the **plain** model. On a
+#   model that carries LoRA it returns `base_layer` and `default`, the names of LoRA's own parts,
+#   and `default` also names LoRA's Dropout.
+# * Continue a LoRA stage with `PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)`,
+#   never with `get_peft_model` on the loaded model. Without `is_trainable=True` nothing trains,
+#   silently: count the trainable parameters first (`peftlab.train.train` refuses 0).
+# * For a separate skill use `add_adapter` + `set_adapter` (or `load_adapter`); to build on stage one
+#   and freeze it, `merge_and_unload` and start a fresh LoRA.
+# * `peftlab.targets.preview_targets(model, target_modules)` lists what a target list would hit,
+#   by type, before wrapping. On PEFT 0.16 and later, a `q_proj`/`v_proj` stage one turns the
+#   mistake silent: a warning, a doubled prefix, and an adapter that reloads as nothing.
+#
+# The measured numbers of this run are in the scorecard below.
+
+# %%
+work.cleanup()
+report.save("03_second_stage_dropout", seconds=time.perf_counter() - started)

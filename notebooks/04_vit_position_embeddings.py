@@ -1,0 +1,437 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · ViT at a new resolution: position embeddings that PEFT does not save
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/peftlab/peftlab/blob/main/notebooks/04_vit_position_embeddings.ipynb)
+#
+# **The report** (PEFT issue #2099, retold in a Chinese write-up). Someone fine-tunes
+# `google/vit-base-patch16-224-in21k` with LoRA on 512 px images instead of 224 px. The position
+# embeddings must change with the resolution, so they want to train them too and list them in
+# `modules_to_save`. It does not work: the table is an `nn.Parameter`, and `modules_to_save` is
+# made for modules.
+#
+# **What you will see here**, with a tiny ViT pre-trained at 32 px and fine-tuned at 64 px:
+# the size error and two ways past it (a picture shows what interpolating the table does);
+# four ways that look right and are not, each one real on the installed libraries (two of them
+# raise nothing at all, so the notebook checks for them); what PEFT's own fix for the report
+# changed; and two fixes that work on both library stacks, proven by an exact save/reload round
+# trip and by the test accuracy in one table.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # on Colab only: install peftlab, keeping Colab's own torch
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
+                   check=True)
+
+# %%
+import time
+
+import peftlab
+
+started = time.perf_counter()
+peftlab.report.reset()
+print(peftlab.versions_table())
+
+# %% tags=["parameters"]
+CHECKPOINT = "tiny"  # or "google/vit-base-patch16-224-in21k" on Colab / a GPU machine (then NEW_SIZE = 512)
+DEVICE = None  # None picks CUDA, then MPS, then the CPU
+NEW_SIZE = 64  # the fine-tuning resolution in pixels, a multiple of the patch size
+LORA_STEPS = 200
+LR = 1e-2
+SEED = 0
+
+# %% [markdown]
+# ## The model and the data
+#
+# `load_vit` builds a tiny `ViTForImageClassification` (two layers of width 64, 8 px patches),
+# pre-trains it for a few seconds at 32 px, saves it with `save_pretrained` and loads it back with
+# `from_pretrained`, like any checkpoint. Its task: which shape is where, 16 classes from
+# "circle left" to "cross bottom". The answer depends on *where* the shape is, and only the
+# position embeddings tell the model where a patch lies. At 32 px a 4 x 4 grid of patches plus the
+# class token gives 17 position embeddings; at 64 px there are 8 x 8 patches, so 65 are needed.
+#
+# The fine-tuning images are drawn at the new resolution and include yellow, a colour the model
+# never saw in pre-training.
+
+# %%
+import tempfile
+from pathlib import Path
+
+import torch
+from IPython.display import Markdown, display
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file
+
+from peftlab import data, plots, report
+from peftlab import position_embeddings as pe
+from peftlab.failures import expect_failure
+from peftlab.models import load_vit, vit
+from peftlab.train import count_parameters, train
+
+peftlab.seed_everything(SEED)
+model, processor = load_vit(CHECKPOINT, device=DEVICE)
+device = peftlab.train.model_device(model)
+OLD_SIZE, PATCH = model.config.image_size, model.config.patch_size
+train_set, test_set = data.train_test_split(1024, 256, size=NEW_SIZE, seed=SEED)
+train_batches = vit.batches(processor, train_set, NEW_SIZE, batch_size=32)
+test_batches = vit.batches(processor, test_set, NEW_SIZE)
+work = tempfile.TemporaryDirectory(prefix="peftlab-04-")  # adapters are saved here (removed at exit)
+print(f"pre-trained at {OLD_SIZE} px in {PATCH} px patches; fine-tuning at {NEW_SIZE} px")
+plots.image_grid([s.image for s in test_set[:8]], [vit.class_names()[vit.label(s)] for s in test_set[:8]])
+
+# %% [markdown]
+# ## The first error: a new image size
+#
+# Feed the model 64 px images and it refuses before any PEFT code is involved: it remembers the
+# size it was built for (`config.image_size`), because its table of position embeddings has one
+# row per patch of that grid.
+
+# %%
+with expect_failure("vit_image_size"):
+    model(pixel_values=test_batches[0]["pixel_values"].to(device))
+
+# %% [markdown]
+# ## Two ways forward
+#
+# 1. **At every call:** `model(pixel_values, interpolate_pos_encoding=True)`. The model resizes
+#    its table on the fly, at every forward pass; every caller (your loop, `Trainer`, a pipeline)
+#    must remember the flag, and the checkpoint still says 32 px.
+# 2. **Once:** interpolate the table to the new grid (keeping the class token's row as it is),
+#    put it back into the model, and record the new size everywhere it is remembered.
+#    `pe.resize_position_embeddings(model, NEW_SIZE)` does that: the table, `config.image_size`,
+#    `patch_embeddings.image_size` and, from transformers 5.9 on, `embeddings.image_size` (the size
+#    check moved there). From then on the model *is* a 64 px model.
+#
+# Both use the same bicubic interpolation, so they must give the same logits, bit for bit. Neither
+# makes the model good at 64 px: the patches look different at the new resolution (each one covers
+# a smaller piece of the shape), which is what fine-tuning is for.
+
+# %%
+def fresh_base() -> torch.nn.Module:
+    """The pre-trained model, loaded again and resized once to NEW_SIZE (the base of every run below)."""
+    return pe.resize_position_embeddings(load_vit(CHECKPOINT, device=DEVICE)[0], NEW_SIZE)
+
+
+base = fresh_base()
+print("table:", tuple(pe.vit_embeddings(model).position_embeddings.shape), "->",
+      tuple(pe.vit_embeddings(base).position_embeddings.shape), "| config.image_size:",
+      model.config.image_size, "->", base.config.image_size)
+report.check_same("resizing once = interpolate_pos_encoding=True at every call",
+                  vit.logits(model, test_batches, interpolate_pos_encoding=True), vit.logits(base, test_batches))
+base_accuracy = vit.accuracy(base, test_batches)
+same_scenes_old_size = vit.batches(processor, data.make_shapes(len(test_set), OLD_SIZE, seed=SEED + 7919))
+print(f"test accuracy of the pre-trained model: {vit.accuracy(model, same_scenes_old_size):.1%} on the test "
+      f"scenes drawn at {OLD_SIZE} px, {base_accuracy:.1%} on the same scenes at {NEW_SIZE} px (table resized)")
+
+# %% [markdown]
+# ### What interpolation does to the table
+#
+# Each small square below belongs to one patch position and shows how similar (cosine) that
+# position's embedding is to every other position's: the picture of the ViT paper. Pre-training
+# gave each position its own pattern; bicubic interpolation stretches those patterns over a finer
+# grid. The new in-between positions get blends of their neighbours: a reasonable start, but not
+# what a model trained at 64 px would have learned. That is why one may want to train the table.
+
+# %%
+table = pe.vit_embeddings(model).position_embeddings.detach().cpu()
+pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
+                    f"interpolated to {NEW_SIZE} px": pe.interpolate_table(table, (NEW_SIZE // PATCH,) * 2)})
+
+# %% [markdown]
+# Move the slider to interpolate the same table to other resolutions (in Jupyter or Colab; a
+# static copy of the notebook shows the figure above only).
+
+# %%
+import ipywidgets as widgets
+
+
+def show_interpolated(size: int):
+    grid = (size // PATCH, size // PATCH)
+    display(pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
+                                f"interpolated to {size} px": pe.interpolate_table(table, grid)}))
+
+
+slider = widgets.IntSlider(value=NEW_SIZE, min=2 * PATCH, max=max(4 * OLD_SIZE, NEW_SIZE), step=PATCH,
+                           description="image px")
+display(widgets.interactive(show_interpolated, size=slider))
+
+# %% [markdown]
+# ## LoRA target names depend on the transformers version
+#
+# The classic recipe targets ViT's `query` and `value` layers. transformers 5.9 rewrote ViT's
+# attention with the names most models use: `q_proj`, `k_proj`, `v_proj`, `o_proj` (under
+# `vit.layers.N` instead of `vit.encoder.layer.N`). On such a version the classic list matches
+# nothing.
+
+# %%
+with expect_failure("vit_query_value_targets"):
+    get_peft_model(fresh_base(), LoraConfig(r=8, target_modules=["query", "value"]))
+
+# %% [markdown]
+# **Find the names on the installed version** instead of copying them: list the names of the linear
+# layers (what `target_modules` matches) with how often each occurs.
+
+# %%
+print(pe.linear_layer_names(base))
+TARGETS = pe.attention_targets(base)
+print("LoRA targets for this transformers:", TARGETS)
+
+# %% [markdown]
+# ## LoRA only
+#
+# The baseline: LoRA on the query and value projections, and the classification head trained in
+# full (`modules_to_save=["classifier"]`, the usual recipe for image classification). The position
+# embeddings stay as interpolated.
+
+# %%
+def lora_config(*extra: str) -> LoraConfig:
+    """LoRA on the attention's query and value projections; the head (and ``extra``) trained in full."""
+    return LoraConfig(r=8, lora_alpha=16, target_modules=TARGETS, modules_to_save=["classifier", *extra])
+
+
+peftlab.seed_everything(SEED)
+lora_only = get_peft_model(fresh_base(), lora_config())
+losses = {"LoRA only": train(lora_only, train_batches, LORA_STEPS, lr=LR, desc="LoRA only")}
+accuracy = {"base (table resized)": base_accuracy, "LoRA only": vit.accuracy(lora_only, test_batches)}
+print(f"LoRA only: {accuracy['LoRA only']:.1%}")
+
+# %% [markdown]
+# ## Trap 1: `modules_to_save=["position_embeddings"]` trains nothing
+#
+# `modules_to_save` looks for *modules* whose name ends with the entry. `position_embeddings` is
+# an `nn.Parameter` of the `ViTEmbeddings` module, so nothing matches, and PEFT says nothing. The
+# trainable parameter count gives it away: exactly the same as LoRA only.
+
+# %%
+wrong = get_peft_model(fresh_base(), lora_config("position_embeddings"))
+extra = count_parameters(wrong)[0] - count_parameters(lora_only)[0]
+print(f"trainable: {count_parameters(wrong)[0]:,} vs LoRA only {count_parameters(lora_only)[0]:,}: "
+      f"{extra:,} extra (the table holds {pe.vit_embeddings(base).position_embeddings.numel():,} values)")
+with expect_failure("vit_modules_to_save_parameter"):
+    pe.require_trainable(wrong, ["position_embeddings"])
+
+# %% [markdown]
+# `pe.require_trainable` is the check to run before training: it raises `SilentLossError` when a
+# parameter you meant to train is frozen. Here that is the expected outcome; if a future PEFT
+# starts to wrap parameters named in `modules_to_save`, this cell fails and the notebook must be
+# updated.
+#
+# ## Trap 2: `target_parameters`, PEFT's tool for parameters, does not fit
+#
+# PEFT 0.17 added `LoraConfig(target_parameters=[...])`, which puts LoRA on an `nn.Parameter`.
+# It is made for weight matrices such as those of mixture-of-experts layers, and it wraps the
+# *module that owns* the parameter. Here that is `ViTEmbeddings`, and `ViTModel.forward` reads
+# `embeddings.patch_embeddings` through the wrapper, which does not pass the attribute on.
+
+# %%
+with expect_failure("vit_target_parameters"):
+    config = LoraConfig(r=8, target_modules=TARGETS, target_parameters=["position_embeddings"])
+    get_peft_model(fresh_base(), config)(pixel_values=test_batches[0]["pixel_values"].to(device))
+
+# %% [markdown]
+# ## Trap 3: unfreeze the table by hand, train, save, and lose it
+#
+# The report's workaround: after `get_peft_model`, set `requires_grad=True` on the table. The
+# table now trains with LoRA (the trainable count rises by the table's size)...
+
+# %%
+peftlab.seed_everything(SEED)
+with_table = get_peft_model(fresh_base(), lora_config())
+pe.vit_embeddings(with_table).position_embeddings.requires_grad_(True)
+pe.require_trainable(with_table, ["position_embeddings"])  # passes: the table is trainable now
+print(f"trainable: {count_parameters(with_table)[0]:,}")
+losses["LoRA + position embeddings"] = train(with_table, train_batches, LORA_STEPS, lr=LR,
+                                             desc="LoRA + position embeddings")
+accuracy["LoRA + position embeddings"] = vit.accuracy(with_table, test_batches)
+moved = (pe.vit_embeddings(with_table).position_embeddings.detach().cpu()
+         - pe.vit_embeddings(base).position_embeddings.detach().cpu()).abs().max().item()
+print(f"LoRA + position embeddings: {accuracy['LoRA + position embeddings']:.1%}; the table moved by up to {moved:.2f}")
+
+# %% [markdown]
+# ...but `save_pretrained` on a `PeftModel` writes only the adapter: LoRA's matrices and the
+# `modules_to_save` copies. Look at the keys of the saved file: no position embeddings.
+
+# %%
+table_dir = Path(work.name, "lora_and_table")
+with_table.save_pretrained(table_dir)
+saved = sorted(load_file(table_dir / "adapter_model.safetensors"))
+print(len(saved), "tensors saved; any position embeddings among them?",
+      any("position_embeddings" in k for k in saved))
+
+# %% [markdown]
+# Loading the adapter onto a fresh base raises nothing. The reloaded model carries the *original*
+# table, and LoRA weights that were trained together with the moved one.
+
+# %%
+peft_alone = PeftModel.from_pretrained(fresh_base(), table_dir)
+accuracy["reloaded by PEFT alone"] = vit.accuracy(peft_alone, test_batches)
+with expect_failure("vit_unfrozen_parameter_not_saved"):
+    pe.require_same_parameters(with_table, peft_alone, ["position_embeddings"])
+
+# %%
+report.check("PEFT alone reloads a worse model: the trained table is lost",
+             accuracy["reloaded by PEFT alone"] < accuracy["LoRA + position embeddings"] - 0.05,
+             f"{accuracy['LoRA + position embeddings']:.1%} trained -> {accuracy['reloaded by PEFT alone']:.1%} reloaded")
+report.check("...worse even than never training the table",
+             accuracy["reloaded by PEFT alone"] < accuracy["LoRA only"],
+             f"reloaded {accuracy['reloaded by PEFT alone']:.1%} < LoRA only {accuracy['LoRA only']:.1%}")
+
+# %% [markdown]
+# That is the price of a silent loss: the LoRA weights learned to work *with* the moved table.
+# Put the old table back under them and the model is worse than one that never trained the table.
+#
+# ## Fix 1: save the table beside the adapter
+#
+# PEFT offers no switch for a base-model parameter it does not wrap, so peftlab has a small helper.
+# `pe.save_extra_parameters(model, folder, ["position_embeddings"])` writes the named parameters
+# to `extra_parameters.safetensors` next to the adapter; `pe.load_extra_parameters(base, folder)`
+# copies them back into a base prepared the same way (resized to 64 px). Then the adapter loads
+# as usual. Same trained model as above, nothing retrained.
+
+# %%
+sidecar = pe.save_extra_parameters(with_table, table_dir, ["position_embeddings"])
+print("written:", sidecar.name, list(load_file(sidecar)))
+restored_base = fresh_base()
+print("restored:", pe.load_extra_parameters(restored_base, table_dir))
+restored = PeftModel.from_pretrained(restored_base, table_dir)
+pe.require_same_parameters(with_table, restored, ["position_embeddings"])  # raises nothing now
+accuracy["reloaded with the table beside it"] = vit.accuracy(restored, test_batches)
+report.check_same("sidecar round trip: identical logits", vit.logits(with_table, test_batches),
+                  vit.logits(restored, test_batches))
+report.check("sidecar round trip: same test accuracy",
+             accuracy["reloaded with the table beside it"] == accuracy["LoRA + position embeddings"],
+             f"{accuracy['LoRA + position embeddings']:.1%} -> {accuracy['reloaded with the table beside it']:.1%}")
+
+# %% [markdown]
+# A fresh base at 32 px would not do: its table has 17 rows, not 65, and `load_extra_parameters`
+# says so. Always prepare the base exactly as before saving, then load.
+#
+# ## Trap 4: `modules_to_save=["embeddings"]` saves an adapter that cannot be loaded
+#
+# Wrapping the whole `ViTEmbeddings` module would train (and save) the table. But PEFT matches
+# `modules_to_save` entries as name *suffixes*, and `vit.embeddings.patch_embeddings` ends with
+# `embeddings` too: a wrapper ends up inside a wrapper. Training and saving go through; loading
+# the result does not.
+
+# %%
+with expect_failure("vit_modules_to_save_embeddings"):
+    nested = get_peft_model(fresh_base(), lora_config("embeddings"))
+    print("wrapped:", pe.wrapped_modules(nested))
+    nested.save_pretrained(Path(work.name, "nested"))
+    PeftModel.from_pretrained(fresh_base(), Path(work.name, "nested"))
+
+# %% [markdown]
+# ## What PEFT's own fix for the report changed
+#
+# The maintainer traced the report (#2099) to `ModulesToSaveWrapper`, the module that holds the
+# original and the trainable copy of each `modules_to_save` entry. It passed on `forward` calls,
+# and reads of `.weight` and `.bias`, but no other attribute. `ViTModel.forward` reads
+# `self.embeddings.patch_embeddings.projection.weight.dtype`, so wrapping `ViTEmbeddings` broke it:
+# `AttributeError: 'ModulesToSaveWrapper' object has no attribute 'patch_embeddings'` (measured
+# here with PEFT 0.13.2; with `["embeddings"]` it already fails inside `get_peft_model`).
+# PR #2117 ("Improved attribute access for modules_to_save", merged 2024-10-02) gave the wrapper
+# a `__getattr__` that passes any attribute read on to the active copy. The first release with it
+# is **PEFT 0.14.0**; the patch releases 0.13.1 and 0.13.2 do not have it. Both stacks here do.
+#
+# What it did *not* change: `modules_to_save` still matches modules only (trap 1), nor did it
+# make parameters saveable (trap 3). And trap 4, which PEFT 0.14.0 loads back, fails again from
+# 0.15.0 on, up to the newest release tested here (0.21.2). On the installed PEFT (from 0.15.0
+# the method sits in the wrapper's new base class, `AuxiliaryTrainingWrapper`):
+
+# %%
+from peft.utils.other import ModulesToSaveWrapper
+
+print("attribute reads on the wrapper go to:", ModulesToSaveWrapper.__getattr__.__qualname__)
+print("and not to PyTorch's default:", ModulesToSaveWrapper.__getattr__ is not torch.nn.Module.__getattr__)
+
+# %% [markdown]
+# ## Fix 2: name the module by its full path, `modules_to_save=["vit.embeddings"]`
+#
+# The full path matches one module only. The wrapped `ViTEmbeddings` trains as a whole: the table,
+# the class token and the patch convolution (more trainable values than the table alone, which
+# can help here: the patches look different at 64 px). Thanks to #2117, `ViTModel` still reaches
+# `patch_embeddings` through the wrapper. This one needs no helper: PEFT saves and loads it.
+
+# %%
+peftlab.seed_everything(SEED)
+whole = get_peft_model(fresh_base(), lora_config("vit.embeddings"))
+print("wrapped:", pe.wrapped_modules(whole), "| trainable:", f"{count_parameters(whole)[0]:,}")
+print("reached through the wrapper:", type(whole.base_model.model.vit.embeddings.patch_embeddings).__name__)
+losses["LoRA + vit.embeddings"] = train(whole, train_batches, LORA_STEPS, lr=LR, desc="LoRA + vit.embeddings")
+accuracy["LoRA + vit.embeddings"] = vit.accuracy(whole, test_batches)
+
+whole_dir = Path(work.name, "lora_and_embeddings")
+whole.save_pretrained(whole_dir)
+whole_reloaded = PeftModel.from_pretrained(fresh_base(), whole_dir)
+accuracy["vit.embeddings, reloaded"] = vit.accuracy(whole_reloaded, test_batches)
+report.check_same('modules_to_save=["vit.embeddings"] round trip: identical logits',
+                  vit.logits(whole, test_batches), vit.logits(whole_reloaded, test_batches))
+report.check('modules_to_save=["vit.embeddings"] round trip: same test accuracy',
+             accuracy["vit.embeddings, reloaded"] == accuracy["LoRA + vit.embeddings"],
+             f"{accuracy['LoRA + vit.embeddings']:.1%} -> {accuracy['vit.embeddings, reloaded']:.1%}")
+
+# %% [markdown]
+# The same rule holds here: `from_pretrained` needs a base resized as before saving. Loaded onto
+# the 32 px model, the saved 65-row table does not fit and `from_pretrained` stops with a size
+# mismatch error: loud, at least.
+#
+# ## Proof: accuracy at the new resolution
+#
+# Every figure is the test accuracy on the same 256 held-out 64 px images.
+
+# %%
+report.check_gain("fine-tuning at the new resolution beats the resized base", base_accuracy,
+                  accuracy["LoRA + position embeddings"], 0.20)
+display(Markdown(f"| model at {NEW_SIZE} px | test accuracy |\n|---|---|\n"
+                 + "\n".join(f"| {name} | {value:.1%} |" for name, value in accuracy.items())))
+short = ["base", "LoRA\nonly", "LoRA +\ntable", "reloaded,\nPEFT alone", "reloaded,\n+ sidecar",
+         "LoRA +\nvit.embeddings", "reloaded"]
+plots.bars(dict(zip(short, accuracy.values())), f"test accuracy at {NEW_SIZE} px", "top-1 accuracy")
+
+# %% [markdown]
+# Reading the table: at this small jump (a 4 x 4 grid to 8 x 8) the interpolated table is already
+# a fair start, so training it adds only a little over LoRA alone, and training the whole
+# embeddings module (patch convolution included) adds more. The large effect is the loss: the
+# same trained model, reloaded by PEFT alone, falls below LoRA only. Both fixes reload exactly.
+
+# %%
+plots.loss_curves(losses, f"fine-tuning at {NEW_SIZE} px")
+
+# %% [markdown]
+# ## Summary
+#
+# * A ViT remembers its resolution in its table of position embeddings. Resize the table once
+#   (`pe.resize_position_embeddings`) and the model, config included, is a new-resolution model;
+#   `interpolate_pos_encoding=True` gives the same logits but must be passed at every call.
+# * The table is an `nn.Parameter`. `modules_to_save=["position_embeddings"]` silently trains
+#   nothing; unfrozen by hand it trains, and `save_pretrained` silently drops it. The reloaded
+#   model is then *worse* than LoRA alone, because LoRA learned to work with the moved table.
+#   Check with `pe.require_trainable` before training and `pe.require_same_parameters` after reload.
+# * `modules_to_save=["embeddings"]` wraps `patch_embeddings` too and the saved adapter does not
+#   load (PEFT 0.15.0 and later). Name modules by their full path: `["vit.embeddings"]` works
+#   on both stacks, thanks to PEFT's fix for the report (PR #2117, PEFT 0.14.0 and later).
+# * To train only LoRA plus the table, keep the table beside the adapter
+#   (`pe.save_extra_parameters` / `pe.load_extra_parameters`).
+# * Either way, reload onto a base prepared exactly as before saving (resized first).
+# * LoRA target names are per transformers version: ViT's `query`/`value` became `q_proj`/`v_proj`
+#   in 5.9. List the linear layers' names (`pe.linear_layer_names`) rather than copying a list.
+
+# %%
+report.save("04_vit_position_embeddings", seconds=time.perf_counter() - started)
