@@ -117,12 +117,348 @@ register(Failure(
 ))  # fmt: skip
 
 # --- notebook 02 (BLIP-2) entries go here ---
+# Measured on the two stacks, and on transformers 4.52.0, 4.52.4, 4.53.0, 4.54.0 and 4.55.0 (their
+# wheels unpacked over the documented stack, peft 0.15.2); 5.0.0's auto classes were read from its wheel.
+
+register(Failure(
+    id="blip2_vision2seq_import",
+    notebook="02_blip2_inputs_embeds",
+    title="The report's `from transformers import AutoModelForVision2Seq`",
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"transformers": "<5"},
+            raises=None,
+            reason="AutoModelForVision2Seq exists in every transformers 4.x (from 4.54 it warns that it "
+            "is deprecated in favour of AutoModelForImageTextToText, which exists on both stacks).",
+        ),
+        Expectation(
+            when={"transformers": ">=5"},
+            raises="ImportError",
+            match=r"cannot import name 'AutoModelForVision2Seq' from 'transformers'",
+            reason="transformers 5.0 removed AutoModelForVision2Seq; AutoModelForImageTextToText "
+            "loads BLIP-2 as Blip2ForConditionalGeneration on 4.x and 5.x alike.",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="blip2_causal_lm_inputs_embeds",
+    notebook="02_blip2_inputs_embeds",
+    title='BLIP-2 + LoRA with task_type="CAUSAL_LM"',
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"transformers": "<4.52"},
+            raises="TypeError",
+            match=r"Blip2ForConditionalGeneration\.forward\(\) got an unexpected keyword argument 'inputs_embeds'",
+            reason="PeftModelForCausalLM.forward passes inputs_embeds=None to the model, and "
+            "Blip2ForConditionalGeneration.forward (no **kwargs before 4.52) has no such parameter.",
+        ),
+        Expectation(
+            when={"transformers": ">=4.52,<4.54"},
+            raises="TypeError",
+            match=r"got multiple values for keyword argument 'inputs_embeds'",
+            reason="Blip2ForConditionalGeneration.forward gained **kwargs in 4.52 but not inputs_embeds: "
+            "the stray inputs_embeds=None lands in **kwargs and collides with the inputs_embeds BLIP-2 "
+            "passes to its OPT (measured on 4.52.0, 4.52.4 and 4.53.0).",
+        ),
+        Expectation(
+            when={"transformers": ">=4.54"},
+            raises=None,
+            reason="Since transformers 4.54.0 (absent in 4.53.0), Blip2ForConditionalGeneration.forward "
+            "declares inputs_embeds, so PeftModelForCausalLM's inputs_embeds=None is accepted and "
+            "ignored. The wrapper is still PeftModelForCausalLM, whose forward starts with input_ids, "
+            "not pixel_values.",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="blip2_causal_lm_positional",
+    notebook="02_blip2_inputs_embeds",
+    title='BLIP-2 called positionally, model(pixel_values, input_ids), through the CAUSAL_LM wrapper',
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"transformers": "<4.52"},
+            raises="TypeError",
+            match=r"got an unexpected keyword argument 'inputs_embeds'",
+            reason="The wrapper passes inputs_embeds=None whatever the call, and Python rejects that "
+            "keyword before it looks at the arguments that are missing.",
+        ),
+        Expectation(
+            when={"transformers": ">=4.52"},
+            raises="TypeError",
+            match=r"missing 1 required positional argument: 'pixel_values'",
+            reason="PeftModelForCausalLM.forward(input_ids, attention_mask, ...) takes the images as "
+            "input_ids and the token ids as attention_mask, then calls BLIP-2 by keyword, with no "
+            "pixel_values (measured on 4.52.0, 4.53.0, 4.54.0 and the current stack).",
+        ),
+    ),
+))  # fmt: skip
 
 # --- notebook 03 (second LoRA stage) entries go here ---
 
+_DROPOUT_NOT_SUPPORTED = Expectation(
+    when={"peft": "<0.16"},
+    raises="ValueError",
+    match=r"Target module Dropout\(p=[\d.]+, inplace=False\) is not supported",
+    reason="The recipe's names 'base_layer' and 'default' match modules inside the LoRA layers; "
+    "'default' also names each lora_dropout.default, a Dropout, and LoRA cannot wrap a Dropout.",
+)
+
+register(Failure(
+    id="second_stage_dropout",
+    notebook="03_second_stage_dropout",
+    title="Second LoRA stage with get_peft_model on a model that carries LoRA (stage one: every linear layer)",
+    seen=("documented", "current"),
+    expectations=(
+        _DROPOUT_NOT_SUPPORTED,
+        Expectation(
+            when={"peft": ">=0.16"},
+            raises="NoMatchingPeftModuleError",
+            match=r"Target modules \{.*\} not found in the base model",
+            reason="Since PEFT PR #2539 (first released in 0.16.0) get_peft_model skips modules inside "
+            "an existing adapter layer; every match of 'base_layer' and 'default' lies inside one, so "
+            "nothing is left to wrap.",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="second_stage_nothing_to_train",
+    notebook="03_second_stage_dropout",
+    title="Training an adapter loaded with PeftModel.from_pretrained without is_trainable=True",
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={},
+            raises="NothingToTrainError",
+            match=r"has 0 trainable parameters",
+            reason="PeftModel.from_pretrained loads an adapter for inference unless is_trainable=True; "
+            "peftlab.train.train refuses a model with nothing to train.",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="second_stage_double_wrap",
+    notebook="03_second_stage_dropout",
+    title="Second LoRA stage with get_peft_model on a model that carries LoRA (stage one: q_proj, v_proj)",
+    seen=("documented", "current"),
+    expectations=(
+        _DROPOUT_NOT_SUPPORTED,
+        Expectation(
+            when={"peft": ">=0.16"},
+            raises=None,
+            reason="PEFT >= 0.16 skips the matches inside the LoRA layers but still wraps the linear layers "
+            "stage one left alone (fc1, fc2, k_proj, out_proj): a PeftModel inside a PeftModel, with only "
+            "a warning. Its saved keys carry a doubled 'base_model.model.' prefix, so a later "
+            "PeftModel.from_pretrained loads none of them.",
+        ),
+    ),
+))  # fmt: skip
+
 # --- notebook 04 (ViT position embeddings) entries go here ---
 
+# Measured with the tiny ViT on both stacks; the other PEFT versions named in the reasons were measured
+# by putting that PEFT release ahead of the installed one on PYTHONPATH (transformers unchanged).
+register(Failure(
+    id="vit_image_size",
+    notebook="04_vit_position_embeddings",
+    title="ViT fed images larger than its pre-training resolution",
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"transformers": ">=4.51"},
+            raises="ValueError",
+            match=r"Input image size \(\d+\*\d+\) doesn't match model \(\d+\*\d+\)",
+            reason="The position-embedding table has one row per patch of the pre-training grid, and "
+            "the model checks the image size it remembers (config.image_size) before adding it.",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_query_value_targets",
+    notebook="04_vit_position_embeddings",
+    title='LoRA target_modules=["query", "value"] on ViT',
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"transformers": "<5.9"},
+            raises=None,
+            reason="Up to transformers 5.8 ViT's attention keeps its query/key/value layers (under "
+            "vit.encoder.layer.N), so the classic target list matches.",
+        ),
+        Expectation(
+            when={"transformers": ">=5.9", "peft": ">=0.21"},
+            raises="NoMatchingPeftModuleError",
+            match=r"Target modules \{.*\} not found in the base model",
+            reason="transformers 5.9 renamed ViT's attention layers to q_proj/k_proj/v_proj/o_proj "
+            "(under vit.layers.N); PEFT 0.21 reports a target list matching nothing with "
+            "NoMatchingPeftModuleError, a ValueError subclass.",
+        ),
+        Expectation(
+            when={"transformers": ">=5.9", "peft": "<0.21"},
+            raises="ValueError",
+            match=r"Target modules \{.*\} not found in the base model",
+            reason="transformers 5.9 renamed ViT's attention layers to q_proj/k_proj/v_proj/o_proj; "
+            "PEFT before 0.21 raises a plain ValueError (measured with PEFT 0.20.0).",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_modules_to_save_parameter",
+    notebook="04_vit_position_embeddings",
+    title='modules_to_save=["position_embeddings"] trains nothing, silently',
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"peft": ">=0.13"},
+            raises="SilentLossError",
+            match=r"Not trainable: .*position_embeddings",
+            reason="modules_to_save matches module names, and position_embeddings is an nn.Parameter of "
+            "ViTEmbeddings, not a module: nothing is wrapped, no warning is given and the table stays "
+            "frozen (measured on PEFT 0.13.2, 0.14.0, 0.15.2, 0.17.0, 0.20.0 and 0.21.2).",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_target_parameters",
+    notebook="04_vit_position_embeddings",
+    title='LoraConfig(target_parameters=["position_embeddings"]) on ViT',
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"peft": "<0.17"},
+            raises="TypeError",
+            match=r"unexpected keyword argument 'target_parameters'",
+            reason="target_parameters (LoRA on nn.Parameter objects) arrived in PEFT 0.17.0.",
+        ),
+        Expectation(
+            when={"peft": ">=0.17"},
+            raises="AttributeError",
+            match=r"'ParamWrapper' object has no attribute 'patch_embeddings'",
+            reason="PEFT wraps the module that owns the parameter (ViTEmbeddings) in a ParamWrapper, "
+            "and ViTModel.forward then reads embeddings.patch_embeddings through the wrapper, which "
+            "does not pass attribute reads on (measured on PEFT 0.17.0, 0.20.0 and 0.21.2).",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_unfrozen_parameter_not_saved",
+    notebook="04_vit_position_embeddings",
+    title="A hand-unfrozen position-embedding table is trained, then dropped by save_pretrained",
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"peft": ">=0.15"},
+            raises="SilentLossError",
+            match=r"does not carry the trained .*position_embeddings",
+            reason="save_pretrained writes the adapter's own weights and the modules_to_save copies; "
+            "a base-model parameter unfrozen by hand is neither, so it is not written and the "
+            "reloaded model silently keeps the original table.",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_modules_to_save_embeddings",
+    notebook="04_vit_position_embeddings",
+    title='modules_to_save=["embeddings"] on ViT: the saved adapter cannot be loaded',
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"peft": "<0.14"},
+            raises="AttributeError",
+            match=r"ModulesToSaveWrapper has no attribute `patch_embeddings`",
+            reason="Before PEFT 0.14.0 (PR #2117) a ModulesToSaveWrapper did not pass attribute reads "
+            "on to the module it wraps; 'embeddings' also matches 'vit.embeddings.patch_embeddings', "
+            "which get_peft_model then cannot reach (measured on PEFT 0.13.2).",
+        ),
+        Expectation(
+            when={"peft": ">=0.14,<0.15"},
+            raises=None,
+            reason="PEFT 0.14.0 wraps vit.embeddings and, inside it, patch_embeddings, and loads the "
+            "saved adapter back (measured).",
+        ),
+        Expectation(
+            when={"peft": ">=0.15"},
+            raises="KeyError",
+            match=r"patch_embeddings.*projection\.weight",
+            reason="'embeddings' matches both vit.embeddings and vit.embeddings.patch_embeddings (a "
+            "suffix match), so a wrapper ends up inside a wrapper; save_pretrained writes both, and "
+            "from_pretrained looks for a key that the nested names do not produce (measured on PEFT "
+            "0.15.0, 0.15.1, 0.15.2, 0.17.0, 0.20.0 and 0.21.2).",
+        ),
+    ),
+))  # fmt: skip
+
 # --- notebook 05 (Chinese-CLIP) entries go here ---
+
+register(Failure(
+    id="chinese_clip_size_mismatch",
+    notebook="05_chinese_clip_shapes",
+    title="A 'large' Chinese-CLIP checkpoint loaded into a model built from the 'base' config",
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={},  # torch's load_state_dict, the same on every transformers version
+            raises="RuntimeError",
+            match=r"Error\(s\) in loading state_dict for ChineseCLIPModel:[\s\S]*size mismatch for vision_model\.",
+            reason="load_state_dict compares every tensor's shape with the model's, strict or not, and "
+            "lists one line per tensor that differs (then the blocks only one side has): the vision "
+            "tower and both projections are wider in the checkpoint; the shared text tower fits.",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="chinese_clip_wrong_config",
+    notebook="05_chinese_clip_shapes",
+    title="ChineseCLIPModel.from_pretrained(checkpoint, config=<the other size's config>)",
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={"transformers": "<5"},
+            raises="RuntimeError",
+            match=r"Error\(s\) in loading state_dict for \w+:\s+size mismatch for \w+: copying a param with shape",
+            reason="transformers 4.x (measured on 4.51.3; 4.57.1 has the same loading code, read, not run) copies the "
+            "checkpoint tensor by tensor into the module that owns it (_load_parameter_into_model), so "
+            "the first mismatched tensor in the file stops the load, and torch's message names only "
+            "that module's class (e.g. Linear) and the parameter's short name (weight).",
+        ),
+        Expectation(
+            when={"transformers": ">=5"},
+            raises="RuntimeError",
+            match=r"You set `ignore_mismatched_sizes` to `False`, thus raising an error",
+            reason="transformers 5 loads every tensor, logs a LOAD REPORT table (one row per tensor, "
+            "layer numbers folded, each MISMATCH with both shapes) and then raises, pointing at it.",
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="chinese_clip_ignore_mismatched_sizes",
+    notebook="05_chinese_clip_shapes",
+    title="from_pretrained(..., ignore_mismatched_sizes=True) loads, with the weights re-initialised",
+    seen=("documented", "current"),
+    expectations=(
+        Expectation(
+            when={},  # a silent failure: peftlab.checkpoint_shapes.assert_loaded makes it raise
+            raises="WeightsNotLoadedError",
+            match=r"checkpoint tensors are not in the model as saved: [1-9]\d* re-initialised at another shape",
+            reason="ignore_mismatched_sizes=True replaces every tensor whose shape disagrees with a freshly "
+            "initialised one and drops those the model has no place for; from_pretrained succeeds (a "
+            "warning on 4.x, a LOAD REPORT on 5.x), so only a comparison with the checkpoint shows it.",
+        ),
+    ),
+))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
