@@ -1,0 +1,355 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Chinese-CLIP: a checkpoint and a config that disagree
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/peftlab/peftlab/blob/main/notebooks/05_chinese_clip_shapes.ipynb)
+#
+# **The report.** Someone fine-tunes Chinese-CLIP with the original project's scripts and loading the
+# pre-trained weights stops with a wall of lines such as
+# `size mismatch for ...mlp.c_proj.bias: copying a param with shape torch.Size([1024]) from checkpoint,
+# the shape in current model is torch.Size([768])`. The checkpoint was a ViT-L/14 (width 1024); the
+# script built a ViT-B/16 (width 768) because its `--vision-model` said so.
+#
+# **What you will see here.** The same mistake with transformers: a "large" checkpoint loaded into a
+# model built from the "base" config, strictly and through `from_pretrained` (each library version
+# says it differently), and the wall of errors folded into a table of a few rows. Then the trap:
+# `ignore_mismatched_sizes=True` makes the error go away by throwing the weights away, which we prove.
+# The fix reads the architecture from the checkpoint's own tensor shapes, names the published model it
+# matches and builds the right config. Last, LoRA on Chinese-CLIP: `["q_proj", "v_proj"]` adapts only
+# one of its two towers; a target list that covers both, and retrieval that rises in both directions.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # on Colab only: install peftlab, keeping Colab's own torch
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
+                   check=True)
+
+# %%
+import time
+
+import peftlab
+
+started = time.perf_counter()
+peftlab.report.reset()
+print(peftlab.versions_table())
+
+# %% tags=["parameters"]
+CHECKPOINT = "tiny"  # the checkpoint you have: peftlab's tiny "large"; on Colab "OFA-Sys/chinese-clip-vit-large-patch14"
+WRONG_CONFIG = "tiny-base"  # the config the script builds: the tiny "base"; on Colab "OFA-Sys/chinese-clip-vit-base-patch16"
+DEVICE = None  # None picks CUDA, then MPS, then the CPU
+LORA_STEPS = 150
+SEED = 0
+
+# %% [markdown]
+# ## The checkpoint and the data
+#
+# By default the checkpoint is peftlab's tiny "large" Chinese-CLIP: a miniature of CN-CLIP ViT-L/14
+# (two towers: a CLIP-style vision transformer and a BERT-style text encoder), built from a config,
+# pre-trained for a few seconds on Chinese captions of shapes in three colours, and saved with
+# `save_pretrained`. Its partner, the tiny "base", has the same text tower and a narrower, shallower
+# vision tower, like the published ViT-B/16 and ViT-L/14. The task: match each image to its caption
+# among 16 (红色的圆形 "red circle", ..., 黄色的十字 "yellow cross"). Yellow (黄色) was never seen in
+# pre-training.
+#
+# The tokenizer is BERT's, as in the real model; BERT splits Chinese text into single characters, so
+# the tiny model gets a character vocabulary that peftlab builds. The real one (RoBERTa-wwm-ext's 21,128
+# entries) ships in the `cn-clip` package: with it installed, `load_chinese_clip(vocabulary="cn_clip")`
+# uses it instead.
+
+# %%
+import torch
+from transformers import ChineseCLIPModel
+
+from peftlab import checkpoint_shapes, data, plots, report, retrieval
+from peftlab.models.chinese_clip import checkpoint_folder, load_chinese_clip, load_config
+
+peftlab.seed_everything(SEED)
+folder = checkpoint_folder(CHECKPOINT, size="large")
+model, processor = load_chinese_clip(str(folder), device=DEVICE)
+size = processor.image_processor.crop_size["height"]
+train_set, test_set = data.train_test_split(256, 256, size=size, seed=SEED)
+texts = retrieval.prompts(chinese=True)
+train_batches = retrieval.batches(processor, train_set, texts)
+test_batches = retrieval.batches(processor, test_set, texts)
+# zero-shot: the colours of pre-training only, 12 captions (chance is 1 in 12)
+base_set = [s for s in test_set if s.colour in data.BASE_COLOURS]
+base_texts = retrieval.prompts(chinese=True, colours=data.BASE_COLOURS)
+zero_shot_batches = retrieval.batches(processor, base_set, base_texts)
+chance = 1 / len(base_texts)
+print("captions:", " ".join(texts))
+print("tokens of", texts[0], "->", processor.tokenizer.tokenize(texts[0]))
+data.show_samples(test_set)  # titles in English: this machine's fonts may lack Chinese characters
+
+# %% [markdown]
+# ## The failure
+#
+# The training script builds its model from a config (here `WRONG_CONFIG`, the "base" one) and then
+# loads the checkpoint's tensors into it. `load_state_dict` compares every tensor's shape with the
+# model's and lists each one that differs, whether `strict` or not.
+
+# %%
+from peftlab.failures import expect_failure
+
+wrong_config = load_config(WRONG_CONFIG, vocab_size=len(processor.tokenizer))
+torch.manual_seed(SEED)
+wrong_model = ChineseCLIPModel(wrong_config)
+with expect_failure("chinese_clip_size_mismatch") as seen:
+    wrong_model.load_state_dict(model.state_dict())
+
+# %% [markdown]
+# That is the first dozen lines of a long message; with the published models it runs to hundreds
+# (one per tensor of every layer). Folded by tensor family, it fits in a few rows. With the tiny pair:
+# the vision tower is 64 wide in the checkpoint and 48 in the model (its feed-forward layers 256 and
+# 192), the checkpoint has a third vision block the model lacks, both projections differ, and the text
+# tower, absent from the table, matches.
+
+# %%
+print(f"the error has {len(str(seen.error).splitlines())} lines")
+mismatch_table = checkpoint_shapes.summarise_mismatch(seen.error)
+mismatch_table
+
+# %% [markdown]
+# The original report quotes three of its lines, shortened to `mlp.c_proj.bias`, `ln_2.weight` and
+# `attn.in_proj_weight`. Written out with the original code's full names, they fold the same way: 1024
+# against 768 is ViT-L/14 against ViT-B/16.
+
+# %%
+REPORTED = """
+size mismatch for visual.transformer.resblocks.0.mlp.c_proj.bias: copying a param with shape torch.Size([1024]) from checkpoint, the shape in current model is torch.Size([768]).
+size mismatch for visual.transformer.resblocks.0.ln_2.weight: copying a param with shape torch.Size([1024]) from checkpoint, the shape in current model is torch.Size([768]).
+size mismatch for visual.transformer.resblocks.0.attn.in_proj_weight: copying a param with shape torch.Size([3072, 1024]) from checkpoint, the shape in current model is torch.Size([2304, 768]).
+"""
+checkpoint_shapes.summarise_mismatch(REPORTED)
+
+# %% [markdown]
+# ### The same through `from_pretrained`
+#
+# Passing the wrong config to `from_pretrained` fails too, but each transformers version says it its
+# own way:
+#
+# * **transformers 4.x** loads tensor by tensor into the module that owns each one, so the *first*
+#   mismatched tensor in the file stops everything, and the message names only that module's class
+#   and the parameter's short name (`Error(s) in loading state_dict for Linear: size mismatch for
+#   weight`), not which of the model's many `Linear` layers it was;
+# * **transformers 5.x** loads everything, prints a *LOAD REPORT* table (one row per tensor, layers
+#   folded, above the error) and then raises *"You set `ignore_mismatched_sizes` to `False`, thus
+#   raising an error"*.
+
+# %%
+with expect_failure("chinese_clip_wrong_config") as seen_pretrained:
+    ChineseCLIPModel.from_pretrained(folder, config=wrong_config)
+
+# %%
+print("The registry's explanation for these versions:\n ", seen_pretrained.expectation.reason)
+
+# %% [markdown]
+# ## The trap: `ignore_mismatched_sizes=True`
+#
+# The 5.x message points at it, and it makes both errors go away: every tensor whose shape disagrees is
+# replaced by a freshly initialised one, and the tensors the model has no place for are dropped. The
+# load "succeeds"; the only sign is a warning (4.x) or the load report (5.x), easy to miss in a
+# training log.
+
+# %%
+torch.manual_seed(SEED)
+trap_model = ChineseCLIPModel.from_pretrained(folder, config=wrong_config, ignore_mismatched_sizes=True)
+print(type(trap_model).__name__, "loaded without an error")
+
+# %% [markdown]
+# **Check after you load.** Compare the model with the checkpoint, tensor by tensor:
+# `assert_loaded` raises `WeightsNotLoadedError` unless the model holds every tensor of the checkpoint,
+# bit for bit.
+
+# %%
+from peftlab.checkpoint_shapes import assert_loaded
+
+with expect_failure("chinese_clip_ignore_mismatched_sizes"):
+    assert_loaded(trap_model, folder)
+
+# %% [markdown]
+# And the model behaves like one with random weights: zero-shot retrieval on the colours it was
+# pre-trained on falls to chance, while the same checkpoint loaded with its own config does well.
+
+# %%
+trap_zero_shot = retrieval.accuracy(trap_model.to(peftlab.train.model_device(model)), zero_shot_batches)
+true_zero_shot = retrieval.accuracy(model, zero_shot_batches)
+print(f"chance {chance:.0%} | ignore_mismatched_sizes: {trap_zero_shot} | own config: {true_zero_shot}")
+report.check("ignore_mismatched_sizes leaves zero-shot retrieval at chance",
+             trap_zero_shot["image_to_text"] < 2 * chance <= true_zero_shot["image_to_text"] / 3,
+             f"image-to-text {trap_zero_shot['image_to_text']:.0%} (chance {chance:.0%}); "
+             f"correctly loaded {true_zero_shot['image_to_text']:.0%}")
+
+# %% [markdown]
+# ## The fix: read the architecture from the checkpoint
+#
+# A checkpoint's tensors carry its architecture in their shapes: the patch-embedding kernel gives the
+# vision width and patch size, the position table the image size, the numbered blocks the depth, the
+# word embeddings the text width and vocabulary, the projections the embedding width.
+# `checkpoint_shapes.identify` reads them (without loading the weights where the format allows it),
+# and names the published model with that architecture from a correspondence table kept in peftlab.
+
+# %%
+from peftlab.checkpoint_shapes import build_config, identify
+
+identified = identify(folder)
+print(identified)
+checkpoint_shapes.compare_architectures(
+    identified.architecture, checkpoint_shapes.architecture_of_config(wrong_config)
+)
+
+# %% [markdown]
+# The correspondence table of the original release (github.com/OFA-Sys/Chinese-CLIP), and what the
+# same function reads from each published model at full size. The models are built from their configs
+# on PyTorch's `meta` device: shapes only, no memory, nothing downloaded.
+
+# %%
+rows = []
+for release in checkpoint_shapes.RELEASES:
+    vision, text = checkpoint_shapes.VISION_MODELS[release["vision"]], checkpoint_shapes.TEXT_MODELS[release["text"]]
+    if release["hub_id"]:
+        with torch.device("meta"):
+            full_size = ChineseCLIPModel(checkpoint_shapes.release_config(release))
+        read_as = identify(full_size.state_dict(), include_tiny=False).name
+    else:
+        read_as = "(no transformers port: ResNet vision tower)"
+    rows.append([release["name"], release["vision"], release["text"], str(vision["width"]), str(vision["layers"]),
+                 str(vision["patch_size"]), str(vision["image_size"]), str(text["width"]), release["hub_id"] or "-",
+                 read_as])
+checkpoint_shapes.Table(["release", "--vision-model", "--text-model", "vision width", "layers", "patch", "image",
+                         "text width", "transformers", "shapes read as"], rows)
+
+# %% [markdown]
+# A checkpoint that matches no row is reported as such, with the towers that do match on their own.
+# Here a ViT-L/14 vision tower with the large RoBERTa text tower, a pair that was never released:
+
+# %%
+never_released = checkpoint_shapes.release_config({"vision": "ViT-L-14", "text": "RoBERTa-wwm-ext-large-chinese"})
+with torch.device("meta"):
+    print(identify(ChineseCLIPModel(never_released).state_dict(), include_tiny=False))
+
+# %% [markdown]
+# Now load the checkpoint with the config its shapes describe. The head count is the one thing no
+# shape shows (a wrong head count loads without complaint and changes the outputs); `build_config`
+# takes it from the identified model. Then check that every tensor arrived.
+
+# %%
+right_config = build_config(identified)
+fixed_model = ChineseCLIPModel.from_pretrained(folder, config=right_config).to(peftlab.train.model_device(model))
+n_tensors = len(checkpoint_shapes.read_shapes(folder))
+n_loaded = assert_loaded(fixed_model, folder)
+fixed_zero_shot = retrieval.accuracy(fixed_model, zero_shot_batches)
+report.check("every tensor of the checkpoint loaded", n_loaded == n_tensors,
+             f"{n_loaded} of {n_tensors} tensors, bit for bit")
+report.check("zero-shot retrieval on Chinese captions works after the right load",
+             min(fixed_zero_shot.values()) >= 5 * chance,
+             f"image-to-text {fixed_zero_shot['image_to_text']:.0%}, text-to-image "
+             f"{fixed_zero_shot['text_to_image']:.0%} (chance {chance:.0%})")
+plots.bars({"ignore_\nmismatched_\nsizes=True": trap_zero_shot["image_to_text"],
+            "config read\nfrom the\nshapes": fixed_zero_shot["image_to_text"], "chance": chance},
+           "zero-shot image-to-text, 12 captions", "top-1 accuracy")
+
+# %% [markdown]
+# ## LoRA on both towers
+#
+# The usual LoRA recipe for CLIP targets `["q_proj", "v_proj"]`. Chinese-CLIP's vision tower is
+# CLIP's and has those names; its text tower is BERT's, where the same projections are called
+# `query`, `key` and `value`. The target list therefore adapts the vision tower alone, silently:
+# `get_peft_model` only complains when *no* module matches.
+
+# %%
+from peft import LoraConfig, get_peft_model
+
+from peftlab.models.chinese_clip import lora_layers_per_tower
+
+print("text tower, one attention block:",
+      [name for name, _ in fixed_model.text_model.encoder.layer[0].attention.named_modules() if name])
+print("vision tower, one attention block:",
+      [name for name, _ in fixed_model.vision_model.encoder.layers[0].self_attn.named_modules() if name])
+vision_only = lora_layers_per_tower(
+    get_peft_model(load_chinese_clip(str(folder), device=DEVICE)[0],
+                   LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])))
+both_towers_targets = ["q_proj", "v_proj", "query", "value"]
+peftlab.seed_everything(SEED)
+peft_model = get_peft_model(load_chinese_clip(str(folder), device=DEVICE)[0],
+                            LoraConfig(r=8, lora_alpha=16, target_modules=both_towers_targets))
+both_towers = lora_layers_per_tower(peft_model)
+checkpoint_shapes.Table(["target_modules", "vision tower", "text tower"],
+                        [['["q_proj", "v_proj"]', str(vision_only["vision_model"]), str(vision_only["text_model"])],
+                         [str(both_towers_targets), str(both_towers["vision_model"]), str(both_towers["text_model"])]])
+
+# %%
+report.check('["q_proj", "v_proj"] adapts the vision tower only',
+             vision_only["text_model"] == 0 < vision_only["vision_model"],
+             f"{vision_only['vision_model']} vision layers, {vision_only['text_model']} text layers")
+report.check("the wider target list adapts both towers", min(both_towers["vision_model"], both_towers["text_model"]) > 0,
+             f"{both_towers['vision_model']} vision layers, {both_towers['text_model']} text layers")
+peft_model.print_trainable_parameters()
+
+# %% [markdown]
+# ## Fine-tuning on Chinese captions
+#
+# 256 training images in four colours, yellow included, each pulled towards its Chinese caption among
+# all 16. Accuracy is measured on 256 held-out images in both directions: each image must find its
+# caption, and each caption must rank an image of its class first.
+
+# %%
+before = retrieval.accuracy(peft_model, test_batches)
+losses = peftlab.train.train(peft_model, train_batches, LORA_STEPS, lr=3e-3, loss_fn=retrieval.loss,
+                             desc="LoRA on both towers")
+after = retrieval.accuracy(peft_model, test_batches)
+plots.loss_curves({"Chinese-CLIP + LoRA, both towers": losses})
+
+# %%
+report.check_gain("image-to-text retrieval rises over the base model", before["image_to_text"],
+                  after["image_to_text"], 0.10)
+report.check_gain("text-to-image retrieval rises over the base model", before["text_to_image"],
+                  after["text_to_image"], 0.10)
+text_adapters = [p for n, p in peft_model.named_parameters() if "text_model" in n and "lora_B" in n]
+report.check("the text tower's adapters were trained",
+             len(text_adapters) > 0 and all(p.abs().sum() > 0 for p in text_adapters),
+             f"{len(text_adapters)} lora_B matrices of the text tower, all moved from their zero start")
+plots.grouped_bars({"image -> text": {"base": before["image_to_text"], "LoRA, both towers": after["image_to_text"]},
+                    "text -> image": {"base": before["text_to_image"], "LoRA, both towers": after["text_to_image"]}},
+                   "retrieval on held-out images, 16 Chinese captions", "top-1 accuracy")
+
+# %% [markdown]
+# ## Summary
+#
+# * A size mismatch means the config and the checkpoint describe different models. Fold the wall of
+#   lines by tensor family (`summarise_mismatch`) and the two widths show at once.
+# * `ignore_mismatched_sizes=True` is not a fix: it re-initialises what does not fit. After any load,
+#   `assert_loaded(model, checkpoint)` proves the weights arrived.
+# * The shapes tell the architecture: `identify(checkpoint)` names the published model,
+#   `build_config` gives the config to load it with (head counts come from the table: no shape shows them).
+# * On Chinese-CLIP, `["q_proj", "v_proj"]` adapts the vision tower only; add `query`/`value` for the
+#   BERT-style text tower, and count the adapted layers per tower before training. (In this toy task the
+#   new colour is mostly a visual novelty, so do not read the gain as the text tower's doing; the check
+#   above proves only that its adapters trained.)
+
+# %%
+print(f"zero-shot retrieval, pre-training colours (chance {chance:.0%}): "
+      f"ignore_mismatched_sizes {trap_zero_shot['image_to_text']:.0%} image-to-text; "
+      f"config read from the shapes {fixed_zero_shot['image_to_text']:.0%} image-to-text, "
+      f"{fixed_zero_shot['text_to_image']:.0%} text-to-image")
+print(f"LoRA on both towers, 16 captions incl. yellow: image-to-text {before['image_to_text']:.0%} -> "
+      f"{after['image_to_text']:.0%}, text-to-image {before['text_to_image']:.0%} -> {after['text_to_image']:.0%}")
+
+# %%
+report.save("05_chinese_clip_shapes", seconds=time.perf_counter() - started)

@@ -1,0 +1,624 @@
+"""Read a Chinese-CLIP checkpoint's architecture from its tensor shapes (notebook 05).
+
+A config that disagrees with the checkpoint gives a wall of ``size mismatch`` lines, or, with
+``ignore_mismatched_sizes=True``, a model whose weights were silently re-initialised. The shapes
+of the saved tensors tell the truth: the patch-embedding kernel gives the vision width and patch
+size, the position table the image size, the numbered blocks the depths, the word embeddings the
+text width and vocabulary, the projections the embedding width.
+
+* :func:`read_shapes` reads ``{name: shape}`` from a folder, a file or a state dict, without
+  loading the weights where the format allows it (safetensors);
+* :func:`infer_architecture` turns shapes into an :class:`Architecture`; it understands the
+  transformers names (``vision_model.encoder.layers.0...``) and those of the original
+  Chinese-CLIP code (``visual.transformer.resblocks.0...``, as in the original report);
+* :func:`identify` names the published model with that architecture, from the correspondence
+  table below (kept as data), and builds the matching ``ChineseCLIPConfig``;
+* :func:`summarise_mismatch` shrinks a size-mismatch error to one row per tensor family, and
+  :func:`assert_loaded` proves that a model holds every tensor of a checkpoint.
+
+The head count is not visible in any shape: it comes from the identified model (the published
+ones use heads of width 64, ViT-H-14's vision tower 80); for an unknown checkpoint it is assumed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+Shapes = dict[str, tuple[int, ...]]
+
+# ---------------------------------------------------------------------------------------------
+# The correspondence table of the original release (github.com/OFA-Sys/Chinese-CLIP): the model
+# configs of its package (cn_clip/clip/model_configs/*.json), the released checkpoints built from
+# them, and their transformers ports on the Hub.
+# ---------------------------------------------------------------------------------------------
+
+#: Vision towers (``--vision-model`` of the original training scripts).
+VISION_MODELS: dict[str, dict] = {
+    "ViT-B-16": {"width": 768, "layers": 12, "patch_size": 16, "image_size": 224, "head_width": 64, "embed_dim": 512},
+    "ViT-L-14": {"width": 1024, "layers": 24, "patch_size": 14, "image_size": 224, "head_width": 64, "embed_dim": 768},
+    "ViT-L-14-336": {"width": 1024, "layers": 24, "patch_size": 14, "image_size": 336, "head_width": 64, "embed_dim": 768},
+    "ViT-H-14": {"width": 1280, "layers": 32, "patch_size": 14, "image_size": 224, "head_width": 80, "embed_dim": 1024},
+    "RN50": {"width": 64, "layers": (3, 4, 6, 3), "patch_size": None, "image_size": 224, "head_width": 64, "embed_dim": 1024},
+}  # fmt: skip
+#: Text towers (``--text-model``): BERT-style encoders; vocabulary 21,128, 512 positions.
+TEXT_MODELS: dict[str, dict] = {
+    "RoBERTa-wwm-ext-base-chinese": {"width": 768, "layers": 12, "heads": 12, "intermediate": 3072, "vocab_size": 21128},
+    "RoBERTa-wwm-ext-large-chinese": {"width": 1024, "layers": 24, "heads": 16, "intermediate": 4096, "vocab_size": 21128},
+    "RBT3-chinese": {"width": 768, "layers": 3, "heads": 12, "intermediate": 3072, "vocab_size": 21128},
+}  # fmt: skip
+#: The released checkpoints: vision + text tower, original file, transformers port (None: no port).
+RELEASES: list[dict] = [
+    {"name": "CN-CLIP RN50", "vision": "RN50", "text": "RBT3-chinese",
+     "file": "clip_cn_rn50.pt", "hub_id": None},
+    {"name": "CN-CLIP ViT-B/16", "vision": "ViT-B-16", "text": "RoBERTa-wwm-ext-base-chinese",
+     "file": "clip_cn_vit-b-16.pt", "hub_id": "OFA-Sys/chinese-clip-vit-base-patch16"},
+    {"name": "CN-CLIP ViT-L/14", "vision": "ViT-L-14", "text": "RoBERTa-wwm-ext-base-chinese",
+     "file": "clip_cn_vit-l-14.pt", "hub_id": "OFA-Sys/chinese-clip-vit-large-patch14"},
+    {"name": "CN-CLIP ViT-L/14@336px", "vision": "ViT-L-14-336", "text": "RoBERTa-wwm-ext-base-chinese",
+     "file": "clip_cn_vit-l-14-336.pt", "hub_id": "OFA-Sys/chinese-clip-vit-large-patch14-336px"},
+    {"name": "CN-CLIP ViT-H/14", "vision": "ViT-H-14", "text": "RoBERTa-wwm-ext-large-chinese",
+     "file": "clip_cn_vit-h-14.pt", "hub_id": "OFA-Sys/chinese-clip-vit-huge-patch14"},
+]  # fmt: skip
+
+
+def tiny_models() -> tuple[dict[str, dict], dict[str, dict], list[dict]]:
+    """peftlab's tiny pair as (vision models, text models, releases), in the format of the table.
+
+    Their vocabulary depends on the tokenizer they were built with, so it is left open (None).
+    """
+    from peftlab.models.chinese_clip import TINY_COMMON, TINY_SIZES
+
+    vision, text, releases = {}, {}, []
+    for size, s in TINY_SIZES.items():
+        c, mirror = TINY_COMMON, {"base": "CN-CLIP ViT-B/16", "large": "CN-CLIP ViT-L/14"}[size]
+        vision[f"tiny-vit-{size}"] = {"width": s["vision_width"], "layers": s["vision_layers"],
+                                      "patch_size": c["patch_size"], "image_size": c["image_size"],
+                                      "head_width": c["head_width"], "embed_dim": s["projection"]}  # fmt: skip
+        text[f"tiny-text-{size}"] = {"width": s["text_width"], "layers": s["text_layers"],
+                                     "heads": s["text_width"] // c["head_width"],
+                                     "intermediate": 4 * s["text_width"], "vocab_size": None}  # fmt: skip
+        releases.append({"name": f"peftlab tiny '{size}' (a miniature of {mirror})", "vision": f"tiny-vit-{size}",
+                         "text": f"tiny-text-{size}", "file": None, "hub_id": None, "tiny": size})  # fmt: skip
+    return vision, text, releases
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def _shapes_of(state: Mapping) -> Shapes:
+    if "state_dict" in state and isinstance(state["state_dict"], Mapping):  # an original .pt file
+        state = state["state_dict"]
+    return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+
+
+def _file_shapes(path: Path) -> Shapes:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    return _shapes_of(torch.load(path, map_location="cpu", mmap=True, weights_only=True))
+
+
+def read_shapes(source: str | Path | Mapping) -> Shapes:
+    """``{tensor name: shape}`` of a checkpoint: a state dict, a weights file (``.safetensors``,
+    ``.bin``, ``.pt``; an original Chinese-CLIP ``.pt`` keeps them under ``"state_dict"``) or a
+    folder written by ``save_pretrained`` (sharded ones included)."""
+    if isinstance(source, Mapping):
+        return _shapes_of(source)
+    path = Path(source)
+    if path.is_file():
+        return _file_shapes(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is neither a weights file nor a checkpoint folder.")
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).exists():
+            files = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
+            return {k: v for name in files for k, v in _file_shapes(path / name).items()}
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (path / name).exists():
+            return _file_shapes(path / name)
+    raise FileNotFoundError(f"{path} holds no model.safetensors or pytorch_model.bin.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes -> architecture
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the tensor shapes say about a Chinese-CLIP checkpoint (``None``: not visible)."""
+
+    naming: str  # "transformers" or "cn_clip" (the original repository's names)
+    vision_kind: str  # "vit" or "resnet"
+    vision_width: int
+    vision_layers: int | tuple[int, ...]
+    patch_size: int | None
+    image_size: int
+    vision_intermediate: int | None
+    text_width: int
+    text_layers: int
+    text_intermediate: int
+    vocab_size: int
+    text_positions: int
+    type_vocab_size: int
+    projection_dim: int
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(field, value) pairs for a table."""
+        return [(k.replace("_", " "), str(v)) for k, v in asdict(self).items()]
+
+
+def _strip_prefix(shapes: Shapes) -> Shapes:
+    """Drop a wrapper prefix (``module.`` of DistributedDataParallel, ``model.``) from every name."""
+    for marker in ("vision_model.", "visual.", "text_model.", "bert."):
+        found = [k for k in shapes if marker in k]
+        if found:
+            prefix = found[0][: found[0].index(marker)]
+            if prefix and all(k.startswith(prefix) for k in shapes):
+                return {k[len(prefix) :]: v for k, v in shapes.items()}
+            return shapes
+    return shapes
+
+
+def _count(shapes: Shapes, prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    return len({m.group(1) for k in shapes if (m := pattern.match(k))})
+
+
+def _need(shapes: Shapes, name: str) -> tuple[int, ...]:
+    if name not in shapes:
+        raise ValueError(
+            f"Not a Chinese-CLIP checkpoint: no tensor {name!r} among its {len(shapes)} tensors "
+            f"(first ones: {sorted(shapes)[:3]})."
+        )
+    return shapes[name]
+
+
+def _grid_side(positions: int) -> int:
+    side = math.isqrt(positions - 1)
+    if side * side != positions - 1:
+        raise ValueError(f"A position table of {positions} rows is not a square grid plus a class token.")
+    return side
+
+
+def infer_architecture(source: str | Path | Mapping) -> Architecture:
+    """Read the architecture of a Chinese-CLIP checkpoint from its tensor shapes alone.
+
+    ``source``: anything :func:`read_shapes` takes, or a ``{name: shape}`` dict.
+    """
+    shapes = _strip_prefix(read_shapes(source) if not _is_shape_dict(source) else dict(source))
+    if "vision_model.embeddings.patch_embedding.weight" in shapes:
+        return _transformers_architecture(shapes)
+    if "visual.conv1.weight" in shapes:
+        return _cn_clip_architecture(shapes)
+    _need(shapes, "vision_model.embeddings.patch_embedding.weight")  # raises with a clear message
+    raise AssertionError  # unreachable
+
+
+def _is_shape_dict(source: object) -> bool:
+    return isinstance(source, Mapping) and all(isinstance(v, tuple) for v in source.values())
+
+
+def _transformers_architecture(s: Shapes) -> Architecture:
+    width, _, patch, _ = _need(s, "vision_model.embeddings.patch_embedding.weight")
+    grid = _grid_side(_need(s, "vision_model.embeddings.position_embedding.weight")[0])
+    vocab, text_width = _need(s, "text_model.embeddings.word_embeddings.weight")
+    return Architecture(
+        naming="transformers",
+        vision_kind="vit",
+        vision_width=width,
+        vision_layers=_count(s, "vision_model.encoder.layers."),
+        patch_size=patch,
+        image_size=grid * patch,
+        vision_intermediate=_need(s, "vision_model.encoder.layers.0.mlp.fc1.weight")[0],
+        text_width=text_width,
+        text_layers=_count(s, "text_model.encoder.layer."),
+        text_intermediate=_need(s, "text_model.encoder.layer.0.intermediate.dense.weight")[0],
+        vocab_size=vocab,
+        text_positions=_need(s, "text_model.embeddings.position_embeddings.weight")[0],
+        type_vocab_size=_need(s, "text_model.embeddings.token_type_embeddings.weight")[0],
+        projection_dim=_need(s, "visual_projection.weight")[0],
+    )
+
+
+def _cn_clip_architecture(s: Shapes) -> Architecture:
+    vocab, text_width = _need(s, "bert.embeddings.word_embeddings.weight")
+    text = {
+        "text_width": text_width,
+        "text_layers": _count(s, "bert.encoder.layer."),
+        "text_intermediate": _need(s, "bert.encoder.layer.0.intermediate.dense.weight")[0],
+        "vocab_size": vocab,
+        "text_positions": _need(s, "bert.embeddings.position_embeddings.weight")[0],
+        "type_vocab_size": _need(s, "bert.embeddings.token_type_embeddings.weight")[0],
+        "projection_dim": _need(s, "text_projection")[1],
+    }
+    if "visual.layer1.0.conv1.weight" in s:  # ModifiedResNet: 3-conv stem, 4 stages, attention pool
+        grid = _grid_side(_need(s, "visual.attnpool.positional_embedding")[0])
+        return Architecture(
+            naming="cn_clip",
+            vision_kind="resnet",
+            vision_width=_need(s, "visual.conv3.weight")[0],
+            vision_layers=tuple(_count(s, f"visual.layer{i}.") for i in range(1, 5)),
+            patch_size=None,
+            image_size=grid * 32,
+            vision_intermediate=None,
+            **text,
+        )
+    width, _, patch, _ = _need(s, "visual.conv1.weight")
+    grid = _grid_side(_need(s, "visual.positional_embedding")[0])
+    return Architecture(
+        naming="cn_clip",
+        vision_kind="vit",
+        vision_width=width,
+        vision_layers=_count(s, "visual.transformer.resblocks."),
+        patch_size=patch,
+        image_size=grid * patch,
+        vision_intermediate=_need(s, "visual.transformer.resblocks.0.mlp.c_fc.weight")[0],
+        **text,
+    )
+
+
+def architecture_of_config(config) -> Architecture:  # noqa: ANN001  (a ChineseCLIPConfig)
+    """The :class:`Architecture` a config describes (its model is built on the meta device: no memory)."""
+    from transformers import ChineseCLIPModel
+
+    with torch.device("meta"):
+        return infer_architecture(ChineseCLIPModel(config).state_dict())
+
+
+def compare_architectures(checkpoint: Architecture, config: Architecture) -> Table:
+    """Side by side, field by field, with the fields that disagree marked."""
+    rows = [
+        [name, a, b, "<- differs" if a != b else ""]
+        for (name, a), (_, b) in zip(checkpoint.rows(), config.rows())
+        if name != "naming"
+    ]
+    return Table(["", "the checkpoint's shapes", "the config", ""], rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Architecture -> published model -> config
+# ---------------------------------------------------------------------------------------------
+
+
+class UnknownCheckpointError(ValueError):
+    """The checkpoint's shapes match no model of the correspondence table."""
+
+
+def _tables(include_tiny: bool = True) -> tuple[dict[str, dict], dict[str, dict], list[dict]]:
+    """The correspondence table (vision models, text models, releases), with the tiny pair or not."""
+    if not include_tiny:
+        return dict(VISION_MODELS), dict(TEXT_MODELS), list(RELEASES)
+    tv, tt, tr = tiny_models()
+    return {**VISION_MODELS, **tv}, {**TEXT_MODELS, **tt}, RELEASES + tr
+
+
+def _vision_matches(arch: Architecture, v: dict) -> bool:
+    kind = "resnet" if v["patch_size"] is None else "vit"
+    layers = tuple(v["layers"]) if isinstance(v["layers"], (list, tuple)) else v["layers"]
+    return (kind, v["width"], layers, v["patch_size"], v["image_size"], v["embed_dim"]) == (
+        arch.vision_kind, arch.vision_width, arch.vision_layers, arch.patch_size, arch.image_size,
+        arch.projection_dim,
+    )  # fmt: skip
+
+
+def _text_matches(arch: Architecture, t: dict) -> bool:
+    vocab_ok = t.get("vocab_size") is None or t["vocab_size"] == arch.vocab_size
+    return vocab_ok and (t["width"], t["layers"], t["intermediate"]) == (
+        arch.text_width, arch.text_layers, arch.text_intermediate,
+    )  # fmt: skip
+
+
+@dataclass
+class Identification:
+    """The architecture read from a checkpoint, the model it matches (if any), and why."""
+
+    architecture: Architecture
+    release: dict | None
+    vision_model: str | None  # the vision tower it matches, even when the pair was never released
+    text_model: str | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The matched model's name, or a clear "matches no known model"."""
+        return self.release["name"] if self.release else "matches no known Chinese-CLIP model"
+
+    def summary(self) -> str:
+        """A few lines for a learner: what it is, how to load it, and any caveat."""
+        a = self.architecture
+        lines = [
+            f"vision: {a.vision_kind}, width {a.vision_width}, layers {a.vision_layers}, patch {a.patch_size}, "
+            f"image {a.image_size} px | text: width {a.text_width}, layers {a.text_layers}, "
+            f"vocabulary {a.vocab_size} | projection {a.projection_dim}",
+            f"-> {self.name}",
+        ]
+        if self.release and self.release.get("hub_id"):
+            lines.append(f"   transformers: ChineseCLIPModel.from_pretrained({self.release['hub_id']!r})")
+        if self.release and self.release.get("file"):
+            lines.append(
+                f"   original code: --vision-model {self.release['vision']} --text-model {self.release['text']}"
+            )
+        return "\n".join(lines + [f"   note: {n}" for n in self.notes])
+
+    __str__ = summary
+
+
+def identify(
+    source: str | Path | Mapping | Architecture, include_tiny: bool = True, strict: bool = False
+) -> Identification:
+    """Name the published model whose architecture the checkpoint has.
+
+    Compares vision kind, width, depth, patch and image size, the projection width, and the text
+    tower's width, depth, feed-forward width and vocabulary with :data:`RELEASES` (plus peftlab's
+    tiny pair when ``include_tiny``). With no match the result says so, names the towers that do
+    match on their own, and (``strict=True``) raises :class:`UnknownCheckpointError`.
+    """
+    arch = source if isinstance(source, Architecture) else infer_architecture(source)
+    vision, text, releases = _tables(include_tiny)
+    release = next(
+        (
+            r
+            for r in releases
+            if _vision_matches(arch, vision[r["vision"]]) and _text_matches(arch, text[r["text"]])
+        ),
+        None,
+    )
+    if release:
+        return Identification(arch, release, release["vision"], release["text"])
+    v_name = next((n for n, v in vision.items() if _vision_matches(arch, v)), None)
+    t_name = next((n for n, t in text.items() if _text_matches(arch, t)), None)
+    note = f"vision tower: {v_name or 'none known'}; text tower: {t_name or 'none known'}"
+    if v_name and t_name:
+        note += "; each tower is known, but this pair was never released"
+    if not (v_name and t_name):
+        note += (
+            ". The config built from the shapes assumes heads of width 64 where the tower is unknown: "
+            "the head count is not visible in any shape, so check it against the checkpoint's config.json"
+        )
+    if strict:
+        raise UnknownCheckpointError(f"This checkpoint matches no known Chinese-CLIP model ({note}).")
+    notes = [note + "."]
+    return Identification(arch, release, v_name, t_name, notes)
+
+
+def build_config(ident: Identification | Architecture):  # noqa: ANN201  (a ChineseCLIPConfig)
+    """The ``ChineseCLIPConfig`` that fits the checkpoint, heads taken from the identified model."""
+    from transformers import ChineseCLIPConfig
+
+    ident = ident if isinstance(ident, Identification) else identify(ident)
+    a = ident.architecture
+    if a.vision_kind != "vit":
+        raise ValueError(
+            f"{ident.name}: transformers' ChineseCLIPModel has no ResNet vision tower; load this "
+            "checkpoint with the original code (cn_clip)."
+        )
+    vision, text, _ = _tables()
+    head_width = vision[ident.vision_model]["head_width"] if ident.vision_model else 64
+    text_heads = text[ident.text_model]["heads"] if ident.text_model else max(1, a.text_width // 64)
+    return ChineseCLIPConfig(
+        text_config={"vocab_size": a.vocab_size, "hidden_size": a.text_width, "num_hidden_layers": a.text_layers,
+                     "num_attention_heads": text_heads, "intermediate_size": a.text_intermediate,
+                     "max_position_embeddings": a.text_positions, "type_vocab_size": a.type_vocab_size},
+        vision_config={"hidden_size": a.vision_width, "num_hidden_layers": a.vision_layers,
+                       "num_attention_heads": max(1, a.vision_width // head_width),
+                       "intermediate_size": a.vision_intermediate, "image_size": a.image_size,
+                       "patch_size": a.patch_size},
+        projection_dim=a.projection_dim,
+    )  # fmt: skip
+
+
+def config_from_checkpoint(source: str | Path | Mapping):  # noqa: ANN201  (a ChineseCLIPConfig)
+    """Shortcut: :func:`identify` the checkpoint, then :func:`build_config`."""
+    return build_config(identify(source))
+
+
+def release_config(release: dict):  # noqa: ANN201  (a ChineseCLIPConfig)
+    """The full-size ``ChineseCLIPConfig`` of a row of :data:`RELEASES` (as its Hub port has it)."""
+    from transformers import ChineseCLIPConfig
+
+    v, t = VISION_MODELS[release["vision"]], TEXT_MODELS[release["text"]]
+    if v["patch_size"] is None:
+        raise ValueError(f"{release['name']} has a ResNet vision tower, which transformers does not port.")
+    return ChineseCLIPConfig(
+        text_config={"vocab_size": t["vocab_size"], "hidden_size": t["width"], "num_hidden_layers": t["layers"],
+                     "num_attention_heads": t["heads"], "intermediate_size": t["intermediate"]},
+        vision_config={"hidden_size": v["width"], "num_hidden_layers": v["layers"],
+                       "num_attention_heads": v["width"] // v["head_width"], "intermediate_size": 4 * v["width"],
+                       "image_size": v["image_size"], "patch_size": v["patch_size"]},
+        projection_dim=v["embed_dim"],
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Mismatch summaries and the load check
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """A small table that prints as text and shows as HTML in Jupyter."""
+
+    headers: list[str]
+    rows: list[list[str]]
+
+    def __str__(self) -> str:
+        cells = [self.headers, *self.rows]
+        widths = [max(len(str(r[i])) for r in cells) for i in range(len(self.headers))]
+        lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in cells]
+        return "\n".join([lines[0], "-+-".join("-" * w for w in widths), *lines[1:]])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td style='text-align:left'><code>{html.escape(str(c))}</code></td>" for c in r)
+            + "</tr>"
+            for r in self.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_SIZE = r"torch\.Size\(\[([\d, ]*)\]\)"
+_MISMATCH_PATTERNS = (
+    # torch's load_state_dict (and transformers 4.x from_pretrained, which goes through it)
+    re.compile(
+        rf"size mismatch for ([\w.]+): copying a param with shape {_SIZE} from checkpoint, "
+        rf"the shape in current model is {_SIZE}"
+    ),  # fmt: skip
+    # transformers 4.x with ignore_mismatched_sizes=True (a warning)
+    re.compile(rf"- ([\w.]+): found shape {_SIZE} in the checkpoint and {_SIZE} in the model"),
+    # transformers 5.x LOAD REPORT (layer numbers already folded into {0, 1})
+    re.compile(rf"^([\w.{{}}, ]+?)\s*\|\s*MISMATCH\s*\|.*?ckpt: {_SIZE} vs model:\s*{_SIZE}", re.M),
+)
+
+
+Triple = tuple[str, "tuple[int, ...] | None", "tuple[int, ...] | None"]
+
+
+def mismatches(text: str | BaseException) -> list[Triple]:
+    """Every ``(tensor name, checkpoint shape, model shape)`` in a size-mismatch message or log; a
+    tensor only in the checkpoint (torch's "Unexpected key(s)") has model shape ``None``, one only
+    in the model ("Missing key(s)") checkpoint shape ``None``."""
+    text, found = str(text), []
+    for pattern in _MISMATCH_PATTERNS:
+        for m in pattern.finditer(text):
+            shape = [tuple(int(x) for x in g.split(",") if x.strip()) for g in m.groups()[1:]]
+            found.append((m.group(1).strip(), shape[0], shape[1]))
+    for kind, m in re.findall(r"(Unexpected|Missing) key\(s\) in state_dict: ((?:\"[\w.]+\"(?:, )?)+)", text):
+        for name in re.findall(r'"([\w.]+)"', m):
+            found.append((name, (), None) if kind == "Unexpected" else (name, None, ()))
+    return found
+
+
+def tensor_family(name: str) -> str:
+    """The family of a tensor: its name up to the first block number (``...layers.*``), else its
+    module without the parameter (``vision_model.embeddings.patch_embedding.weight`` ->
+    ``vision_model.embeddings``)."""
+    parts = re.sub(r"\{[\d, ]+\}", "0", name).split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[:i] + ["*"])
+    return ".".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+
+def _fmt(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "absent"
+    return "[" + ", ".join(map(str, shape)) + "]" if shape else "present"
+
+
+def _blocks(names: list[str]) -> str:
+    numbers = sorted({int(m.group(1)) for n in names if (m := re.search(r"\.(\d+)\.", n))})
+    return f"blocks {', '.join(map(str, numbers))}" if numbers else ""
+
+
+def _summarise(triples: list[Triple]) -> Table:
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for name, ckpt, model in triples:
+        kind = "only in checkpoint" if model is None else "only in model" if ckpt is None else "size"
+        groups[(tensor_family(name), kind)].append((name, ckpt, model))
+    rows = []
+    for (family, kind), items in groups.items():
+        ckpt_shapes = " ".join(dict.fromkeys(_fmt(c) for _, c, _ in items))
+        model_shapes = " ".join(dict.fromkeys(_fmt(m) for _, _, m in items))
+        if kind == "size":
+            sizes = Counter(
+                f"{a} -> {b}" for _, c, m in items if len(c) == len(m) for a, b in zip(c, m) if a != b
+            )
+            detail = ", ".join(s for s, _ in sizes.most_common())
+        else:
+            detail = f"{kind}: {_blocks([n for n, _, _ in items])}".rstrip(": ")
+        rows.append([family, str(len(items)), ckpt_shapes, model_shapes, detail])
+    return Table(
+        ["tensor family", "tensors", "checkpoint", "model", "what differs (checkpoint -> model)"], rows
+    )
+
+
+def summarise_mismatch(text: str | BaseException) -> Table:
+    """One row per tensor family: how many tensors, checkpoint vs model shapes, and the sizes that
+    differ (the widths at a glance); blocks present on one side only show a difference in depth.
+    Reads torch's, transformers 4's and transformers 5's formats."""
+    return _summarise(mismatches(text))
+
+
+def compare_shapes(model: torch.nn.Module, source: str | Path | Mapping) -> Table:
+    """The same table as :func:`summarise_mismatch`, built by comparing shapes directly."""
+    want = _strip_prefix(read_shapes(source))
+    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    triples = [(k, s, have.get(k)) for k, s in want.items() if have.get(k) != s]
+    return _summarise(triples + [(k, None, s) for k, s in have.items() if k not in want])
+
+
+def read_state_dict(source: str | Path | Mapping) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint (a state dict, a weights file or a ``save_pretrained`` folder)."""
+    if isinstance(source, Mapping):
+        return dict(source.get("state_dict", source))
+    path = Path(source)
+    files = [path] if path.is_file() else sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"{path} holds no weights file.")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        if f.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state.update(load_file(str(f)))
+        else:
+            state.update(read_state_dict(torch.load(f, map_location="cpu", weights_only=True)))
+    return state
+
+
+class WeightsNotLoadedError(AssertionError):
+    """A model does not hold the checkpoint's tensors (missing, re-shaped or with other values)."""
+
+
+def assert_loaded(
+    model: torch.nn.Module,
+    source: str | Path | Mapping,
+    ignore: tuple[str, ...] = ("position_ids", ".pooler."),
+) -> int:
+    """Check that ``model`` holds every tensor of the checkpoint, bit for bit; return their count.
+
+    Raises :class:`WeightsNotLoadedError` listing what differs: this is how the silent
+    ``ignore_mismatched_sizes=True`` load is caught (its re-initialised tensors have the model's
+    shape and random values; the tensors it had no place for are dropped). Checkpoint tensors whose
+    names contain one of ``ignore`` are skipped: older saves keep the ``position_ids`` buffers, and
+    ChineseCLIPModel has no text pooler.
+    """
+    saved = {k: v for k, v in read_state_dict(source).items() if not any(i in k for i in ignore)}
+    have = model.state_dict()
+    missing = [k for k in saved if k not in have]
+    reshaped = [k for k in saved if k in have and have[k].shape != saved[k].shape]
+    changed = [
+        k for k in saved if k in have and have[k].shape == saved[k].shape
+        and not torch.equal(have[k].detach().cpu(), saved[k].to(have[k].dtype))
+    ]  # fmt: skip
+    if missing or reshaped or changed:
+        first = (reshaped or changed or missing)[0]
+        detail = (
+            f"{first}: checkpoint {_fmt(tuple(saved[first].shape))}, model {_fmt(tuple(have[first].shape))}"
+            if first in have
+            else f"{first}: not in the model"
+        )
+        raise WeightsNotLoadedError(
+            f"{len(missing) + len(reshaped) + len(changed)} of {len(saved)} checkpoint tensors are not in the "
+            f"model as saved: {len(reshaped)} re-initialised at another shape, {len(changed)} with other values, "
+            f"{len(missing)} with no place in the model (first: {detail})."
+        )
+    return len(saved)
