@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+import torch
+
 from peftlab.versions import installed
 
 TINY = "tiny"
@@ -36,10 +38,10 @@ def cache_root() -> Path:
 
 
 def _key(family: str, recipe: dict, sources: tuple[object, ...]) -> str:
+    """Config, versions, recipe code and the CPU thread count (which changes float rounding)."""
     code = "".join(inspect.getsource(obj) for obj in sources)  # type: ignore[arg-type]
-    blob = json.dumps(
-        [family, recipe, installed(("torch", "transformers", "tokenizers")), code], sort_keys=True
-    )
+    versions = installed(("torch", "transformers", "tokenizers"))
+    blob = json.dumps([family, recipe, versions, torch.get_num_threads(), code], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
