@@ -1,0 +1,130 @@
+"""Tests of notebook 02's code: the tiny BLIP-2 loader, VQA batches, memory arithmetic, registry."""
+
+import pytest
+import torch
+from transformers import Blip2Processor, BlipImageProcessor
+
+from peftlab import data, memory, vqa
+from peftlab.failures import get
+from peftlab.models import blip2
+from peftlab.models.vocab import word_tokenizer
+from peftlab.versions import version_of
+
+FAST = {"vision_steps": 3, "text_steps": 3, "images": 48, "steps": 3}  # a quick build, not a good model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny BLIP-2 built with a few steps of each pre-training phase (cached per test session)."""
+    saved = dict(blip2.PRETRAIN)
+    blip2.PRETRAIN.update(FAST)
+    try:
+        yield blip2.load_blip2()
+    finally:
+        blip2.PRETRAIN.clear()
+        blip2.PRETRAIN.update(saved)
+
+
+def _processor(tmp_path):
+    tok = word_tokenizer(vqa.words(), tmp_path, extra_special=("<image>",))
+    return Blip2Processor(BlipImageProcessor(size={"height": 32, "width": 32}), tok, num_query_tokens=8)
+
+
+def test_batches_put_image_tokens_first_and_train_on_the_answer_only(tmp_path):
+    processor = _processor(tmp_path)
+    tok = processor.tokenizer
+    samples = data.make_shapes(6)
+    (batch,) = vqa.batches(processor, samples, batch_size=6)
+    tokens = tok.convert_ids_to_tokens(batch["input_ids"][0])
+    assert tokens[:9] == ["<image>"] * 8 + ["Question"]
+    for row, sample in enumerate(samples):
+        kind = vqa.KINDS[row % 3]
+        kept = batch["labels"][row][batch["labels"][row] != -100]
+        assert tok.convert_ids_to_tokens(kept) == [vqa.answer(sample, kind), "</s>"]
+    (prompts,) = vqa.batches(processor, samples, ("colour",), 6, with_answers=False)
+    assert "labels" not in prompts and bool(prompts["attention_mask"].all())  # same prompt: no padding
+    assert len(set(vqa.candidate_ids(tok, "colour"))) == 4
+
+
+def test_questions_match_the_samples():
+    sample = data.make_shapes(1)[0]
+    assert [q for q, _ in sample.questions] == list(vqa.QUESTIONS.values())
+    assert all(vqa.answer(sample, k) in vqa.CANDIDATES[k] for k in vqa.KINDS)
+
+
+def test_tiny_config_has_the_image_token_and_a_trainable_init(tmp_path):
+    tok = _processor(tmp_path).tokenizer
+    config = blip2.tiny_blip2_config(tok)
+    assert config.image_token_index == tok.convert_tokens_to_ids("<image>")
+    assert config.vision_config.initializer_range == 0.02  # BLIP-2's default 1e-10 cannot be trained
+    assert config.num_query_tokens == blip2.TINY_BLIP2["query_tokens"]
+
+
+def test_tiny_blip2_loads_trains_and_answers(tiny):
+    model, processor = tiny
+    assert type(model).__name__ == "Blip2ForConditionalGeneration" and not model.training
+    assert processor.num_query_tokens == 8
+    samples = data.make_shapes(4, seed=3)
+    (batch,) = vqa.batches(processor, samples, batch_size=4)
+    assert torch.isfinite(model(**batch).loss)
+    answers = vqa.generate_answers(model, processor, samples, "colour", max_new_tokens=2)
+    assert len(answers) == 4 and all(isinstance(a, str) for a in answers)
+    assert 0.0 <= vqa.accuracy(model, processor, samples, "colour") <= 1.0
+    again, _ = blip2.load_blip2()  # from the cache folder: identical weights
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_4bit_where_the_stack_allows_it(tiny):
+    model, _, note = blip2.load_blip2_4bit()
+    layers = blip2.layers_by_component(model, ("Linear", "Linear4bit"))
+    if version_of("transformers").major >= 5:  # bitsandbytes 0.50 quantises on the CPU here
+        assert note.startswith("4-bit NF4")
+        assert layers["qformer"]["Linear4bit"] == 0 and layers["language_model"]["Linear4bit"] == 12
+    else:  # transformers 4.51 refuses bitsandbytes on a CPU
+        assert note.startswith("full precision") and "refuses" in note
+        assert all(counts["Linear4bit"] == 0 for counts in layers.values())
+    assert blip2.load_blip2_4bit(quantize=False)[2] == "full precision (QUANTIZE is off)"
+
+
+def test_memory_arithmetic_equals_the_measured_footprint(tiny):
+    model, _ = tiny
+    meta = memory.meta_model(model.config)
+    assert memory.estimate(meta, "fp32") == model.get_memory_footprint()
+    for scheme in ("fp16", "bf16"):
+        loaded, _ = blip2.load_blip2(dtype=memory.SCHEMES[scheme][0])
+        assert memory.estimate(meta, scheme) == loaded.get_memory_footprint()
+    real = memory.meta_model(memory.real_config())
+    assert sum(p.numel() for p in real.parameters()) == 3_744_761_856
+    sizes = {s: memory.estimate(real, s) for s in memory.SCHEMES}
+    assert sizes["fp32"] == 4 * 3_744_761_856 and sizes["nf4"] < sizes["fp16"] / 3
+
+
+def test_hub_id_offline_raises_a_clear_error(monkeypatch):
+    from peftlab.models import OfflineError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="checkpoint='tiny'"):
+        blip2.load_blip2("Salesforce/blip2-opt-2.7b")
+
+
+def test_compute_and_autocast_dtypes_on_the_cpu():
+    assert blip2.compute_dtype("cpu") == torch.float32
+    assert blip2.autocast_dtype("cpu") is None and blip2.autocast_dtype("cpu", enabled=False) is None
+
+
+def test_registry_boundaries_for_blip2():
+    failure = get("blip2_causal_lm_inputs_embeds")
+    assert "unexpected keyword" in failure.expected({"transformers": "4.51.3"}).match
+    assert "multiple values" in failure.expected({"transformers": "4.53.0"}).match
+    assert failure.expected({"transformers": "4.54.0"}).raises is None
+    assert get("blip2_vision2seq_import").expected({"transformers": "4.57.1"}).raises is None
+    assert get("blip2_vision2seq_import").expected({"transformers": "5.0.0"}).raises == "ImportError"
+
+
+def test_vision2seq_import_matches_the_registry():
+    expected = get("blip2_vision2seq_import").expected()
+    if expected.raises is None:
+        from transformers import AutoModelForVision2Seq  # noqa: F401
+    else:
+        with pytest.raises(ImportError, match="AutoModelForVision2Seq"):
+            from transformers import AutoModelForVision2Seq  # noqa: F401
