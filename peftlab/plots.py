@@ -106,10 +106,10 @@ def signature_comparison(wrapper: Callable, model: Callable, wrapper_title: str,
     model_has_kwargs = any(n.startswith("**") for n in b)
     with plt.style.context(STYLE):
         rows = max(len(a), len(b))
-        fig, (ax,) = _figure(width=8.0, height=0.7 + 0.26 * rows)
+        fig, (ax,) = _figure(width=9.5, height=0.7 + 0.26 * rows)
         ax.axis("off")
         ax.text(0.0, 1.0, wrapper_title, fontweight="bold", transform=ax.transAxes, va="bottom")
-        ax.text(0.58, 1.0, model_title, fontweight="bold", transform=ax.transAxes, va="bottom")
+        ax.text(0.64, 1.0, model_title, fontweight="bold", transform=ax.transAxes, va="bottom")
         for i, name in enumerate(a):
             missing = not name.startswith("*") and name not in declared_b
             note = (
@@ -130,7 +130,7 @@ def signature_comparison(wrapper: Callable, model: Callable, wrapper_title: str,
         for i, name in enumerate(b):
             via_kwargs = not name.startswith("*") and name not in declared_a
             ax.text(
-                0.58,
+                0.64,
                 1.0 - (i + 1) / (rows + 1),
                 name,
                 color="#999999" if via_kwargs else "#222222",
