@@ -77,7 +77,7 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
-from peftlab import data, plots, report, targets
+from peftlab import data, plots, report, tables, targets
 from peftlab.failures import expect_failure
 from peftlab.models import opt
 from peftlab.train import count_parameters, to_device, train
@@ -109,7 +109,7 @@ def measure(model):
 base_scores = measure(base)
 base_logits = opt.answer_logits(base, test_batches)
 base_first_loss = opt.evaluate(base, stage_two_batches[:1])["loss"]  # the base model on stage two's first batch
-targets.Table(["question", "base model accuracy"],
+tables.Table(["question", "base model accuracy"],
               [(kind, f"{opt.evaluate(base, opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, [kind])))['accuracy']:.0%}")
                for kind in opt.KINDS])
 
@@ -406,7 +406,7 @@ fixes = {
     "(b) a second adapter beside it": (trainable_b, size_on_disk(dir_b), losses_b, after_b),
     "(c) merge, then a fresh LoRA": (trainable_c, size_on_disk(dir_c_base, dir_c), losses_c, after_c),
 }
-targets.Table(["stage two", "trainable parameters", "on disk", "first-step loss", "held-out loss",
+tables.Table(["stage two", "trainable parameters", "on disk", "first-step loss", "held-out loss",
                "new question"],
               [(name, f"{n:,}", f"{size / 1024:,.0f} KiB", f"{losses[0]:.3f}", f"{scores['loss']:.4f}",
                 f"{scores['new question']:.0%}") for name, (n, size, losses, scores) in fixes.items()],

@@ -77,7 +77,7 @@ SEED = 0
 import torch
 from transformers import ChineseCLIPModel
 
-from peftlab import checkpoint_shapes, data, plots, report, retrieval
+from peftlab import checkpoint_shapes, data, plots, report, retrieval, tables
 from peftlab.models.chinese_clip import checkpoint_folder, load_chinese_clip, load_config
 
 peftlab.seed_everything(SEED)
@@ -232,7 +232,7 @@ for release in checkpoint_shapes.RELEASES:
     rows.append([release["name"], release["vision"], release["text"], str(vision["width"]), str(vision["layers"]),
                  str(vision["patch_size"]), str(vision["image_size"]), str(text["width"]), release["hub_id"] or "-",
                  read_as])
-checkpoint_shapes.Table(["release", "--vision-model", "--text-model", "vision width", "layers", "patch", "image",
+tables.Table(["release", "--vision-model", "--text-model", "vision width", "layers", "patch", "image",
                          "text width", "transformers", "shapes read as"], rows)
 
 # %% [markdown]
@@ -290,7 +290,7 @@ peftlab.seed_everything(SEED)
 peft_model = get_peft_model(load_chinese_clip(str(folder), device=DEVICE)[0],
                             LoraConfig(r=8, lora_alpha=16, target_modules=both_towers_targets))
 both_towers = lora_layers_per_tower(peft_model)
-checkpoint_shapes.Table(["target_modules", "vision tower", "text tower"],
+tables.Table(["target_modules", "vision tower", "text tower"],
                         [['["q_proj", "v_proj"]', str(vision_only["vision_model"]), str(vision_only["text_model"])],
                          [str(both_towers_targets), str(both_towers["vision_model"]), str(both_towers["text_model"])]])
 

@@ -22,7 +22,6 @@ ones use heads of width 64, ViT-H-14's vision tower 80); for an unknown checkpoi
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
@@ -32,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
+from peftlab.tables import Table
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -446,32 +447,6 @@ def release_config(release: dict):  # noqa: ANN201  (a ChineseCLIPConfig)
 # ---------------------------------------------------------------------------------------------
 # Mismatch summaries and the load check
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Table:
-    """A small table that prints as text and shows as HTML in Jupyter."""
-
-    headers: list[str]
-    rows: list[list[str]]
-
-    def __str__(self) -> str:
-        cells = [self.headers, *self.rows]
-        widths = [max(len(str(r[i])) for r in cells) for i in range(len(self.headers))]
-        lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in cells]
-        return "\n".join([lines[0], "-+-".join("-" * w for w in widths), *lines[1:]])
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.headers)
-        body = "".join(
-            "<tr>"
-            + "".join(f"<td style='text-align:left'><code>{html.escape(str(c))}</code></td>" for c in r)
-            + "</tr>"
-            for r in self.rows
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 _SIZE = r"torch\.Size\(\[([\d, ]*)\]\)"

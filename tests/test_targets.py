@@ -6,7 +6,7 @@ from packaging.version import Version
 from peft import LoraConfig, get_peft_model
 from peft.tuners.tuners_utils import check_target_module_exists
 
-from peftlab import targets
+from peftlab import tables, targets
 
 
 class Toy(torch.nn.Module):
@@ -115,7 +115,7 @@ def test_module_table_shows_why_default_matches_a_dropout():
 
 
 def test_table_renders_text_and_html():
-    table = targets.Table(["a", "bb"], [(1, "<x>"), ("long value", 2)], title="t", notes=["n"])
+    table = tables.Table(["a", "bb"], [(1, "<x>"), ("long value", 2)], title="t", notes=["n"])
     lines = str(table).splitlines()
     assert lines[0] == "t" and lines[1].split() == ["a", "bb"] and lines[-1] == "n"
     assert "&lt;x&gt;" in table._repr_html_()
