@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from peftlab.data import CHINESE, COLOURS, SHAPES, Sample
-from peftlab.train import model_device, to_device
+from peftlab.data import BASE_COLOURS, CHINESE, COLOURS, SHAPES, Sample, make_shapes
+from peftlab.train import model_device, to_device, train
 
 
 def prompts(chinese: bool = False, colours: Sequence[str] = tuple(COLOURS)) -> list[str]:
@@ -64,3 +64,22 @@ def accuracy(model: torch.nn.Module, batch_list: Sequence[dict]) -> dict[str, fl
     best_image = scores[:, present].argmax(dim=0)
     text_to_image = (labels[best_image] == present).float().mean().item()
     return {"image_to_text": image_to_text, "text_to_image": text_to_image}
+
+
+def pretrain(
+    model: torch.nn.Module,
+    processor,  # noqa: ANN001  (a CLIPProcessor or ChineseCLIPProcessor)
+    recipe: dict,
+    size: int,
+    chinese: bool,
+    desc: str,
+) -> list[float]:
+    """Pre-train a CLIP-style model on the base colours only; returns the losses.
+
+    The recipe (``images``, ``steps``, ``lr``, ``batch_size``) of the tiny checkpoints of notebooks
+    01 (CLIP) and 05 (Chinese-CLIP); yellow is left unseen, for fine-tuning to teach.
+    """
+    samples = make_shapes(recipe["images"], size, seed=1000, colours=BASE_COLOURS)
+    texts = prompts(chinese=chinese, colours=BASE_COLOURS)
+    train_batches = batches(processor, samples, texts, recipe["batch_size"])
+    return train(model, train_batches, recipe["steps"], lr=recipe["lr"], loss_fn=loss, desc=desc)

@@ -35,7 +35,6 @@ from peftlab import data, retrieval
 from peftlab.device import pick_device
 from peftlab.models.checkpoint import TINY, resolve, tiny_checkpoint
 from peftlab.models.vocab import _vocab_keyword, bert_char_tokenizer
-from peftlab.train import train
 
 #: The tiny pair. Like CN-CLIP ViT-B/16 and ViT-L/14 they share the text tower (RoBERTa-wwm-base
 #: there) and differ in vision width and depth and in the projection (512 vs 768 there).
@@ -118,16 +117,8 @@ def _build_tiny(folder: Path, size: str, vocabulary: str) -> None:
     processor = ChineseCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
     torch.manual_seed(PRETRAIN["seed"])
     model = ChineseCLIPModel(tiny_config(size, len(tokenizer)))
-    samples = data.make_shapes(PRETRAIN["images"], side, seed=1000, colours=data.BASE_COLOURS)
-    texts = retrieval.prompts(chinese=True, colours=data.BASE_COLOURS)
-    train(
-        model,
-        retrieval.batches(processor, samples, texts, PRETRAIN["batch_size"]),
-        PRETRAIN["steps"],
-        lr=PRETRAIN["lr"],
-        loss_fn=retrieval.loss,
-        desc=f"pre-training the tiny '{size}' Chinese-CLIP (once, then cached)",
-    )
+    retrieval.pretrain(model, processor, PRETRAIN, side, chinese=True,
+                       desc=f"pre-training the tiny '{size}' Chinese-CLIP (once, then cached)")  # fmt: skip
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
 

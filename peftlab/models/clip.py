@@ -11,7 +11,6 @@ from peftlab import data, retrieval
 from peftlab.device import pick_device
 from peftlab.models.checkpoint import TINY, resolve, tiny_checkpoint
 from peftlab.models.vocab import clip_tokenizer
-from peftlab.train import train
 
 #: The tiny CLIP: 2 layers of width 64 in each tower, 32 px images in 8 px patches.
 TINY_CLIP = {"width": 64, "layers": 2, "heads": 4, "image_size": 32, "patch_size": 8, "projection": 64}
@@ -49,16 +48,8 @@ def _build_tiny(folder: Path) -> None:
     config = tiny_clip_config(len(tokenizer), tokenizer.eos_token_id, tokenizer.bos_token_id, size)
     torch.manual_seed(PRETRAIN["seed"])
     model = CLIPModel(config)
-    samples = data.make_shapes(PRETRAIN["images"], size, seed=1000, colours=data.BASE_COLOURS)
-    texts = retrieval.prompts(colours=data.BASE_COLOURS)
-    train(
-        model,
-        retrieval.batches(processor, samples, texts, PRETRAIN["batch_size"]),
-        PRETRAIN["steps"],
-        lr=PRETRAIN["lr"],
-        loss_fn=retrieval.loss,
-        desc="pre-training the tiny CLIP (once, then cached)",
-    )
+    retrieval.pretrain(model, processor, PRETRAIN, size, chinese=False,
+                       desc="pre-training the tiny CLIP (once, then cached)")  # fmt: skip
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
 
