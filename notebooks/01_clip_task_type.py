@@ -149,6 +149,25 @@ report.check("the fixed wrapper passes nothing CLIP does not declare",
              unaccepted_wrapper_arguments(peft_model) == [] and "inputs_embeds" in unaccepted_wrapper_arguments(wrong_model),
              "inputs_embeds flagged for the wrong wrapper, nothing for PeftModel")
 
+# %% [markdown]
+# **The doctor would have told you.** `peftlab.doctor(model, peft_config)` makes this check, and the
+# checks for the collection's other four failure classes, on any model before anything runs. It
+# follows each keyword the wrapper passes through the installed code (CLIP's `forward`, and on 5.x
+# the `**kwargs` path down to the encoder) and predicts the error. For the report's configuration:
+
+# %%
+flagged = peftlab.doctor(model, wrong_config)
+report.check_flagged("task_type=FEATURE_EXTRACTION on CLIP", flagged, "wrapper", seen.error)
+flagged
+
+# %% [markdown]
+# And for the fix, nothing:
+
+# %%
+clear = peftlab.doctor(model, config)
+report.check_clear("LoRA on CLIP without a task_type", clear)
+clear
+
 # %%
 plots.parameter_counts({"CLIP, full fine-tuning": peftlab.train.count_parameters(model),
                         "CLIP + LoRA (q_proj, v_proj)": peftlab.train.count_parameters(peft_model)})

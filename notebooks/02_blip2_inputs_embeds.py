@@ -193,7 +193,7 @@ report.check("the signatures explain what happened",
 # %%
 print("wrapper:", plots.signature_names(type(wrong_model).forward)[:3], "...")
 print("BLIP-2: ", plots.signature_names(type(wrong_model.get_base_model()).forward)[:3], "...")
-with expect_failure("blip2_causal_lm_positional"):
+with expect_failure("blip2_causal_lm_positional") as positional:
     wrong_model(batch["pixel_values"], batch["input_ids"])
 
 # %% [markdown]
@@ -228,6 +228,26 @@ print(type(peft_model).__name__, "| gradient checkpointing:", GRADIENT_CHECKPOIN
 peft_model.print_trainable_parameters()
 report.check("the plain PeftModel passes nothing BLIP-2 does not declare",
              unaccepted_wrapper_arguments(peft_model) == [], f"{unaccepted_wrapper_arguments(peft_model)}")
+
+# %% [markdown]
+# **The doctor would have told you.** `peftlab.doctor` reads the same signatures (and, where a
+# keyword disappears into `**kwargs`, the code it flows into) before anything runs. On the `CAUSAL_LM`
+# wrapper it predicts what this stack does: the `inputs_embeds` TypeError up to 4.53, and on every
+# version the positional call that puts the images into `input_ids`.
+
+# %%
+flagged = peftlab.doctor(wrong_model)
+report.check_flagged('task_type="CAUSAL_LM" on BLIP-2', flagged, "wrapper", seen.error or positional.error)
+flagged
+
+# %% [markdown]
+# The plain `PeftModel` gets no problem (on transformers 4.x the doctor adds one advisory: code that
+# loads BLIP-2 with `AutoModelForVision2Seq` breaks on 5.0):
+
+# %%
+clear = peftlab.doctor(peft_model)
+report.check_clear("BLIP-2 + LoRA without a task_type", clear)
+clear
 
 # %% [markdown]
 # **Where LoRA landed.** `q_proj` and `v_proj` are names of the OPT's attention layers only: the

@@ -278,7 +278,7 @@ report.check("the held-out loss did not move", measure(frozen)["loss"] == loss_b
 # peftlab's own training loop checks for this and refuses, with a message that names the fix:
 
 # %%
-with expect_failure("second_stage_nothing_to_train"):
+with expect_failure("second_stage_nothing_to_train") as nothing:
     train(frozen, stage_two_batches, STAGE_TWO_STEPS, lr=LR)
 
 # %% [markdown]
@@ -486,6 +486,39 @@ if double.error is None:  # PEFT >= 0.16: the double wrap went through
                       opt.answer_logits(reloaded_twice, test_batches))
 else:
     print("This PEFT raises the Dropout error here as well: nothing is silently lost.")
+
+# %% [markdown]
+# ## The doctor would have told you
+#
+# `peftlab.doctor(model, peft_config)` predicts what `get_peft_model(model, peft_config)` and the
+# training after it will do, before anything runs; given only a PeftModel, it checks what that
+# model trains and what `save_pretrained` will keep. It flags each trap of this notebook:
+
+# %%
+flagged = peftlab.doctor(load_stage_one(), lora_config(targets_two))
+report.check_flagged("get_peft_model on the loaded stage-one model", flagged, "targets", seen.error)
+flagged
+
+# %%
+flagged_frozen = peftlab.doctor(load_stage_one())
+report.check_flagged("training an adapter loaded without is_trainable", flagged_frozen, "unsaved", nothing.error)
+flagged_frozen
+
+# %%
+fresh_qv = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], qv_dir)
+flagged_twice = peftlab.doctor(fresh_qv, lora_config(find_all_linear_names(fresh_qv)))
+report.check_flagged("the double wrap", flagged_twice, "targets", double.error)
+flagged_twice
+
+# %% [markdown]
+# Fixes (a) and (c) get no problem:
+
+# %%
+report.check_clear("fix (a): the adapter loaded with is_trainable=True", peftlab.doctor(load_stage_one(is_trainable=True)))
+merged_base = load_stage_one().merge_and_unload()
+clear = peftlab.doctor(merged_base, lora_config(find_all_linear_names(merged_base)))
+report.check_clear("fix (c): a fresh LoRA on the merged model", clear)
+clear
 
 # %% [markdown]
 # ## Summary

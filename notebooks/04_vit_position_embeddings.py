@@ -181,7 +181,7 @@ display(widgets.interactive(show_interpolated, size=slider))
 # nothing.
 
 # %%
-with expect_failure("vit_query_value_targets"):
+with expect_failure("vit_query_value_targets") as old_names:
     get_peft_model(fresh_base(), LoraConfig(r=8, target_modules=["query", "value"]))
 
 # %% [markdown]
@@ -331,7 +331,7 @@ report.check("sidecar round trip: same test accuracy",
 # the result does not.
 
 # %%
-with expect_failure("vit_modules_to_save_embeddings"):
+with expect_failure("vit_modules_to_save_embeddings") as nested_seen:
     nested = get_peft_model(fresh_base(), lora_config("embeddings"))
     print("wrapped:", pe.wrapped_modules(nested))
     nested.save_pretrained(Path(work.name, "nested"))
@@ -391,7 +391,50 @@ report.check('modules_to_save=["vit.embeddings"] round trip: same test accuracy'
 # The same rule holds here: `from_pretrained` needs a base resized as before saving. Loaded onto
 # the 32 px model, the saved 65-row table does not fit and `from_pretrained` stops with a size
 # mismatch error: loud, at least.
+
+# %% [markdown]
+# ## The doctor would have told you
 #
+# Traps 1, 3 and 4 raise nothing until the damage is done (or until the reload). `peftlab.doctor`
+# sees each of them before training, from the module and parameter names alone:
+
+# %%
+flagged_parameter = peftlab.doctor(fresh_base(), lora_config("position_embeddings"))
+report.check_flagged('modules_to_save=["position_embeddings"] (trap 1)', flagged_parameter, "unsaved")
+flagged_parameter
+
+# %%
+flagged_unfrozen = peftlab.doctor(with_table)
+report.check_flagged("a table unfrozen by hand (trap 3)", flagged_unfrozen, "unsaved")
+flagged_unfrozen
+
+# %%
+flagged_nested = peftlab.doctor(fresh_base(), lora_config("embeddings"))
+report.check_flagged('modules_to_save=["embeddings"] (trap 4)', flagged_nested, "unsaved", nested_seen.error)
+flagged_nested
+
+# %% [markdown]
+# The classic target names get an error where they match nothing (transformers 5.9 and later), and
+# an advisory where they still work:
+
+# %%
+old_targets = peftlab.doctor(fresh_base(), LoraConfig(r=8, target_modules=["query", "value"]))
+if old_names.error is not None:
+    report.check_flagged('target_modules=["query", "value"]', old_targets, "targets", old_names.error)
+else:
+    report.check('the doctor advises that ["query", "value"] stop matching in transformers 5',
+                 old_targets.ok and "versions.renamed_attention" in old_targets.codes(), old_targets.headline())
+old_targets
+
+# %% [markdown]
+# Fix 2 gets no problem:
+
+# %%
+clear = peftlab.doctor(fresh_base(), lora_config("vit.embeddings"))
+report.check_clear('LoRA + modules_to_save=["vit.embeddings"] (fix 2)', clear)
+clear
+
+# %% [markdown]
 # ## Proof: accuracy at the new resolution
 #
 # Every figure is the test accuracy on the same 256 held-out 64 px images.

@@ -303,6 +303,28 @@ report.check("the wider target list adapts both towers", min(both_towers["vision
 peft_model.print_trainable_parameters()
 
 # %% [markdown]
+# ## The doctor would have told you
+#
+# `peftlab.doctor(model, peft_config, checkpoint)` compares the checkpoint's shapes with the model
+# before loading (reading the file's header, not its weights) and names the config that fits; it
+# also sees LoRA targets that leave one tower untouched:
+
+# %%
+flagged = peftlab.doctor(wrong_model, checkpoint=folder)
+report.check_flagged("loading the checkpoint into the model of the wrong config", flagged, "checkpoint", seen.error)
+flagged
+
+# %%
+flagged_tower = peftlab.doctor(fixed_model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+report.check_flagged('target_modules=["q_proj", "v_proj"] on Chinese-CLIP', flagged_tower, "targets")
+flagged_tower
+
+# %%
+clear = peftlab.doctor(fixed_model, LoraConfig(r=8, lora_alpha=16, target_modules=both_towers_targets), folder)
+report.check_clear("the fixed load with LoRA on both towers", clear)
+clear
+
+# %% [markdown]
 # ## Fine-tuning on Chinese captions
 #
 # 256 training images in four colours, yellow included, each pulled towards its Chinese caption among

@@ -5,11 +5,12 @@ Importing peftlab only defines things: no model is built and nothing is download
 
 from peftlab import data, failures, plots, report, retrieval, train
 from peftlab.device import pick_device, seed_everything
+from peftlab.preflight import doctor
 from peftlab.versions import installed, stack_name, versions_table
 
 __version__ = "0.1.0"
 
 __all__ = [
     "data", "failures", "plots", "report", "retrieval", "train",
-    "installed", "pick_device", "seed_everything", "stack_name", "versions_table",
+    "doctor", "installed", "pick_device", "seed_everything", "stack_name", "versions_table",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The ``peftlab`` command: ``peftlab run``, ``peftlab failures``, ``peftlab versions``."""
+"""The ``peftlab`` command: ``peftlab run``, ``peftlab failures``, ``peftlab versions``, ``peftlab doctor``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     sub.add_parser("failures", help="list the failure registry: what each stack raises")
     sub.add_parser("versions", help="print the installed versions and the stack they form")
+    from peftlab.preflight.loading import add_command, run_command
+
+    add_command(sub)
     args = parser.parse_args(argv)
 
     if args.command == "versions":
@@ -27,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(versions_table())
         return 0
+    if args.command == "doctor":
+        return run_command(args)
     if args.command == "failures":
         from peftlab.failures import REGISTRY
         from peftlab.runner import table

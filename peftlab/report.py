@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from peftlab.versions import installed, stack_name
+
+if TYPE_CHECKING:
+    from peftlab.preflight import Diagnosis
 
 _failures: list[dict] = []
 _checks: list[dict] = []
@@ -57,6 +61,33 @@ def check_same(claim: str, a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) 
     diff = (a.detach().float().cpu() - b.detach().float().cpu()).abs().max().item() if a.numel() else 0.0
     same = a.shape == b.shape and diff <= atol
     check(claim, same, f"max |difference| = {diff:.3g} (allowed {atol:g})")
+
+
+def check_flagged(
+    setup: str, diagnosis: Diagnosis, failure_class: str, seen: BaseException | None = None
+) -> None:
+    """Check that the doctor flagged a failing ``setup`` (notebooks 01-05, "the doctor would have told you").
+
+    Passes when ``diagnosis`` has a problem (not an advisory) of ``failure_class``; given the error
+    ``seen`` when the setup ran, one of those findings must also have predicted its exception class.
+    """
+    found = [f for f in diagnosis.problems if f.failure_class == failure_class]
+    names = {c.__name__ for c in type(seen).__mro__} if seen is not None else set()
+    predicted = [f for f in found if f.raises in names] if seen is not None else found
+    figure = ", ".join(
+        f"{f.code} ({f.severity}{', predicts ' + f.raises if f.raises else ''})" for f in found
+    )
+    if seen is not None:
+        figure += f"; it raised {type(seen).__name__}"
+    check(f"the doctor flags {setup} before it runs", bool(predicted), figure or "nothing flagged")
+
+
+def check_clear(setup: str, diagnosis: Diagnosis) -> None:
+    """Check that the doctor finds no problem with a fixed ``setup`` (advisories allowed, and named)."""
+    advisories = [f.code for f in diagnosis.findings if f.severity == "advisory"]
+    figure = ", ".join(f.code for f in diagnosis.problems) or "no problems"
+    check(f"the doctor has no problem with {setup}", diagnosis.ok,
+          figure + (f" (advisories: {', '.join(advisories)})" if advisories else ""))  # fmt: skip
 
 
 def scorecard(notebook: str, seconds: float | None = None) -> dict:

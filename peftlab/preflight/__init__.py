@@ -1,0 +1,83 @@
+"""``peftlab.doctor``: a pre-flight check that predicts the collection's five failure classes.
+
+What notebooks 01-05 teach on five models, applied to any model, without training:
+
+1. wrapper/forward mismatch (:mod:`~peftlab.preflight.signatures`, notebooks 01 and 02),
+2. bad targets (:mod:`~peftlab.preflight.targeting`, notebooks 03, 04 and 05),
+3. unsaved trainables (:mod:`~peftlab.preflight.saving`, notebooks 03 and 04),
+4. checkpoint/config mismatch (:mod:`~peftlab.preflight.shapes`, notebook 05),
+5. version advisories (:mod:`~peftlab.preflight.advisories`).
+
+Every check reads the installed code and the model in front of it (signatures, module names and
+types, tensor shapes), never a list of model names, and works on a model built on the ``meta``
+device, so a model of any size is checked in well under a second or two.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from peftlab.preflight.findings import CLASSES, SEVERITIES, Diagnosis, Finding
+
+__all__ = ["CLASSES", "SEVERITIES", "Diagnosis", "Finding", "doctor"]
+
+
+def doctor(
+    model: torch.nn.Module,
+    peft_config: Any = None,
+    checkpoint: str | Path | Mapping | None = None,
+) -> Diagnosis:
+    """Inspect ``model`` (a transformers model or a PeftModel) before training; return the findings.
+
+    * ``peft_config``: the config about to be applied with ``get_peft_model(model, peft_config)``.
+      Leave it out for a PeftModel you are about to train (checks what it trains and saves).
+    * ``checkpoint``: a checkpoint about to be loaded into this model (a ``save_pretrained`` folder,
+      a weights file or a state dict): every tensor whose shape disagrees, and the config that fits.
+
+    Nothing is trained, loaded or changed. Used by notebooks 01-05 ("the doctor would have told you").
+    """
+    from peft import PeftModel
+
+    from peftlab.preflight import advisories, saving, shapes, signatures, targeting
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"doctor() needs a torch model, not {type(model).__name__}.")
+    start = time.perf_counter()
+    findings: list[Finding] = []
+    is_peft = isinstance(model, PeftModel)
+    if peft_config is not None or is_peft:
+        findings += signatures.wrapper_findings(model, peft_config)
+    if peft_config is not None:
+        findings += targeting.target_findings(model, peft_config)
+        findings += saving.modules_to_save_findings(model, peft_config)
+    elif is_peft:
+        findings += saving.trainable_findings(model)
+    if checkpoint is not None:
+        findings += shapes.checkpoint_findings(model, checkpoint)
+    findings += advisories.advisory_findings(model, peft_config)
+    return Diagnosis(_subject(model, peft_config, checkpoint), findings, time.perf_counter() - start)
+
+
+def _subject(model: torch.nn.Module, peft_config: Any, checkpoint: Any) -> str:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    parts = [type(model).__name__ + (f" around {type(base).__name__}" if base is not model else "")]
+    if peft_config is not None:
+        task = getattr(peft_config, "task_type", None)
+        parts.append(f"{type(peft_config).__name__}(task_type={getattr(task, 'value', task)}, "
+                     f"target_modules={_short(getattr(peft_config, 'target_modules', None))})")  # fmt: skip
+    if checkpoint is not None:
+        parts.append(
+            f"checkpoint {Path(checkpoint).name if isinstance(checkpoint, (str, Path)) else '(state dict)'}"
+        )
+    return " + ".join(parts)
+
+
+def _short(targets: Any) -> str:
+    if targets is None or isinstance(targets, str):
+        return repr(targets)
+    return repr(sorted(targets))

@@ -1,0 +1,123 @@
+"""What the doctor reports: :class:`Finding` (one problem) and :class:`Diagnosis` (all of them).
+
+A diagnosis shows as a table in Jupyter, as plain text elsewhere, and as plain data through
+:meth:`Diagnosis.as_dict`.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from dataclasses import asdict, dataclass, field
+
+#: The five failure classes, in the order the doctor checks them.
+CLASSES = {
+    "wrapper": "wrapper/forward mismatch",
+    "targets": "bad targets",
+    "unsaved": "unsaved trainables",
+    "checkpoint": "checkpoint/config mismatch",
+    "versions": "version advisory",
+}
+
+#: Severities, worst first. An advisory is about another library version, not about this run.
+SEVERITIES = ("error", "silent loss", "warning", "advisory")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing that will go wrong (or differ on another library version), found before training."""
+
+    failure_class: str  # a key of CLASSES
+    code: str  # stable id, e.g. "wrapper.unexpected_keyword"
+    severity: str  # one of SEVERITIES
+    what: str  # what will happen: the error, or the silent loss
+    evidence: str  # names, signatures, shapes
+    fix: str
+    raises: str | None = None  # the exception class expected, None when nothing will be raised
+    when: str = ""  # where it happens: "get_peft_model", "first forward", "reload", ...
+
+    def __post_init__(self) -> None:
+        if self.failure_class not in CLASSES:
+            raise ValueError(f"Unknown failure class {self.failure_class!r}; known: {list(CLASSES)}.")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"Unknown severity {self.severity!r}; known: {SEVERITIES}.")
+
+    def __str__(self) -> str:
+        head = f"[{self.severity}] {CLASSES[self.failure_class]} ({self.code})"
+        body = [("what", self.what), ("evidence", self.evidence), ("fix", self.fix)]
+        wrap = lambda label, text: textwrap.fill(  # noqa: E731
+            text, 100, initial_indent=f"  {label:<9}", subsequent_indent=" " * 11
+        )
+        return "\n".join([head] + [wrap(label, text) for label, text in body])
+
+
+@dataclass
+class Diagnosis:
+    """The doctor's findings for one model (and config, and checkpoint), worst first."""
+
+    subject: str
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.findings.sort(key=lambda f: SEVERITIES.index(f.severity))
+
+    @property
+    def problems(self) -> list[Finding]:
+        """The findings about this run: everything except advisories."""
+        return [f for f in self.findings if f.severity != "advisory"]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing will go wrong on the installed versions (advisories allowed)."""
+        return not self.problems
+
+    def codes(self) -> list[str]:
+        """The codes of every finding, e.g. ``["wrapper.unexpected_keyword"]``."""
+        return [f.code for f in self.findings]
+
+    def of(self, failure_class: str) -> list[Finding]:
+        """The findings of one class (a key of :data:`CLASSES`)."""
+        return [f for f in self.findings if f.failure_class == failure_class]
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.findings)
+
+    def __len__(self) -> int:
+        return len(self.findings)
+
+    def headline(self) -> str:
+        """One line: how many problems and advisories, or that all is well."""
+        counts = {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
+        found = ", ".join(
+            f"{n} {s}{'s' if n > 1 and s != 'silent loss' else ''}" for s, n in counts.items() if n
+        )
+        return f"peftlab doctor, {self.subject}: {found or 'no problems found'} ({self.seconds:.2f} s)"
+
+    def as_dict(self) -> dict:
+        """Plain data (JSON-ready): the subject, ``ok``, the seconds and every finding's fields."""
+        return {"subject": self.subject, "ok": self.ok, "seconds": round(self.seconds, 3),
+                "findings": [asdict(f) for f in self.findings]}  # fmt: skip
+
+    def __str__(self) -> str:
+        return "\n\n".join([self.headline()] + [str(f) for f in self.findings])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        colours = {"error": "#c62828", "silent loss": "#ad1457", "warning": "#ef6c00", "advisory": "#1565c0"}
+        cell = "<td style='text-align:left;vertical-align:top'>{}</td>"
+        rows = "".join(
+            "<tr>"
+            + cell.format(
+                f"<b style='color:{colours[f.severity]}'>{f.severity}</b><br>"
+                f"{CLASSES[f.failure_class]}<br><code>{f.code}</code>"
+            )  # fmt: skip
+            + "".join(cell.format(html.escape(text)) for text in (f.what, f.evidence, f.fix))
+            + "</tr>"
+            for f in self.findings
+        )
+        head = "".join(f"<th style='text-align:left'>{c}</th>" for c in ("finding", "what will happen",
+                                                                          "evidence", "fix"))  # fmt: skip
+        table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
+        return f"<div><b>{html.escape(self.headline())}</b>{table}</div>"

@@ -1,0 +1,123 @@
+"""Class 3, unsaved trainables: what training would change that ``save_pretrained`` will not keep.
+
+From notebooks 03 and 04: a ``modules_to_save`` entry that names a parameter (it matches no module
+and saves nothing), an entry that matches a module and also a module inside it (the adapter will
+not reload), a parameter made trainable by hand after ``get_peft_model`` (PEFT does not save it),
+and a PeftModel with nothing trainable at all (loaded without ``is_trainable=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from packaging.version import Version
+
+from peftlab.preflight.findings import Finding
+from peftlab.versions import version_of
+
+
+def _base(model: torch.nn.Module) -> torch.nn.Module:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def modules_to_save_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
+    """Each ``modules_to_save`` entry, matched as PEFT does (module names ending with the entry)."""
+    findings = []
+    modules = [name for name, _ in _base(model).named_modules() if name]
+    parameters = [name for name, _ in _base(model).named_parameters()]
+    for entry in getattr(peft_config, "modules_to_save", None) or []:
+        matched = [name for name in modules if name.endswith(entry)]
+        if not matched:
+            params = [name for name in parameters if name.endswith(entry)]
+            owner = params[0].rsplit(".", 1)[0] if params and "." in params[0] else ""
+            findings.append(Finding(
+                "unsaved", "unsaved.parameter_in_modules_to_save" if params else "unsaved.modules_to_save_no_match",
+                "silent loss",
+                f"No error, and modules_to_save={entry!r} trains and saves nothing: it matches no module.",
+                (f"{entry!r} is a parameter ({params[0]}, {_size(model, params[0])} values), not a module; "
+                 "modules_to_save matches module names only.") if params else
+                f"No module name ends with {entry!r}.",
+                (f'Name the module that owns it by its full path (modules_to_save=["{owner}"]), or unfreeze the '
+                 "parameter and save it yourself (peftlab.position_embeddings.save_extra_parameters).")
+                if params else "Use the name of a module of this model.",
+                when="training and save",
+            ))  # fmt: skip
+            continue
+        nested = [n for n in matched if any(n.startswith(f"{outer}.") for outer in matched)]
+        if nested:
+            findings.append(_nested_finding(entry, matched, nested))
+    return findings
+
+
+def _size(model: torch.nn.Module, name: str) -> str:
+    return f"{_base(model).get_parameter(name).numel():,}"
+
+
+def _nested_finding(entry: str, matched: list[str], nested: list[str]) -> Finding:
+    outer = [n for n in matched if n not in nested]
+    loads = version_of("peft") < Version("0.15")
+    return Finding(
+        "unsaved", "unsaved.nested_modules_to_save", "warning" if loads else "error",
+        "get_peft_model puts a ModulesToSaveWrapper inside another; training and save_pretrained go through, "
+        + ("this PEFT loads it back, but PEFT 0.15 and later do not (KeyError)." if loads else
+           "PeftModel.from_pretrained then fails with a KeyError: the saved adapter cannot be loaded."),
+        f"modules_to_save entry {entry!r} matches {outer[0]} and, inside it, {nested[0]} (PEFT matches the end "
+        "of module names, without a dot).",
+        f'Name the one module by its full path: modules_to_save=["{outer[0]}"].',
+        raises=None if loads else "KeyError", when="reload",
+    )  # fmt: skip
+
+
+def saved_names(model: torch.nn.Module) -> set[str]:
+    """Names (as in ``named_parameters``) of the parameters ``save_pretrained`` will write.
+
+    PEFT's own rule, read without calling ``state_dict()`` (which can touch quantised weights): the
+    tuner's parameters (names containing its prefix, ``lora_`` for LoRA), the copies inside
+    ``modules_to_save`` wrappers, and biases when a config asks for them (``bias="all"``,
+    ``"lora_only"``).
+    """
+    prefix = getattr(model.base_model, "prefix", "lora_")
+    bias = {getattr(c, "bias", "none") for c in model.peft_config.values()}
+    return {
+        name
+        for name, _ in model.named_parameters()
+        if prefix in name
+        or ".modules_to_save." in name
+        or ("all" in bias and name.endswith(".bias"))
+        or ("lora_only" in bias and name.endswith("base_layer.bias"))
+    }
+
+
+def trainable_findings(model: torch.nn.Module) -> list[Finding]:
+    """A PeftModel about to be trained: parameters trainable outside PEFT, or nothing trainable."""
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        total = sum(p.numel() for p in model.parameters())
+        inference = any(getattr(c, "inference_mode", False) for c in model.peft_config.values())
+        return [Finding(
+            "unsaved", "unsaved.nothing_to_train", "error",
+            "Training changes nothing: an optimizer given no parameters raises (torch: 'optimizer got an "
+            "empty parameter list'; the peftlab loop: NothingToTrainError); a loop that filters "
+            "requires_grad runs and learns nothing.",
+            f"0 of {total:,} parameters require gradients" + (" (the adapter is in inference mode)." if inference
+                                                               else "."),
+            "Load the adapter with PeftModel.from_pretrained(base, adapter_dir, is_trainable=True).",
+            raises="ValueError", when="training",
+        )]  # fmt: skip
+    kept = saved_names(model)
+    lost = [(name, p) for name, p in trainable if name not in kept]
+    if not lost:
+        return []
+    names = ", ".join(name.removeprefix("base_model.model.") for name, _ in lost[:3])
+    values = sum(p.numel() for _, p in lost)
+    return [Finding(
+        "unsaved", "unsaved.trainable_outside_peft", "silent loss",
+        "No error: these parameters train, but save_pretrained does not write them and from_pretrained "
+        "raises nothing, so the reloaded model has the old values under adapters trained with the new ones.",
+        f"{len(lost)} trainable parameters ({values:,} values) are neither adapter weights nor in "
+        f"modules_to_save: {names}{' ...' if len(lost) > 3 else ''}.",
+        "Put the module that owns them in modules_to_save (by its full path), or save them beside the adapter "
+        "(peftlab.position_embeddings.save_extra_parameters) and load them back before the adapter.",
+        when="save and reload",
+    )]  # fmt: skip
