@@ -7,6 +7,12 @@ import inspect
 import torch
 
 
+def base_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain transformers model inside a ``PeftModel`` (or ``model`` itself). Used by the doctor
+    (:mod:`peftlab.preflight`) and notebook 04's :mod:`peftlab.position_embeddings`."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def named_parameters_of(fn: object) -> set[str]:
     """The explicitly named parameters of a callable (``*args``/``**kwargs`` excluded)."""
     return {

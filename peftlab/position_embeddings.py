@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from safetensors.torch import load_file, save_file
 
+from peftlab.checks import base_model
+
 #: The sidecar file that :func:`save_extra_parameters` writes beside ``adapter_model.safetensors``.
 SIDECAR = "extra_parameters.safetensors"
 
@@ -30,14 +32,9 @@ class SilentLossError(RuntimeError):
     """PEFT accepted a request without error, yet a parameter is not trained or not restored."""
 
 
-def _base(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain transformers model inside a ``PeftModel`` (or ``model`` itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def vit_embeddings(model: torch.nn.Module) -> torch.nn.Module:
     """The ``ViTEmbeddings`` module of a ViT model or of a ``PeftModel`` around one."""
-    for module in _base(model).modules():
+    for module in base_model(model).modules():
         if hasattr(module, "position_embeddings") and hasattr(module, "patch_embeddings"):
             return module
     raise ValueError(
@@ -82,7 +79,7 @@ def resize_position_embeddings(model: torch.nn.Module, image_size: int) -> torch
     embeddings.patch_embeddings.num_patches = grid[0] * grid[1]
     if hasattr(embeddings, "image_size"):  # transformers >= 5.9 checks the size here
         embeddings.image_size = (image_size, image_size)
-    _base(model).config.image_size = image_size
+    base_model(model).config.image_size = image_size
     return model
 
 
@@ -130,7 +127,9 @@ def plot_similarity(tables: dict[str, torch.Tensor]) -> Figure:
 def linear_layer_names(model: torch.nn.Module) -> dict[str, int]:
     """How many ``nn.Linear`` layers end in each name: the names ``target_modules`` can use."""
     names = Counter(
-        name.rsplit(".", 1)[-1] for name, m in _base(model).named_modules() if isinstance(m, torch.nn.Linear)
+        name.rsplit(".", 1)[-1]
+        for name, m in base_model(model).named_modules()
+        if isinstance(m, torch.nn.Linear)
     )
     return dict(names)
 
@@ -160,7 +159,7 @@ def _matching(model: torch.nn.Module, names: Sequence[str]) -> dict[str, torch.n
     """Parameters of the base model whose name is one of ``names`` or ends with ``.name``."""
     return {
         key: p
-        for key, p in _base(model).named_parameters()
+        for key, p in base_model(model).named_parameters()
         if any(key == n or key.endswith(f".{n}") for n in names)
     }
 
@@ -205,7 +204,7 @@ def save_extra_parameters(model: torch.nn.Module, folder: str | Path, names: Seq
     """
     found = _matching(model, names)
     if not found:
-        raise ValueError(f"No parameter named {list(names)} in {type(_base(model)).__name__}.")
+        raise ValueError(f"No parameter named {list(names)} in {type(base_model(model)).__name__}.")
     path = Path(folder) / SIDECAR
     save_file({k: p.detach().cpu().contiguous() for k, p in found.items()}, str(path))
     return path
@@ -219,7 +218,7 @@ def load_extra_parameters(model: torch.nn.Module, folder: str | Path) -> list[st
     Returns the names restored.
     """
     tensors = load_file(str(Path(folder) / SIDECAR))
-    base = _base(model)
+    base = base_model(model)
     for key, value in tensors.items():
         target = base.get_parameter(key)
         if target.shape != value.shape:

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from peftlab.checks import base_model
 from peftlab.preflight.findings import CLASSES, SEVERITIES, Diagnosis, Finding
 
 __all__ = ["CLASSES", "SEVERITIES", "Diagnosis", "Finding", "doctor"]
@@ -64,7 +65,7 @@ def doctor(
 
 
 def _subject(model: torch.nn.Module, peft_config: Any, checkpoint: Any) -> str:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     parts = [type(model).__name__ + (f" around {type(base).__name__}" if base is not model else "")]
     if peft_config is not None:
         task = getattr(peft_config, "task_type", None)

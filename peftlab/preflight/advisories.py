@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from packaging.version import Version
 
+from peftlab.checks import base_model
 from peftlab.position_embeddings import linear_layer_names
 from peftlab.preflight.findings import Finding
 from peftlab.versions import version_of
@@ -24,13 +25,9 @@ RENAMED_ATTENTION = ("beit", "deit", "dinov2", "dinov2_with_registers", "ijepa",
 OLD_TO_NEW = {"query": "q_proj", "key": "k_proj", "value": "v_proj"}
 
 
-def _base(model: torch.nn.Module) -> torch.nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def renamed_attention(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
     """``target_modules`` naming attention layers that transformers 5 renamed, for such a model."""
-    model_type = getattr(getattr(_base(model), "config", None), "model_type", "")
+    model_type = getattr(getattr(base_model(model), "config", None), "model_type", "")
     targets = getattr(peft_config, "target_modules", None)
     if model_type not in RENAMED_ATTENTION or not targets or isinstance(targets, str):
         return []
@@ -60,7 +57,7 @@ def removed_auto_class(model: torch.nn.Module) -> list[Finding]:
         return []
     from transformers.models.auto.modeling_auto import MODEL_FOR_VISION_2_SEQ_MAPPING_NAMES
 
-    name = type(_base(model)).__name__
+    name = type(base_model(model)).__name__
     if name not in MODEL_FOR_VISION_2_SEQ_MAPPING_NAMES.values():
         return []
     return [Finding(

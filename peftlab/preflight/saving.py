@@ -13,19 +13,16 @@ from typing import Any
 import torch
 from packaging.version import Version
 
+from peftlab.checks import base_model
 from peftlab.preflight.findings import Finding
 from peftlab.versions import version_of
-
-
-def _base(model: torch.nn.Module) -> torch.nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def modules_to_save_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
     """Each ``modules_to_save`` entry, matched as PEFT does (module names ending with the entry)."""
     findings = []
-    modules = [name for name, _ in _base(model).named_modules() if name]
-    parameters = [name for name, _ in _base(model).named_parameters()]
+    modules = [name for name, _ in base_model(model).named_modules() if name]
+    parameters = [name for name, _ in base_model(model).named_parameters()]
     for entry in getattr(peft_config, "modules_to_save", None) or []:
         matched = [name for name in modules if name.endswith(entry)]
         if not matched:
@@ -51,7 +48,7 @@ def modules_to_save_findings(model: torch.nn.Module, peft_config: Any) -> list[F
 
 
 def _size(model: torch.nn.Module, name: str) -> str:
-    return f"{_base(model).get_parameter(name).numel():,}"
+    return f"{base_model(model).get_parameter(name).numel():,}"
 
 
 def _nested_finding(entry: str, matched: list[str], nested: list[str]) -> Finding:

@@ -20,13 +20,10 @@ from typing import Any
 import torch
 
 from peftlab import checkpoint_shapes as cs
+from peftlab.checks import base_model
 from peftlab.preflight.findings import Finding
 
 Shapes = dict[str, tuple[int, ...]]
-
-
-def _base(model: torch.nn.Module) -> torch.nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def model_shapes(model: torch.nn.Module) -> Shapes:
@@ -53,7 +50,7 @@ def disagreements(want: Shapes, have: Shapes) -> list[cs.Triple]:
 
 def checkpoint_findings(model: torch.nn.Module, checkpoint: str | Path | Mapping) -> list[Finding]:
     """Class 4: the checkpoint's tensors against ``model``; with the config that would match."""
-    base = _base(model)
+    base = base_model(model)
     have = model_shapes(base)
     want = align(cs.read_shapes(checkpoint), have, getattr(base, "base_model_prefix", ""))
     triples = disagreements(want, have)

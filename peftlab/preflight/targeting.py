@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from peftlab.checks import base_model
 from peftlab.position_embeddings import linear_layer_names
 from peftlab.preflight.findings import Finding
 from peftlab.targets import adapter_layers, preview_targets
@@ -27,7 +28,7 @@ def resolve_targets(model: torch.nn.Module, peft_config: Any) -> tuple[Any, Find
         return (targets if isinstance(targets, str) else sorted(targets)), None
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
 
-    model_type = getattr(getattr(_base(model), "config", None), "model_type", None)
+    model_type = getattr(getattr(base_model(model), "config", None), "model_type", None)
     if model_type in DEFAULTS:
         return DEFAULTS[model_type], None
     return None, Finding(
@@ -37,10 +38,6 @@ def resolve_targets(model: torch.nn.Module, peft_config: Any) -> tuple[Any, Find
         f"Name the layers to adapt; this model's linear layers: {_names(model)}.",
         raises="ValueError", when="get_peft_model",
     )  # fmt: skip
-
-
-def _base(model: torch.nn.Module) -> torch.nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _names(model: torch.nn.Module, limit: int = 8) -> str:
@@ -55,7 +52,7 @@ def towers(model: torch.nn.Module) -> dict[str, list[str]]:
     and child modules whose names mark each modality. Generative models (BLIP-2, LLaVA) are left
     out on purpose: adapting only their language model is a normal choice.
     """
-    base = _base(model)
+    base = base_model(model)
     if not any(name.endswith("logit_scale") for name, _ in base.named_parameters()):
         return {}
     found: dict[str, list[str]] = {"vision": [], "text": []}
@@ -128,7 +125,7 @@ def _tower_findings(model: torch.nn.Module, targets: Any, wrapped: list[str]) ->
     if len(idle) != 1:
         return []
     busy = next(t for t in count if t not in idle)
-    names = {n: c for n, c in linear_layer_names(getattr(_base(model), pairs[idle[0]][0])).items()}
+    names = {n: c for n, c in linear_layer_names(getattr(base_model(model), pairs[idle[0]][0])).items()}
     return [Finding(
         "targets", "targets.one_tower", "warning",
         f"No error: get_peft_model adapts {count[busy]} layers of the {busy} tower and none of the "
