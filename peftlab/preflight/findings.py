@@ -106,7 +106,7 @@ class Diagnosis:
 
     def _repr_html_(self) -> str:
         colours = {"error": "#c62828", "silent loss": "#ad1457", "warning": "#ef6c00", "advisory": "#1565c0"}
-        cell = "<td style='text-align:left;vertical-align:top'>{}</td>"
+        cell = "<td style='text-align:left;vertical-align:top;overflow-wrap:anywhere;max-width:26em'>{}</td>"
         rows = "".join(
             "<tr>"
             + cell.format(
