@@ -1,4 +1,4 @@
-"""The ``peftlab`` command: ``peftlab run``, ``peftlab failures``, ``peftlab versions``, ``peftlab doctor``."""
+"""The ``peftlab`` command: ``run``, ``failures``, ``versions``, ``doctor``, ``drift`` and ``docs``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     sub.add_parser("failures", help="list the failure registry: what each stack raises")
     sub.add_parser("versions", help="print the installed versions and the stack they form")
+    from peftlab import drift
+
+    drift.add_arguments(sub.add_parser("drift", help="run the notebooks on the newest releases: drift table"))
     from peftlab.preflight.loading import add_command, run_command
 
     add_command(sub)
@@ -30,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(versions_table())
         return 0
+    if args.command == "drift":
+        return drift.main(args)
     if args.command == "doctor":
         return run_command(args)
     if args.command == "failures":

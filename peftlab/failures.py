@@ -8,11 +8,19 @@ A notebook runs the failing code inside ``with expect_failure("id"):``. The bloc
   trimmed), then lets the notebook go on, like debuggingbook's ``ExpectError``;
 * raises :class:`UnexpectedOutcome` (an ``AssertionError`` naming the installed versions) when what
   happened differs from what the registry records, including the case where nothing failed.
+
+Observe mode (used by ``peftlab drift``, see :mod:`peftlab.drift`): with ``$PEFTLAB_OBSERVE`` set to a
+file, every block appends what happened to it (one JSON line) and a difference from the registry is
+shown but not raised, so the notebook goes on. A person who has confirmed an observation records it
+as a new :class:`Expectation` in the failure's entry below (``peftlab drift --record ID`` prints one
+ready to paste; README, "Recording a new observation").
 """
 
 from __future__ import annotations
 
 import html
+import json
+import os
 import re
 import traceback
 from dataclasses import dataclass, field
@@ -467,6 +475,31 @@ register(Failure(
 
 _MODULE_REPR = re.compile(r"\b([A-Z]\w*)\(\n")
 
+#: Set to a file path, this environment variable switches ``expect_failure`` to observe mode.
+OBSERVE_ENV = "PEFTLAB_OBSERVE"
+
+
+def record_observation(
+    path: str | os.PathLike,
+    failure: Failure,
+    versions: dict[str, str | None],
+    expectation: Expectation | None,
+    error: BaseException | None,
+) -> dict:
+    """Append what one ``expect_failure`` block saw to the JSON-lines file ``path``; return the record."""
+    record = {
+        "id": failure.id,
+        "notebook": failure.notebook,
+        "versions": versions,
+        "raised": type(error).__name__ if error is not None else None,
+        "types": [cls.__name__ for cls in type(error).__mro__] if error is not None else [],
+        "message": str(error)[:20_000] if error is not None else "",
+        "expected": expectation.describe() if expectation is not None else None,
+    }
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
+    return record
+
 
 def trim_message(message: str, max_lines: int = 12) -> str:
     """Collapse embedded multi-line module reprs to ``Name(...)`` and cap the number of lines."""
@@ -549,7 +582,14 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
     def __init__(self, failure_id: str, versions: dict[str, str | None] | None = None) -> None:
         self.failure = get(failure_id)
         self.versions = versions or installed()
-        self.expectation = self.failure.expected(self.versions)
+        self.observe = os.environ.get(OBSERVE_ENV, "")  # observe mode: record, show, never raise
+        self.recorded = True  # False when no expectation is recorded for these versions
+        try:
+            self.expectation = self.failure.expected(self.versions)
+        except UnexpectedOutcome as missing:
+            if not self.observe:
+                raise
+            self.recorded, self.expectation = False, Expectation({}, None, reason=f"(observe mode) {missing}")
         self.error: BaseException | None = None
 
     def __enter__(self) -> expect_failure:
@@ -558,8 +598,28 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
     def __exit__(
         self, exc_type: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> bool:
+        if not self.observe or (error is not None and not isinstance(error, Exception)):
+            return self._judge(error)
         from peftlab import report
 
+        expected = self.expectation if self.recorded else None
+        record_observation(self.observe, self.failure, self.versions, expected, error)
+        try:
+            return self._judge(error)
+        except UnexpectedOutcome as drift:
+            title = f"Observe mode (${OBSERVE_ENV}): recorded for `peftlab drift`; the notebook goes on"
+            _show(ErrorBox(title, str(drift), expected=False))
+            outcome = f"drift: {type(error).__name__ if error else 'no error'}"
+            report.record_failure(self.failure.id, reproduced=error is not None, outcome=outcome)
+            self.error = error
+            return True  # swallow the error, if any
+
+    def _judge(self, error: BaseException | None) -> bool:
+        """Show the outcome, record it in the scorecard; raise UnexpectedOutcome if the registry differs."""
+        from peftlab import report
+
+        if not self.recorded:
+            self.failure.expected(self.versions)  # raises "No expectation is recorded ..."
         exp, where = self.expectation, describe(self.versions)
         if error is None:
             if exp.raises is not None:

@@ -1,0 +1,42 @@
+"""The GitHub Actions workflows parse, and keep their roles: CI tests both stacks, drift is scheduled
+and outside CI, the GPU run is by hand only."""
+
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+WORKFLOWS = Path(__file__).resolve().parents[1] / ".github" / "workflows"
+
+
+def load(name):
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    workflow["on"] = workflow.get("on", workflow.pop(True, None))  # YAML 1.1 reads a bare `on` as True
+    return workflow
+
+
+def commands(workflow):
+    return [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_ci_tests_both_stacks_and_never_runs_drift():
+    ci = load("ci.yml")
+    assert {"push", "pull_request"} <= set(ci["on"])
+    assert ci["jobs"]["tests"]["strategy"]["matrix"]["stack"] == ["documented", "current"]
+    assert "python -m pytest" in commands(ci)
+    assert not any("drift" in c for c in commands(ci))
+
+
+def test_drift_is_weekly_and_by_hand():
+    drift = load("drift.yml")
+    assert set(drift["on"]) == {"schedule", "workflow_dispatch"}
+    assert len(drift["on"]["schedule"][0]["cron"].split()) == 5
+    assert any(c.startswith("peftlab drift") for c in commands(drift))
+
+
+def test_gpu_run_is_by_hand_on_a_self_hosted_gpu_runner():
+    gpu = load("gpu.yml")
+    assert set(gpu["on"]) == {"workflow_dispatch"}
+    assert gpu["jobs"]["notebooks"]["runs-on"] == ["self-hosted", "gpu"]
+    assert any(c.startswith("peftlab run") for c in commands(gpu))
