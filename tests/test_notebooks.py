@@ -52,3 +52,37 @@ def test_first_cells(py):
     tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and 'CHECKPOINT = "tiny"' in tagged[0].source
     assert "report.save(" in cells[-1].source
+
+
+@pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("on_colab", [False, True], ids=["local", "colab"])
+def test_install_cell_installs_only_peftlab_and_only_on_colab(py, on_colab, monkeypatch):
+    """Run the install cell for real, with pip replaced by a recorder: nothing happens off Colab; on
+    Colab exactly one pip call, which installs this package and nothing else (torch is Colab's)."""
+    import subprocess
+    import sys
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda args, **kw: calls.append(list(args)))
+    if on_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(nbformat.read(py.with_suffix(".ipynb"), as_version=4).cells[1].source, {})
+    if not on_colab:
+        assert calls == []
+        return
+    assert len(calls) == 1, calls
+    command = calls[0]
+    assert command[:4] == [sys.executable, "-m", "pip", "install"]
+    packages = [a for a in command[4:] if not a.startswith("-")]
+    assert packages == ["peftlab @ git+https://github.com/peftlab/peftlab"], packages
+
+
+@pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)
+def test_colab_links_point_at_this_notebook(py):
+    text = nbformat.read(py.with_suffix(".ipynb"), as_version=4).cells[0].source
+    links = re.findall(r"https://colab\.research\.google\.com/github/\S+?\.ipynb", text)
+    assert links == [
+        f"https://colab.research.google.com/github/peftlab/peftlab/blob/main/notebooks/{py.name[:-3]}.ipynb"
+    ]
