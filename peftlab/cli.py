@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     sub.add_parser("failures", help="list the failure registry: what each stack raises")
     sub.add_parser("versions", help="print the installed versions and the stack they form")
+    from peftlab import docs
+
+    docs.add_arguments(sub.add_parser("docs", help="executed notebooks as a static HTML site"))
     from peftlab import drift
 
     drift.add_arguments(sub.add_parser("drift", help="run the notebooks on the newest releases: drift table"))
@@ -33,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(versions_table())
         return 0
+    if args.command == "docs":
+        return docs.main(args)
     if args.command == "drift":
         return drift.main(args)
     if args.command == "doctor":

@@ -546,9 +546,9 @@ class ErrorBox:
     __repr__ = __str__  # what a terminal or a text-only notebook viewer shows
 
     def _repr_html_(self) -> str:
-        colour = "#b22222" if self.expected else "#e67e00"
+        colour, kind = ("#b22222", "expected") if self.expected else ("#e67e00", "unexpected")
         return (
-            f'<div style="border-left:6px solid {colour};padding:6px 10px;margin:4px 0;'
+            f'<div class="peftlab-error-box {kind}" style="border-left:6px solid {colour};padding:6px 10px;margin:4px 0;'
             f'background:rgba(178,34,34,0.07)"><b>{html.escape(self.title)}</b>'
             f'<pre style="white-space:pre-wrap;margin:4px 0 0 0">{html.escape(self.body)}</pre></div>'
         )

@@ -100,11 +100,12 @@ def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
     return Outcome(path.stem, seconds, card, error)
 
 
-def _write_html(notebook: object, target: Path) -> None:
+def _write_html(notebook: object, target: Path, exporter: object | None = None) -> None:
+    """Write ``notebook`` as HTML (nbconvert's lab template unless another ``exporter`` is given)."""
     from nbconvert import HTMLExporter
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    body, _ = HTMLExporter().from_notebook_node(notebook)
+    body, _ = (exporter or HTMLExporter()).from_notebook_node(notebook)
     target.write_text(body, encoding="utf-8")
 
 

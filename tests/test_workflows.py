@@ -40,3 +40,12 @@ def test_gpu_run_is_by_hand_on_a_self_hosted_gpu_runner():
     assert set(gpu["on"]) == {"workflow_dispatch"}
     assert gpu["jobs"]["notebooks"]["runs-on"] == ["self-hosted", "gpu"]
     assert any(c.startswith("peftlab run") for c in commands(gpu))
+
+
+def test_ci_builds_the_docs_and_opens_them_in_chromium():
+    docs = load("ci.yml")["jobs"]["docs"]
+    runs = [step.get("run", "") for step in docs["steps"]]
+    assert any("chromium-driver" in r for r in runs)
+    assert runs.index("peftlab docs --out build/docs") < runs.index(
+        "python -m pytest tests/test_docs_site.py"
+    )

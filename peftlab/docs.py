@@ -1,0 +1,288 @@
+"""``peftlab docs``: the executed documentation, a static HTML site of every notebook as it ran.
+
+Each notebook is copied to ``<out>/notebooks/`` and executed in place by nbmake (``pytest --nbmake
+--overwrite``) on the embedded default, with inline plots and its scorecard saved to ``<out>/results/``.
+Each executed copy becomes ``<out>/<name>.html``; ``<out>/index.html`` holds the table of failures:
+notebook, error on this stack, the versions each one reproduces on (from the failure registry), the
+fix (the notebook's checks) and seconds.
+
+The site works offline: plots are PNG data URIs, the page template loads no script from a CDN, a
+widget becomes a static picture (a progress bar at its final state, the figure an ``interactive``
+drew) or a note, and a remote image in Markdown (the Colab badge) an inline SVG badge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from peftlab.failures import OBSERVE_ENV, REGISTRY, Failure
+from peftlab.runner import HEADER, Outcome, _write_html, find_notebooks, table
+
+if TYPE_CHECKING:
+    from nbconvert import HTMLExporter
+
+INLINE = "module://matplotlib_inline.backend_inline"  # figures as PNG outputs, as in Jupyter
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+_REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\((https?://[^)\s]+)\)")
+_HEADING = re.compile(r"^#\s+(.+)$", re.MULTILINE)
+
+CSS = """
+.peftlab-nav { padding: 8px 16px; font: 14px sans-serif; border-bottom: 1px solid #ddd; }
+.peftlab-widget { display: flex; gap: 0.6em; align-items: center; font: 13px monospace; margin: 2px 0; }
+.peftlab-widget.vbox { flex-direction: column; align-items: flex-start; }
+.peftlab-widget-note { font: italic 13px sans-serif; color: #555; border-left: 3px solid #999;
+  padding: 2px 8px; margin: 4px 0; }
+"""
+#: The lab template without CDN scripts (no math, mermaid or live widgets here); error outputs marked.
+TEMPLATE = """{%- extends 'index.html.j2' -%}
+{% block html_head_js %}{% endblock html_head_js %}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
+{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
+{% block extra_css %}<style>""" + CSS + """</style>{% endblock extra_css %}
+{% block body_header %}{{ super() }}
+<nav class="peftlab-nav"><a href="index.html">&larr; peftlab: all notebooks</a></nav>
+{% endblock body_header %}
+{% block error %}<div class="peftlab-cell-error">{{ super() }}</div>{% endblock error %}
+"""  # fmt: skip
+
+
+def execute(copy: Path, results: Path, timeout: int) -> tuple[float, bool]:
+    """Run one notebook copy with nbmake, outputs written back into it; return (seconds, passed)."""
+    copy = copy.resolve()
+    env = {**os.environ, "PEFTLAB_RESULTS_DIR": str(results.resolve()), "MPLBACKEND": INLINE}
+    env.pop(OBSERVE_ENV, None)  # never observe mode: an unexpected outcome must fail the build
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+               "--rootdir", str(copy.parent), "--nbmake", f"--nbmake-timeout={timeout}", "--overwrite",
+               copy.name]  # fmt: skip
+    start = time.perf_counter()
+    passed = subprocess.run(command, env=env, cwd=copy.parent).returncode == 0
+    return time.perf_counter() - start, passed
+
+
+def build(notebooks: Path, out: Path, only: list[str] | None = None, timeout: int = 600) -> list[Outcome]:
+    """Execute every notebook into ``out``, write one page each and the index; return the outcomes."""
+    import nbformat
+
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    outcomes, titles = [], {}
+    for source in find_notebooks(notebooks, only):
+        copy, card_path = out / "notebooks" / source.name, out / "results" / f"{source.stem}.json"
+        shutil.copyfile(source, copy)
+        card_path.unlink(missing_ok=True)
+        print(f"executing {source.name} with nbmake ...", flush=True)
+        seconds, passed = execute(copy, out / "results", timeout)
+        card = json.loads(card_path.read_text()) if card_path.exists() else None
+        outcome = Outcome(source.stem, seconds, card, "" if passed else "a cell failed under nbmake")
+        notebook = nbformat.read(copy, as_version=4)
+        titles[source.stem] = title_of(notebook)
+        _write_html(static_page(notebook, source.stem), out / f"{source.stem}.html", exporter())
+        print(f"  {'ok' if outcome.ok else 'FELL SHORT'} in {seconds:.0f} s", flush=True)
+        outcomes.append(outcome)
+    (out / "index.html").write_text(index_html(outcomes, titles), encoding="utf-8")
+    return outcomes
+
+
+def exporter() -> HTMLExporter:
+    """An nbconvert HTML exporter (lab template) whose pages need no network."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    loader = DictLoader({"peftlab_docs.html.j2": TEMPLATE})
+    return HTMLExporter(extra_loaders=[loader], template_file="peftlab_docs.html.j2")
+
+
+def title_of(notebook: dict) -> str:
+    """The first Markdown heading of ``notebook`` (its title), or ''."""
+    for cell in notebook["cells"]:
+        found = _HEADING.search(cell["source"]) if cell["cell_type"] == "markdown" else None
+        if found:
+            return found.group(1).strip()
+    return ""
+
+
+def static_page(notebook: dict, name: str) -> dict:
+    """Make ``notebook`` static in place: widgets become pictures or notes, remote images badges."""
+    state = notebook["metadata"].pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            cell["source"] = _REMOTE_IMAGE.sub(
+                lambda m: f"![{m[1]}]({badge(m[1] or 'link')})", cell["source"]
+            )
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).pop(WIDGET_VIEW, None)
+            if view is not None:
+                picture = widget_html(view.get("model_id", ""), state)
+                output["data"] = {"text/html": picture, "text/plain": _plain(picture)}
+    notebook["metadata"]["title"] = title_of(notebook) or name
+    return notebook
+
+
+def widget_html(model_id: str, state: dict) -> str:
+    """A static picture of one widget from the saved widget state, or a note where there is none."""
+    model = state.get(model_id)
+    if model is None:
+        return _note("A widget was shown here; its state was not saved, so this static page cannot draw it.")
+    name, values = model["model_name"], model["state"]
+    if name in ("FloatProgressModel", "IntProgressModel"):
+        return f'<progress value="{values.get("value", 0)}" max="{values.get("max", 100)}"></progress>'
+    if name in ("HTMLModel", "HTMLMathModel", "LabelModel"):
+        text = values.get("value", "")
+        return f"<span>{text if name != 'LabelModel' else html.escape(text)}</span>"
+    if name == "OutputModel":
+        return "".join(_output_html(o) for o in values.get("outputs", []))
+    if "children" in values:
+        kind = "vbox" if name in ("VBoxModel", "GridBoxModel") else "hbox"
+        inner = "".join(widget_html(c.removeprefix("IPY_MODEL_"), state) for c in values["children"])
+        return f'<div class="peftlab-widget {kind}">{inner}</div>'
+    control = f"{name.removesuffix('Model')} {values.get('description', '')!r} = {values.get('value')!r}"
+    return _note(f"Interactive control ({control}): move it in Jupyter or Colab; this page shows that value.")
+
+
+def _note(text: str) -> str:
+    return f'<div class="peftlab-widget-note">{html.escape(text, quote=False)}</div>'
+
+
+def _output_html(output: dict) -> str:
+    """One output captured by an Output widget, as static HTML."""
+    data = output.get("data", {})
+    if "image/png" in data:
+        return f'<img alt="figure" src="data:image/png;base64,{"".join(data["image/png"]).strip()}">'
+    if "text/html" in data:
+        return "".join(data["text/html"])
+    if output.get("output_type") == "error":
+        text = f"{output.get('ename')}: {output.get('evalue')}"
+        return f'<pre class="peftlab-cell-error">{html.escape(text)}</pre>'
+    return f"<pre>{html.escape(''.join(data.get('text/plain', output.get('text', ''))))}</pre>"
+
+
+def _plain(fragment: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", fragment)).strip()
+
+
+def badge(text: str) -> str:
+    """A small SVG badge reading ``text``, as a data URI (stands in for a remote badge image)."""
+    width = 12 + 7 * len(text)
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20">'
+           f'<rect width="{width}" height="20" rx="3" fill="#555"/><text x="6" y="14" fill="#fff" '
+           f'font-family="Verdana,sans-serif" font-size="11">{html.escape(text)}</text></svg>')  # fmt: skip
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def reproduces_on(failure: Failure) -> str:
+    """Where a registered failure raises: each version range with its exception, or a note."""
+    ranges = [f"{', '.join(f'{k}{v}' for k, v in e.when.items()) or 'all versions'}: {e.raises}"
+              for e in failure.expectations if e.raises]  # fmt: skip
+    return "; ".join(ranges) or "no version recorded (documented as no error)"
+
+
+def failure_rows(outcome: Outcome, title: str) -> list[str]:
+    """The index rows of one notebook: one per failure it teaches (notebook, fix, seconds spanned)."""
+    seen = {f["id"]: f for f in (outcome.card or {}).get("failures", [])}
+    failures = [f for f in REGISTRY.values() if f.notebook == outcome.notebook] or [None]
+    _, _, _, fix, seconds = outcome.row()
+    link = (f'<a class="notebook-link" href="{outcome.notebook}.html">{outcome.notebook}</a>'
+            f"<br><small>{_code(title)}</small>")  # fmt: skip
+    rows = []
+    for i, failure in enumerate(failures):
+        here = seen.get(failure.id) if failure else None
+        error = html.escape(here["outcome"] if here else "not reached (the notebook stopped)")
+        cells = [
+            _code(failure.title) if failure else "-",
+            error,
+            html.escape(reproduces_on(failure) if failure else "-"),
+        ]
+        if i == 0:
+            span = f' rowspan="{len(failures)}"'
+            cells = [f"<td{span}>{link}</td>"] + [f"<td>{c}</td>" for c in cells]
+            cells += [
+                f'<td{span} class="fix">{html.escape(fix)}</td>',
+                f'<td{span} class="num">{seconds}</td>',
+            ]
+        else:
+            cells = [f"<td>{c}</td>" for c in cells]
+        rows.append(f'<tr class="{"ok" if outcome.ok else "short"}">{"".join(cells)}</tr>')
+    return rows
+
+
+def _code(text: str) -> str:
+    """Escape ``text``, showing `backticked` spans as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+INDEX = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>peftlab: executed notebooks</title>
+<style>
+body {{ font: 15px/1.45 sans-serif; margin: 24px auto; max-width: 1280px; padding: 0 16px; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ border: 1px solid #ccc; padding: 6px 8px; vertical-align: top; text-align: left; }}
+th {{ background: #f3f3f3; }} td.num {{ text-align: right; }} td.fix {{ min-width: 13em; }} tr.short td {{ background: #fde8e8; }}
+code {{ font-size: 90%; background: #f4f4f4; padding: 0 3px; }}
+</style></head>
+<body>
+<h1>peftlab: executed notebooks</h1>
+<p>Every notebook executed with nbmake on the embedded default (tiny models) on the {stack},
+{when}. Each page shows the notebook as it ran: outputs, plots and the boxes of the expected errors.</p>
+<table id="failures">
+<thead><tr><th>notebook</th><th>failure</th><th>error on this stack</th><th>reproduces on</th>
+<th>fix verified</th><th>seconds</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+<p>{summary}</p>
+</body></html>
+"""
+
+
+def index_html(outcomes: list[Outcome], titles: dict[str, str]) -> str:
+    """The site's front page: the table of failures, one row per failure, grouped by notebook."""
+    from peftlab.versions import describe
+
+    rows = [row for o in outcomes for row in failure_rows(o, titles.get(o.notebook, ""))]
+    short = [o.notebook for o in outcomes if not o.ok]
+    summary = f"{len(outcomes)} notebooks in {sum(o.seconds for o in outcomes):.0f} s; " + (
+        f"fell short: {', '.join(short)}."
+        if short
+        else "every one reproduced its failures and verified its fix."
+    )
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return INDEX.format(stack=html.escape(describe()), when=when, rows="\n".join(rows), summary=summary)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``peftlab docs``."""
+    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of .ipynb")
+    parser.add_argument(
+        "--out", type=Path, default=Path("build/docs"), help="site folder (default: build/docs)"
+    )
+    parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``peftlab docs``: build the site; exit 1 if a notebook fell short, 2 if there is none."""
+    try:
+        outcomes = build(args.notebooks, args.out, args.only, args.timeout)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print()
+    print(table([o.row() for o in outcomes], HEADER))
+    print(f"\nsite: {args.out / 'index.html'}")
+    short = [o.notebook for o in outcomes if not o.ok]
+    if short:
+        print(f"FELL SHORT: {', '.join(short)}", file=sys.stderr)
+    return 1 if short else 0

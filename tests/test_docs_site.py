@@ -1,0 +1,143 @@
+"""The executed-documentation site in a real browser: headless Chromium opens the index and every page.
+
+Build the site, then run this file (README, "Executed documentation"):
+
+    peftlab docs && python -m pytest tests/test_docs_site.py
+
+``$PEFTLAB_DOCS_SITE`` names another site folder (default ``build/docs``). Skipped when the system
+Chromium and chromedriver (``apt-get install chromium chromium-driver``), selenium (the ``docs``
+extra) or the built site is missing; with ``$PEFTLAB_DOCS_REQUIRED=1`` (CI) that is a failure instead.
+Each page leaves a full-page screenshot in ``<site>/screenshots/``.
+"""
+
+import base64
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from peftlab.runner import find_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("PEFTLAB_DOCS_SITE", ROOT / "build" / "docs")).resolve()
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+NOTEBOOKS = [p.stem for p in find_notebooks(ROOT / "notebooks")]
+# Without these Chromium hangs on network look-ups here; the resolver rule makes any remote fetch
+# fail at once, so a page that needs the network shows it (and its console says so).
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1280,1000", "--hide-scrollbars"]  # fmt: skip
+MAX_HEIGHT = 16000  # px: Chromium cannot capture a taller screenshot in one piece
+
+#: Set by CI (`.ci/run`, ci.yml): a missing browser or site fails instead of skipping.
+REQUIRED = os.environ.get("PEFTLAB_DOCS_REQUIRED") == "1"
+
+
+def _missing() -> str:
+    """Why this file cannot run here, or ''."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        return "needs the system Chromium: apt-get install -y chromium chromium-driver"
+    if not (SITE / "index.html").exists():
+        return f"no docs site at {SITE}: run `peftlab docs` first"
+    return ""
+
+
+pytestmark = pytest.mark.skipif(bool(_missing()) and not REQUIRED, reason=_missing() or "-")
+
+#: What a page shows, read in the browser after it has loaded.
+INSPECT = """
+const texts = (sel) => Array.from(document.querySelectorAll(sel)).map(e => e.textContent.trim().slice(0, 400));
+return {
+  images: Array.from(document.images).map(i => ({src: i.src.slice(0, 60), width: i.naturalWidth,
+                                                  loaded: i.complete && i.naturalWidth > 0})),
+  plots: document.querySelectorAll('.jp-OutputArea-output img').length,
+  cellErrors: texts('.peftlab-cell-error'),
+  tracebacks: texts('[data-mime-type="application/vnd.jupyter.stderr"]').filter(
+    t => t.includes('Traceback (most recent call last)')),
+  expectedBoxes: texts('.peftlab-error-box.expected').length,
+  unexpectedBoxes: texts('.peftlab-error-box.unexpected'),
+  widgets: document.querySelectorAll('script[type*="jupyter.widget"], .jupyter-widgets').length,
+  placeholders: (document.body.innerText.match(/Loading widget|Error displaying widget/g) || []).length,
+  remote: Array.from(document.querySelectorAll('script[src], link[href], img[src]'))
+    .map(e => e.src || e.href).filter(u => /^https?:/.test(u)),
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert not _missing(), _missing()  # only reached when REQUIRED: skipping would hide it
+    if REQUIRED:
+        from selenium import webdriver
+    else:
+        webdriver = pytest.importorskip(
+            "selenium.webdriver", reason="needs selenium: pip install -e '.[docs]'"
+        )
+    from selenium.webdriver.chrome.service import Service
+
+    with tempfile.TemporaryDirectory() as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in [*FLAGS, f"--user-data-dir={profile}"]:
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def open_page(driver, name: str) -> dict:
+    """Load ``<site>/<name>.html``, save its screenshot, return what INSPECT saw and console errors."""
+    driver.get_log("browser")  # drop what an earlier page left
+    driver.get((SITE / f"{name}.html").as_uri())
+    seen = driver.execute_script(INSPECT)
+    seen["console"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    width, height = driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+    )
+    clip = {"x": 0, "y": 0, "width": width, "height": min(height, MAX_HEIGHT), "scale": 1}
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    (SITE / "screenshots").mkdir(exist_ok=True)
+    (SITE / "screenshots" / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+    return seen
+
+
+def assert_clean(seen: dict) -> None:
+    """Every image loaded, nothing fetched from the network, no console error, no broken widget."""
+    assert all(i["loaded"] for i in seen["images"]), [i for i in seen["images"] if not i["loaded"]]
+    assert not seen["remote"], f"the page needs the network: {seen['remote']}"
+    assert not seen["console"], seen["console"]
+    assert not seen["widgets"] and not seen["placeholders"], "a widget placeholder is left on the page"
+
+
+def test_index_lists_every_notebook_and_its_links_open(browser):
+    seen = open_page(browser, "index")
+    assert_clean(seen)
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#failures a.notebook-link')).map(a => a.href)"
+    )
+    assert sorted(Path(h).stem for h in links) == NOTEBOOKS, "the index must list every notebook"
+    assert browser.execute_script("return document.querySelectorAll('#failures tr.short').length") == 0, (
+        "a notebook fell short in the docs build"
+    )
+    for href in links:
+        browser.get(href)
+        assert browser.execute_script("return document.querySelectorAll('.jp-Cell').length") > 0, href
+        back = browser.execute_script("return document.querySelector('.peftlab-nav a').href")
+        assert Path(back).name == "index.html"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_page_shows_plots_and_only_expected_errors(browser, name):
+    assert (SITE / f"{name}.html").exists(), f"no page for {name}: run `peftlab docs` (all notebooks)"
+    seen = open_page(browser, name)
+    assert_clean(seen)
+    assert seen["plots"] >= 1 and all(i["width"] > 0 for i in seen["images"]), "no plot on the page"
+    assert seen["expectedBoxes"] >= 1, "the expected failure's error box is missing"
+    assert not seen["unexpectedBoxes"], f"unexpected outcome: {seen['unexpectedBoxes']}"
+    assert not seen["cellErrors"] and not seen["tracebacks"], seen["cellErrors"] + seen["tracebacks"]
