@@ -11,13 +11,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``peftlab`` console script."""
     parser = argparse.ArgumentParser(prog="peftlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    from peftlab.runner import add_notebook_arguments
+
     run = sub.add_parser("run", help="execute every notebook headless and print what each one proved")
-    run.add_argument(
-        "--notebooks", type=Path, default=Path("notebooks"), help="folder of .ipynb (default: notebooks)"
-    )
-    run.add_argument("--build", type=Path, default=Path("build"), help="output folder (default: build)")
-    run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
-    run.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    add_notebook_arguments(run, "--build", Path("build"), "output folder")
     sub.add_parser("failures", help="list the failure registry: what each stack raises")
     sub.add_parser("versions", help="print the installed versions and the stack they form")
     from peftlab import docs
@@ -51,23 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         print(table(rows, ["notebook", "failure", "versions", "what happens"]))
         return 0
 
-    from peftlab.runner import HEADER, run_all, table
+    from peftlab.runner import run_all, run_and_summarise
     from peftlab.versions import describe
 
     print(f"peftlab run on the {describe()}")
-    try:
-        outcomes = run_all(args.notebooks, args.build, args.only, args.timeout)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print()
-    print(table([o.row() for o in outcomes], HEADER))
-    print(f"\nexecuted notebooks: {args.build / 'notebooks'}   HTML: {args.build / 'html'}")
-    short = [o.notebook for o in outcomes if not o.ok]
-    if short:
-        print(f"FELL SHORT: {', '.join(short)}", file=sys.stderr)
-        return 1
-    return 0
+    execute = lambda: run_all(args.notebooks, args.build, args.only, args.timeout)  # noqa: E731
+    where = f"executed notebooks: {args.build / 'notebooks'}   HTML: {args.build / 'html'}"
+    return run_and_summarise(execute, where)
 
 
 if __name__ == "__main__":

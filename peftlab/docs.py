@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from peftlab.failures import OBSERVE_ENV, REGISTRY, Failure
-from peftlab.runner import HEADER, Outcome, _write_html, find_notebooks, table
+from peftlab.runner import Outcome, _write_html, add_notebook_arguments, find_notebooks, run_and_summarise
 
 if TYPE_CHECKING:
     from nbconvert import HTMLExporter
@@ -264,25 +264,10 @@ def index_html(outcomes: list[Outcome], titles: dict[str, str]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``peftlab docs``."""
-    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of .ipynb")
-    parser.add_argument(
-        "--out", type=Path, default=Path("build/docs"), help="site folder (default: build/docs)"
-    )
-    parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    add_notebook_arguments(parser, "--out", Path("build/docs"), "site folder")
 
 
 def main(args: argparse.Namespace) -> int:
     """``peftlab docs``: build the site; exit 1 if a notebook fell short, 2 if there is none."""
-    try:
-        outcomes = build(args.notebooks, args.out, args.only, args.timeout)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print()
-    print(table([o.row() for o in outcomes], HEADER))
-    print(f"\nsite: {args.out / 'index.html'}")
-    short = [o.notebook for o in outcomes if not o.ok]
-    if short:
-        print(f"FELL SHORT: {', '.join(short)}", file=sys.stderr)
-    return 1 if short else 0
+    execute = lambda: build(args.notebooks, args.out, args.only, args.timeout)  # noqa: E731
+    return run_and_summarise(execute, f"site: {args.out / 'index.html'}")

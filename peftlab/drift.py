@@ -39,6 +39,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from peftlab.failures import OBSERVE_ENV, REGISTRY, Expectation, Failure, UnexpectedOutcome, get, trim_message
+from peftlab.runner import add_notebook_arguments
 from peftlab.versions import LIBRARIES, STACKS, describe, installed
 
 #: The repository root (peftlab is installed editable from it).
@@ -412,12 +413,7 @@ def build_venv(venv: Path, torch: str) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``peftlab drift``."""
-    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder of .ipynb")
-    parser.add_argument(
-        "--build", type=Path, default=Path("build/drift"), help="output folder (default: build/drift)"
-    )
-    parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    add_notebook_arguments(parser, "--build", Path("build/drift"), "output folder")
     parser.add_argument(
         "--venv", type=Path, help="first build this venv with the newest releases, then run in it"
     )

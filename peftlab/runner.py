@@ -9,9 +9,12 @@ explains no failure, or fails a check.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,3 +131,32 @@ def run_all(folder: Path, build: Path, only: list[str] | None = None, timeout: i
         print(f"  {'ok' if outcome.ok else 'FELL SHORT'} in {outcome.seconds:.0f} s", flush=True)
         outcomes.append(outcome)
     return outcomes
+
+
+def add_notebook_arguments(parser: argparse.ArgumentParser, out: str, default: Path, what: str) -> None:
+    """The options that ``peftlab run``, ``docs`` and ``drift`` share; ``out`` names the output flag."""
+    parser.add_argument(
+        "--notebooks", type=Path, default=Path("notebooks"), help="folder of .ipynb (default: notebooks)"
+    )
+    parser.add_argument(out, type=Path, default=default, help=f"{what} (default: {default})")
+    parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+
+
+def run_and_summarise(execute: Callable[[], list[Outcome]], where: str) -> int:
+    """Run ``execute`` and print its summary table and where the output went (``peftlab run``, ``docs``).
+
+    Returns the exit status: 0 when every notebook held, 1 when one fell short, 2 when there was none.
+    """
+    try:
+        outcomes = execute()
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print()
+    print(table([o.row() for o in outcomes], HEADER))
+    print(f"\n{where}")
+    short = [o.notebook for o in outcomes if not o.ok]
+    if short:
+        print(f"FELL SHORT: {', '.join(short)}", file=sys.stderr)
+    return 1 if short else 0
