@@ -384,8 +384,8 @@ def record(failure_id: str, build: Path) -> int:
 
 def torch_pin() -> str:
     """The torch specifier of ``stacks/current.txt`` (``==2.13.0``: the CPU wheel), or '' if none."""
-    found = re.search(r"^torch\s*(==\S+)", (ROOT / "stacks" / "current.txt").read_text(), re.MULTILINE)
-    return found.group(1) if found else ""
+    version = pinned_versions("current")["torch"]
+    return f"=={version}" if version else ""
 
 
 def build_venv(venv: Path, torch: str) -> Path:

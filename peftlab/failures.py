@@ -583,13 +583,16 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
         self.failure = get(failure_id)
         self.versions = versions or installed()
         self.observe = os.environ.get(OBSERVE_ENV, "")  # observe mode: record, show, never raise
-        self.recorded = True  # False when no expectation is recorded for these versions
+        self.missing: UnexpectedOutcome | None = None  # set when nothing is recorded for these versions
         try:
             self.expectation = self.failure.expected(self.versions)
         except UnexpectedOutcome as missing:
             if not self.observe:
                 raise
-            self.recorded, self.expectation = False, Expectation({}, None, reason=f"(observe mode) {missing}")
+            self.missing, self.expectation = (
+                missing,
+                Expectation({}, None, reason=f"(observe mode) {missing}"),
+            )
         self.error: BaseException | None = None
 
     def __enter__(self) -> expect_failure:
@@ -602,7 +605,7 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
             return self._judge(error)
         from peftlab import report
 
-        expected = self.expectation if self.recorded else None
+        expected = self.expectation if self.missing is None else None
         record_observation(self.observe, self.failure, self.versions, expected, error)
         try:
             return self._judge(error)
@@ -618,8 +621,8 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
         """Show the outcome, record it in the scorecard; raise UnexpectedOutcome if the registry differs."""
         from peftlab import report
 
-        if not self.recorded:
-            self.failure.expected(self.versions)  # raises "No expectation is recorded ..."
+        if self.missing is not None:
+            raise self.missing  # "No expectation is recorded ..."
         exp, where = self.expectation, describe(self.versions)
         if error is None:
             if exp.raises is not None:

@@ -95,8 +95,3 @@ def swin() -> tuple[torch.nn.Module, dict]:
 
 
 FAMILIES = {"siglip": siglip, "altclip": altclip, "blip": blip, "llava": llava, "deit": deit, "swin": swin}
-
-
-def linear_names(model: torch.nn.Module) -> set[str]:
-    """The last part of every nn.Linear's name (what target_modules matches)."""
-    return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}

@@ -12,11 +12,12 @@ import warnings
 
 import pytest
 import torch
-from families import altclip, blip, deit, linear_names, llava, siglip, swin
+from families import altclip, blip, deit, llava, siglip, swin
 from packaging.version import Version
 from peft import LoraConfig, PeftModel, get_peft_model
 
 import peftlab
+from peftlab.position_embeddings import linear_layer_names
 from peftlab.preflight import Diagnosis, Finding, advisories, shapes
 from peftlab.versions import version_of
 
@@ -31,7 +32,7 @@ def classes(d: Diagnosis, severity: tuple[str, ...] = ("error", "silent loss", "
 
 def attention(model: torch.nn.Module) -> list[str]:
     """The query/value projection names of the installed version."""
-    names = linear_names(model)
+    names = set(linear_layer_names(model))
     return ["q_proj", "v_proj"] if "q_proj" in names else ["query", "value"]
 
 
@@ -157,7 +158,9 @@ def _saved_adapter(tmp_path, model: torch.nn.Module, config: LoraConfig):  # noq
 def test_second_stage_on_adapter_names_flagged_and_refused(tmp_path) -> None:
     folder = _saved_adapter(tmp_path, siglip()[0], LoraConfig(target_modules=["q_proj", "v_proj"]))
     loaded = PeftModel.from_pretrained(siglip()[0], folder, is_trainable=True)
-    names = sorted(linear_names(loaded))  # includes "default" and "base_layer": the recipe of notebook 03
+    names = sorted(
+        linear_layer_names(loaded)
+    )  # includes "default" and "base_layer": the recipe of notebook 03
     config = LoraConfig(target_modules=names)
     d = peftlab.doctor(loaded, config)
     error = next(f for f in d if f.failure_class == "targets" and f.severity == "error")
@@ -331,7 +334,7 @@ def test_renamed_attention_table_holds_on_the_installed_version(model_type: str)
 
     with init_empty_weights():
         model = AutoModel.from_config(AutoConfig.for_model(model_type))
-    names = linear_names(model)
+    names = set(linear_layer_names(model))
     expected = (
         set(advisories.OLD_TO_NEW.values())
         if version_of("transformers") >= Version("5")
@@ -345,7 +348,7 @@ def test_old_attention_names_advised_and_outcome_confirmed() -> None:
     config = LoraConfig(target_modules=["query", "value"])
     d = peftlab.doctor(model, config)
     assert "versions.renamed_attention" in d.codes()
-    if "query" in linear_names(model):
+    if "query" in linear_layer_names(model):
         assert d.ok  # an advisory only: it works here
         get_peft_model(model, config)
     else:

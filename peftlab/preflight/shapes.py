@@ -28,7 +28,7 @@ Shapes = dict[str, tuple[int, ...]]
 
 def model_shapes(model: torch.nn.Module) -> Shapes:
     """``{name: shape}`` of a model's state dict (works on the meta device)."""
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return cs.read_shapes(model.state_dict())
 
 
 def align(want: Shapes, have: Shapes, prefix: str) -> Shapes:
@@ -160,28 +160,27 @@ def matching_config(base: torch.nn.Module, want: Shapes, rounds: int = 8) -> tup
     Returns ``({setting: (old, new)}, tensors still disagreeing)``.
     """
     config, changes = copy.deepcopy(base.config), {}
-    score = len(disagreements(want, model_shapes(base)))
+    triples = disagreements(want, model_shapes(base))  # then those of the best config found so far
     for _ in range(rounds):
         fields = _int_fields(config)
         patch = {p: v for p, v in fields.items() if p.endswith("patch_size")}
-        triples = disagreements(want, _build(base, config))
         best = None
         for path, value in sorted(_candidates(fields, triples, patch)):
             trial = copy.deepcopy(config)
             _set(trial, path, value)
             try:
-                trial_score = len(disagreements(want, _build(base, trial)))
+                left = disagreements(want, _build(base, trial))
             except Exception:  # noqa: BLE001  (an impossible config, e.g. width not divisible by heads)
                 continue
-            if trial_score < score and (best is None or trial_score < best[0]):
-                best = (trial_score, path, value, trial)
+            if len(left) < len(triples) and (best is None or len(left) < len(best[0])):
+                best = (left, path, value, trial)
         if best is None:
             break
-        score, path, value, config = best
+        triples, path, value, config = best
         changes[path] = (changes.get(path, (_int_fields(base.config)[path], None))[0], value)
-        if score == 0:
+        if not triples:
             break
-    return changes, score
+    return changes, len(triples)
 
 
 def _set(config: Any, path: str, value: int) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from peftlab.checks import base_model
 from peftlab.preflight.findings import Finding
 
 
@@ -132,7 +133,7 @@ def wrapper_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
     from peft import PeftModel
 
     wrapper = wrapper_class(peft_config) if peft_config is not None else type(model)
-    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    base = base_model(model)
     if wrapper is None or wrapper.forward is PeftModel.forward:
         return []
     base_name = f"{type(base).__name__}.forward"
@@ -141,7 +142,8 @@ def wrapper_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
     fix = ("Leave task_type out (get_peft_model then returns the plain PeftModel, which passes on exactly "
            "what it is given), or call the base model yourself.")  # fmt: skip
     findings = []
-    for keyword in passed_keywords(wrapper):
+    passed = passed_keywords(wrapper)
+    for keyword in passed:
         fate = keyword_fate(base, keyword)
         if fate.outcome == "unexpected":
             what = (
@@ -160,7 +162,6 @@ def wrapper_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
     params = inspect.signature(type(base).forward).parameters.values()
     required = [p.name for p in params if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD
                 and p.name != "self"]  # fmt: skip
-    passed = passed_keywords(wrapper)
     missing = [n for n in required if n not in passed]
     if missing:
         order = [p for p in inspect.signature(wrapper.forward).parameters if p != "self"][:2]

@@ -125,7 +125,7 @@ def _tower_findings(model: torch.nn.Module, targets: Any, wrapped: list[str]) ->
     if len(idle) != 1:
         return []
     busy = next(t for t in count if t not in idle)
-    names = {n: c for n, c in linear_layer_names(getattr(base_model(model), pairs[idle[0]][0])).items()}
+    names = linear_layer_names(getattr(base_model(model), pairs[idle[0]][0]))
     return [Finding(
         "targets", "targets.one_tower", "warning",
         f"No error: get_peft_model adapts {count[busy]} layers of the {busy} tower and none of the "
