@@ -42,7 +42,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.report.reset()
+peftlab.scorecard.reset()
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
@@ -61,7 +61,7 @@ SEED = 0
 # base model gets those images wrong: that is what fine-tuning has to fix.
 
 # %%
-from peftlab import data, plots, report, retrieval
+from peftlab import data, plots, retrieval, scorecard
 from peftlab.models import load_clip
 
 peftlab.seed_everything(SEED)
@@ -88,7 +88,7 @@ wrong_model = get_peft_model(load_clip(CHECKPOINT, device=DEVICE)[0], wrong_conf
 print(type(wrong_model).__name__)
 
 # %%
-from peftlab.failures import expect_failure
+from peftlab.capture import expect_failure
 
 batch = peftlab.train.to_device(train_batches[0], peftlab.train.model_device(wrong_model))
 inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -141,11 +141,11 @@ peft_model.print_trainable_parameters()
 # `PeftModel` the list is empty, because it passes on only what you give it.
 
 # %%
-from peftlab.checks import unaccepted_wrapper_arguments
+from peftlab.preflight.signatures import unaccepted_wrapper_arguments
 
 print("wrong wrapper passes:", unaccepted_wrapper_arguments(wrong_model))
 print("plain PeftModel passes:", unaccepted_wrapper_arguments(peft_model))
-report.check("the fixed wrapper passes nothing CLIP does not declare",
+scorecard.check("the fixed wrapper passes nothing CLIP does not declare",
              unaccepted_wrapper_arguments(peft_model) == [] and "inputs_embeds" in unaccepted_wrapper_arguments(wrong_model),
              "inputs_embeds flagged for the wrong wrapper, nothing for PeftModel")
 
@@ -157,7 +157,7 @@ report.check("the fixed wrapper passes nothing CLIP does not declare",
 
 # %%
 flagged = peftlab.doctor(model, wrong_config)
-report.check_flagged("task_type=FEATURE_EXTRACTION on CLIP", flagged, "wrapper", seen.error)
+scorecard.check_flagged("task_type=FEATURE_EXTRACTION on CLIP", flagged, "wrapper", seen.error)
 flagged
 
 # %% [markdown]
@@ -165,7 +165,7 @@ flagged
 
 # %%
 clear = peftlab.doctor(model, config)
-report.check_clear("LoRA on CLIP without a task_type", clear)
+scorecard.check_clear("LoRA on CLIP without a task_type", clear)
 clear
 
 # %%
@@ -187,8 +187,8 @@ plots.loss_curves({"CLIP + LoRA, no task_type": losses})
 
 # %%
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-report.check("loss falls", last < 0.7 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}")
-report.check_gain("image-to-text retrieval rises", before["image_to_text"], after["image_to_text"], 0.10)
+scorecard.check("loss falls", last < 0.7 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}")
+scorecard.check_gain("image-to-text retrieval rises", before["image_to_text"], after["image_to_text"], 0.10)
 plots.bars({"base": before["image_to_text"], "LoRA": after["image_to_text"]},
            "image-to-text retrieval on held-out images", "top-1 accuracy")
 
@@ -208,7 +208,7 @@ with tempfile.TemporaryDirectory() as adapter_dir:
     reloaded = PeftModel.from_pretrained(load_clip(CHECKPOINT, device=DEVICE)[0], adapter_dir)
 scores, _ = retrieval.logits(peft_model, test_batches)
 scores_reloaded, _ = retrieval.logits(reloaded, test_batches)
-report.check_same("reloaded adapter gives identical logits", scores, scores_reloaded)
+scorecard.check_same("reloaded adapter gives identical logits", scores, scores_reloaded)
 
 # %% [markdown]
 # ## Summary
@@ -220,4 +220,4 @@ report.check_same("reloaded adapter gives identical logits", scores, scores_relo
 #   `peftlab.failures` records both, and this notebook fails if neither happens.
 
 # %%
-report.save("01_clip_task_type", seconds=time.perf_counter() - started)
+scorecard.save(seconds=time.perf_counter() - started)

@@ -47,7 +47,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.report.reset()
+peftlab.scorecard.reset()
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
@@ -69,7 +69,7 @@ SEED = 0
 # a current install the report stops here, long before PEFT is involved.
 
 # %%
-from peftlab.failures import expect_failure
+from peftlab.capture import expect_failure
 
 with expect_failure("blip2_vision2seq_import"):
     from transformers import AutoModelForVision2Seq  # noqa: F401  (the report's import)
@@ -90,7 +90,7 @@ with expect_failure("blip2_vision2seq_import"):
 # %%
 import torch
 
-from peftlab import data, memory, plots, report, vqa
+from peftlab import data, memory, plots, scorecard, vqa
 from peftlab.models import blip2
 
 peftlab.seed_everything(SEED)
@@ -173,11 +173,11 @@ plots.signature_comparison(type(wrong_model).forward, type(wrong_model.get_base_
                            f"{type(wrong_model.get_base_model()).__name__}.forward")
 
 # %%
-from peftlab.checks import unaccepted_wrapper_arguments
+from peftlab.preflight.signatures import unaccepted_wrapper_arguments
 
 print("The registry's explanation for these versions:\n ", seen.expectation.reason)
 print("\nkeywords the wrapper passes that BLIP-2's forward does not name:", unaccepted_wrapper_arguments(wrong_model))
-report.check("the signatures explain what happened",
+scorecard.check("the signatures explain what happened",
              ("inputs_embeds" in unaccepted_wrapper_arguments(wrong_model)) == (seen.error is not None),
              f"inputs_embeds flagged: {'inputs_embeds' in unaccepted_wrapper_arguments(wrong_model)}, "
              f"error raised: {seen.error is not None}")
@@ -226,7 +226,7 @@ peftlab.seed_everything(SEED)
 peft_model = get_peft_model(model, LoraConfig(**lora))
 print(type(peft_model).__name__, "| gradient checkpointing:", GRADIENT_CHECKPOINTING)
 peft_model.print_trainable_parameters()
-report.check("the plain PeftModel passes nothing BLIP-2 does not declare",
+scorecard.check("the plain PeftModel passes nothing BLIP-2 does not declare",
              unaccepted_wrapper_arguments(peft_model) == [], f"{unaccepted_wrapper_arguments(peft_model)}")
 
 # %% [markdown]
@@ -237,7 +237,7 @@ report.check("the plain PeftModel passes nothing BLIP-2 does not declare",
 
 # %%
 flagged = peftlab.doctor(wrong_model)
-report.check_flagged('task_type="CAUSAL_LM" on BLIP-2', flagged, "wrapper", seen.error or positional.error)
+scorecard.check_flagged('task_type="CAUSAL_LM" on BLIP-2', flagged, "wrapper", seen.error or positional.error)
 flagged
 
 # %% [markdown]
@@ -246,7 +246,7 @@ flagged
 
 # %%
 clear = peftlab.doctor(peft_model)
-report.check_clear("BLIP-2 + LoRA without a task_type", clear)
+scorecard.check_clear("BLIP-2 + LoRA without a task_type", clear)
 clear
 
 # %% [markdown]
@@ -259,7 +259,7 @@ clear
 # %%
 lora_layers = blip2.lora_layers_by_component(peft_model)
 print("LoRA layers per part:", lora_layers)
-report.check("LoRA on q_proj/v_proj adapts only the OPT", sum(lora_layers.values()) == lora_layers["language_model"] > 0,
+scorecard.check("LoRA on q_proj/v_proj adapts only the OPT", sum(lora_layers.values()) == lora_layers["language_model"] > 0,
              f"{lora_layers}")
 full = peftlab.train.count_parameters(memory.meta_model(base.config))[1]  # 4-bit weights count as packed bytes
 trainable = peftlab.train.count_parameters(peft_model)[0]
@@ -287,11 +287,11 @@ plots.loss_curves({"BLIP-2 + LoRA, no task_type": losses})
 for name in before:
     print(f"{name:<24} base {before[name]:>4.0%}   LoRA {after[name]:>4.0%}")
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-report.check("loss falls", last < 0.6 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}")
-report.check_gain("colour answers on held-out images", before["colour"], after["colour"], 0.15)
-report.check_gain("colour answers on yellow images, never seen before", before["colour (yellow images)"],
+scorecard.check("loss falls", last < 0.6 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}")
+scorecard.check_gain("colour answers on held-out images", before["colour"], after["colour"], 0.15)
+scorecard.check_gain("colour answers on yellow images, never seen before", before["colour (yellow images)"],
                   after["colour (yellow images)"], 0.5)
-report.check("position answers are not lost", after["position"] >= before["position"] - 0.05,
+scorecard.check("position answers are not lost", after["position"] >= before["position"] - 0.05,
              f"{before['position']:.0%} -> {after['position']:.0%}")
 plots.bars({"base": before["colour"], "LoRA": after["colour"]}, "what colour is the shape? (held-out images)",
            "accuracy")
@@ -308,7 +308,7 @@ vqa.show_answers(shown, {"base": base_answers, "LoRA": lora_answers}, "colour")
 base_generated = vqa.generation_accuracy(vqa.generate_answers(base, processor, test_set, "colour"), test_set, "colour")
 lora_generated = vqa.generation_accuracy(vqa.generate_answers(peft_model, processor, test_set, "colour"), test_set,
                                          "colour")
-report.check_gain("generated colour answers on held-out images", base_generated, lora_generated, 0.15)
+scorecard.check_gain("generated colour answers on held-out images", base_generated, lora_generated, 0.15)
 
 # %% [markdown]
 # **The wrong wrapper, where it runs.** On transformers 4.54 and later the `CAUSAL_LM` wrapper runs.
@@ -327,7 +327,7 @@ if seen.error is None:
                 wrong_params[name].copy_(param)
         wrong_model.eval()
         same = (wrong_model(**batch).logits, peft_model(**batch).logits)
-    report.check_same("CAUSAL_LM wrapper and PeftModel give the same logits", *same)
+    scorecard.check_same("CAUSAL_LM wrapper and PeftModel give the same logits", *same)
 else:
     print("Not on these versions: the CAUSAL_LM wrapper cannot run a forward pass at all.")
 
@@ -358,7 +358,7 @@ for scheme, value in measured.items():
     estimate = memory.estimate(tiny_meta, scheme)
     print(f"tiny {scheme}: measured {value if isinstance(value, str) else f'{value:,} bytes'}, arithmetic {estimate:,} bytes")
 comparable = {s: v for s, v in measured.items() if isinstance(v, int)}
-report.check("the arithmetic equals get_memory_footprint()", all(memory.estimate(tiny_meta, s) == v
+scorecard.check("the arithmetic equals get_memory_footprint()", all(memory.estimate(tiny_meta, s) == v
              for s, v in comparable.items()), f"{len(comparable)} of {len(measured)} precisions measurable here, all equal")
 
 # %%
@@ -396,4 +396,4 @@ print(f"{loaded_as}\nwall time {time.perf_counter() - started:.0f} s, peak memor
       f"(yellow images {before['colour (yellow images)']:.0%} -> {after['colour (yellow images)']:.0%})")
 
 # %%
-report.save("02_blip2_inputs_embeds", seconds=time.perf_counter() - started)
+scorecard.save(seconds=time.perf_counter() - started)

@@ -47,7 +47,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.report.reset()
+peftlab.scorecard.reset()
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
@@ -77,8 +77,8 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
-from peftlab import data, plots, report, tables, targets
-from peftlab.failures import expect_failure
+from peftlab import data, plots, scorecard, tables, targets
+from peftlab.capture import expect_failure
 from peftlab.models import opt
 from peftlab.train import count_parameters, to_device, train
 
@@ -160,7 +160,7 @@ stage_one.print_trainable_parameters()
 losses_one = train(stage_one, stage_one_batches, STAGE_ONE_STEPS, lr=LR, desc="stage one")
 after_one = measure(stage_one)
 stage_one_logits = opt.answer_logits(stage_one, test_batches)
-report.check("stage one starts teaching the new question",
+scorecard.check("stage one starts teaching the new question",
              after_one["new question"] - base_scores["new question"] >= 0.3 and after_one["loss"] < 0.5 * base_scores["loss"],
              f"new question {base_scores['new question']:.0%} -> {after_one['new question']:.0%}; "
              f"held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}")
@@ -226,7 +226,7 @@ preview = targets.preview_targets(fresh_model, targets_two, under=first_lora_lay
 preview
 
 # %%
-report.check("the preview predicts get_peft_model's outcome", preview.predicted_error == type(seen.error).__name__,
+scorecard.check("the preview predicts get_peft_model's outcome", preview.predicted_error == type(seen.error).__name__,
              f"predicted {preview.predicted_error}, raised {type(seen.error).__name__}")
 
 # %% [markdown]
@@ -267,11 +267,11 @@ for step in range(10):
 print(f"{len(trap_losses)} steps ran without an error; training losses " + " ".join(f"{x:.3f}" for x in trap_losses))
 
 # %%
-report.check("from_pretrained without is_trainable leaves nothing to train", trainable == 0,
+scorecard.check("from_pretrained without is_trainable leaves nothing to train", trainable == 0,
              f"{trainable} trainable of {total:,} parameters")
-report.check_same(f"{len(trap_losses)} optimiser steps left the adapter weights unchanged",
+scorecard.check_same(f"{len(trap_losses)} optimiser steps left the adapter weights unchanged",
                   weights_before, lora_weights(frozen))
-report.check("the held-out loss did not move", measure(frozen)["loss"] == loss_before,
+scorecard.check("the held-out loss did not move", measure(frozen)["loss"] == loss_before,
              f"{loss_before:.4f} before, {measure(frozen)['loss']:.4f} after")
 
 # %% [markdown]
@@ -295,20 +295,20 @@ trainable_a = count_parameters(continued)[0]
 weights_a = lora_weights(continued)
 losses_a = train(continued, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(a) continue stage one")
 after_a = measure(continued)
-report.check("(a) trains stage one's adapter", trainable_a == count_parameters(stage_one)[0]
+scorecard.check("(a) trains stage one's adapter", trainable_a == count_parameters(stage_one)[0]
              and not torch.equal(weights_a, lora_weights(continued)),
              f"{trainable_a:,} trainable parameters, as in stage one; the weights moved")
-report.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 0.5 * losses_one[0],
+scorecard.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 0.5 * losses_one[0],
              f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two")
-report.check("(a) the held-out loss keeps falling", after_a["loss"] < after_one["loss"],
+scorecard.check("(a) the held-out loss keeps falling", after_a["loss"] < after_one["loss"],
              f"{base_scores['loss']:.3f} (base) -> {after_one['loss']:.3f} (stage one) -> {after_a['loss']:.3f}")
-report.check_gain("the two stages, continued with (a), teach the new question", base_scores["new question"],
+scorecard.check_gain("the two stages, continued with (a), teach the new question", base_scores["new question"],
                   after_a["new question"], 0.8)
 
 dir_a = Path(work.name, "a")
 continued.save_pretrained(dir_a)
 reloaded_a = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], dir_a)
-report.check_same("(a) the saved adapter reloads exactly", opt.answer_logits(continued, test_batches),
+scorecard.check_same("(a) the saved adapter reloads exactly", opt.answer_logits(continued, test_batches),
                   opt.answer_logits(reloaded_a, test_batches))
 
 # %% [markdown]
@@ -330,9 +330,9 @@ stage_one_weights = lora_weights(two, "stage_one")
 losses_b = train(two, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(b) a second adapter")
 after_b = measure(two)
 stage_two_logits = opt.answer_logits(two, test_batches)
-report.check_same("(b) training the second adapter leaves the first unchanged", stage_one_weights,
+scorecard.check_same("(b) training the second adapter leaves the first unchanged", stage_one_weights,
                   lora_weights(two, "stage_one"))
-report.check("(b) the second adapter starts from the base model, not from stage one",
+scorecard.check("(b) the second adapter starts from the base model, not from stage one",
              abs(losses_b[0] - base_first_loss) < 0.01 * base_first_loss,
              f"first loss {losses_b[0]:.3f}; the base model on that batch: {base_first_loss:.3f}")
 
@@ -349,13 +349,13 @@ both = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], dir
                                  adapter_name="stage_one")
 both.load_adapter(str(dir_b / "stage_two"), adapter_name="stage_two")
 both.set_adapter("stage_one")
-report.check_same("(b) reloaded, adapter stage_one gives stage one's outputs", stage_one_logits,
+scorecard.check_same("(b) reloaded, adapter stage_one gives stage one's outputs", stage_one_logits,
                   opt.answer_logits(both, test_batches))
 both.set_adapter("stage_two")
-report.check_same("(b) reloaded, adapter stage_two gives its own outputs", stage_two_logits,
+scorecard.check_same("(b) reloaded, adapter stage_two gives its own outputs", stage_two_logits,
                   opt.answer_logits(both, test_batches))
 gap = (stage_one_logits - stage_two_logits).abs().max().item()
-report.check("(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}")
+scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}")
 
 # %% [markdown]
 # ## Fix (c): merge stage one, then a fresh LoRA
@@ -368,7 +368,7 @@ report.check("(b) the two adapters really differ", gap > 0.1, f"max |logit diffe
 
 # %%
 merged = load_stage_one().merge_and_unload()
-report.check_same("(c) the merged model keeps stage one's outputs", stage_one_logits,
+scorecard.check_same("(c) the merged model keeps stage one's outputs", stage_one_logits,
                   opt.answer_logits(merged, test_batches), atol=1e-4)
 print(type(merged).__name__, sorted(find_all_linear_names(merged)))
 dir_c_base = Path(work.name, "c_merged_base")
@@ -379,14 +379,14 @@ fresh = get_peft_model(merged, lora_config(find_all_linear_names(merged)))
 trainable_c = count_parameters(fresh)[0]
 losses_c = train(fresh, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(c) merged + fresh LoRA")
 after_c = measure(fresh)
-report.check("(c) the held-out loss keeps falling", after_c["loss"] < after_one["loss"],
+scorecard.check("(c) the held-out loss keeps falling", after_c["loss"] < after_one["loss"],
              f"{after_one['loss']:.3f} (stage one) -> {after_c['loss']:.3f}")
 
 dir_c = Path(work.name, "c_adapter")
 fresh.save_pretrained(dir_c)
 merged_again = type(merged).from_pretrained(dir_c_base).to(peftlab.train.model_device(fresh))
 reloaded_c = PeftModel.from_pretrained(merged_again, dir_c)
-report.check_same("(c) merged base + adapter reload exactly", opt.answer_logits(fresh, test_batches),
+scorecard.check_same("(c) merged base + adapter reload exactly", opt.answer_logits(fresh, test_batches),
                   opt.answer_logits(reloaded_c, test_batches))
 
 # %% [markdown]
@@ -473,16 +473,16 @@ if double.error is None:  # PEFT >= 0.16: the double wrap went through
     twice.save_pretrained(twice_dir)
     keys = sorted(load_file(twice_dir / "adapter_model.safetensors"))
     print(f"{len(keys)} saved tensors, e.g. {keys[0]}")
-    report.check("the saved keys carry a doubled prefix",
+    scorecard.check("the saved keys carry a doubled prefix",
                  all(k.startswith("base_model.model.base_model.model.") for k in keys), f"{len(keys)} of {len(keys)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         reloaded_twice = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], twice_dir)
     print("\n".join(f"warning: {str(w.message)[:160]} ..." for w in caught if "missing" in str(w.message)))
     moved = (trained_logits - base_logits).abs().max().item()
-    report.check("the trained double-wrapped model differs from the base", moved > 0.1,
+    scorecard.check("the trained double-wrapped model differs from the base", moved > 0.1,
                  f"max |logit difference| = {moved:.2f}")
-    report.check_same("reloaded, it is the untrained base model exactly", base_logits,
+    scorecard.check_same("reloaded, it is the untrained base model exactly", base_logits,
                       opt.answer_logits(reloaded_twice, test_batches))
 else:
     print("This PEFT raises the Dropout error here as well: nothing is silently lost.")
@@ -496,28 +496,28 @@ else:
 
 # %%
 flagged = peftlab.doctor(load_stage_one(), lora_config(targets_two))
-report.check_flagged("get_peft_model on the loaded stage-one model", flagged, "targets", seen.error)
+scorecard.check_flagged("get_peft_model on the loaded stage-one model", flagged, "targets", seen.error)
 flagged
 
 # %%
 flagged_frozen = peftlab.doctor(load_stage_one())
-report.check_flagged("training an adapter loaded without is_trainable", flagged_frozen, "unsaved", nothing.error)
+scorecard.check_flagged("training an adapter loaded without is_trainable", flagged_frozen, "unsaved", nothing.error)
 flagged_frozen
 
 # %%
 fresh_qv = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], qv_dir)
 flagged_twice = peftlab.doctor(fresh_qv, lora_config(find_all_linear_names(fresh_qv)))
-report.check_flagged("the double wrap", flagged_twice, "targets", double.error)
+scorecard.check_flagged("the double wrap", flagged_twice, "targets", double.error)
 flagged_twice
 
 # %% [markdown]
 # Fixes (a) and (c) get no problem:
 
 # %%
-report.check_clear("fix (a): the adapter loaded with is_trainable=True", peftlab.doctor(load_stage_one(is_trainable=True)))
+scorecard.check_clear("fix (a): the adapter loaded with is_trainable=True", peftlab.doctor(load_stage_one(is_trainable=True)))
 merged_base = load_stage_one().merge_and_unload()
 clear = peftlab.doctor(merged_base, lora_config(find_all_linear_names(merged_base)))
-report.check_clear("fix (c): a fresh LoRA on the merged model", clear)
+scorecard.check_clear("fix (c): a fresh LoRA on the merged model", clear)
 clear
 
 # %% [markdown]
@@ -539,4 +539,4 @@ clear
 
 # %%
 work.cleanup()
-report.save("03_second_stage_dropout", seconds=time.perf_counter() - started)
+scorecard.save(seconds=time.perf_counter() - started)

@@ -46,7 +46,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.report.reset()
+peftlab.scorecard.reset()
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
@@ -79,9 +79,9 @@ from IPython.display import Markdown, display
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
 
-from peftlab import data, plots, report
+from peftlab import data, module_names, plots, scorecard
 from peftlab import position_embeddings as pe
-from peftlab.failures import expect_failure
+from peftlab.capture import expect_failure
 from peftlab.models import load_vit, vit
 from peftlab.train import count_parameters, train
 
@@ -133,7 +133,7 @@ base = fresh_base()
 print("table:", tuple(pe.vit_embeddings(model).position_embeddings.shape), "->",
       tuple(pe.vit_embeddings(base).position_embeddings.shape), "| config.image_size:",
       model.config.image_size, "->", base.config.image_size)
-report.check_same("resizing once = interpolate_pos_encoding=True at every call",
+scorecard.check_same("resizing once = interpolate_pos_encoding=True at every call",
                   vit.logits(model, test_batches, interpolate_pos_encoding=True), vit.logits(base, test_batches))
 base_accuracy = vit.accuracy(base, test_batches)
 same_scenes_old_size = vit.batches(processor, data.make_shapes(len(test_set), OLD_SIZE, seed=SEED + 7919))
@@ -189,8 +189,8 @@ with expect_failure("vit_query_value_targets") as old_names:
 # layers (what `target_modules` matches) with how often each occurs.
 
 # %%
-print(pe.linear_layer_names(base))
-TARGETS = pe.attention_targets(base)
+print(module_names.linear_layer_names(base))
+TARGETS = module_names.attention_targets(base)
 print("LoRA targets for this transformers:", TARGETS)
 
 # %% [markdown]
@@ -286,10 +286,10 @@ with expect_failure("vit_unfrozen_parameter_not_saved"):
     pe.require_same_parameters(with_table, peft_alone, ["position_embeddings"])
 
 # %%
-report.check("PEFT alone reloads a worse model: the trained table is lost",
+scorecard.check("PEFT alone reloads a worse model: the trained table is lost",
              accuracy["reloaded by PEFT alone"] < accuracy["LoRA + position embeddings"] - 0.05,
              f"{accuracy['LoRA + position embeddings']:.1%} trained -> {accuracy['reloaded by PEFT alone']:.1%} reloaded")
-report.check("...worse even than never training the table",
+scorecard.check("...worse even than never training the table",
              accuracy["reloaded by PEFT alone"] < accuracy["LoRA only"],
              f"reloaded {accuracy['reloaded by PEFT alone']:.1%} < LoRA only {accuracy['LoRA only']:.1%}")
 
@@ -313,9 +313,9 @@ print("restored:", pe.load_extra_parameters(restored_base, table_dir))
 restored = PeftModel.from_pretrained(restored_base, table_dir)
 pe.require_same_parameters(with_table, restored, ["position_embeddings"])  # raises nothing now
 accuracy["reloaded with the table beside it"] = vit.accuracy(restored, test_batches)
-report.check_same("sidecar round trip: identical logits", vit.logits(with_table, test_batches),
+scorecard.check_same("sidecar round trip: identical logits", vit.logits(with_table, test_batches),
                   vit.logits(restored, test_batches))
-report.check("sidecar round trip: same test accuracy",
+scorecard.check("sidecar round trip: same test accuracy",
              accuracy["reloaded with the table beside it"] == accuracy["LoRA + position embeddings"],
              f"{accuracy['LoRA + position embeddings']:.1%} -> {accuracy['reloaded with the table beside it']:.1%}")
 
@@ -381,9 +381,9 @@ whole_dir = Path(work.name, "lora_and_embeddings")
 whole.save_pretrained(whole_dir)
 whole_reloaded = PeftModel.from_pretrained(fresh_base(), whole_dir)
 accuracy["vit.embeddings, reloaded"] = vit.accuracy(whole_reloaded, test_batches)
-report.check_same('modules_to_save=["vit.embeddings"] round trip: identical logits',
+scorecard.check_same('modules_to_save=["vit.embeddings"] round trip: identical logits',
                   vit.logits(whole, test_batches), vit.logits(whole_reloaded, test_batches))
-report.check('modules_to_save=["vit.embeddings"] round trip: same test accuracy',
+scorecard.check('modules_to_save=["vit.embeddings"] round trip: same test accuracy',
              accuracy["vit.embeddings, reloaded"] == accuracy["LoRA + vit.embeddings"],
              f"{accuracy['LoRA + vit.embeddings']:.1%} -> {accuracy['vit.embeddings, reloaded']:.1%}")
 
@@ -400,17 +400,17 @@ report.check('modules_to_save=["vit.embeddings"] round trip: same test accuracy'
 
 # %%
 flagged_parameter = peftlab.doctor(fresh_base(), lora_config("position_embeddings"))
-report.check_flagged('modules_to_save=["position_embeddings"] (trap 1)', flagged_parameter, "unsaved")
+scorecard.check_flagged('modules_to_save=["position_embeddings"] (trap 1)', flagged_parameter, "unsaved")
 flagged_parameter
 
 # %%
 flagged_unfrozen = peftlab.doctor(with_table)
-report.check_flagged("a table unfrozen by hand (trap 3)", flagged_unfrozen, "unsaved")
+scorecard.check_flagged("a table unfrozen by hand (trap 3)", flagged_unfrozen, "unsaved")
 flagged_unfrozen
 
 # %%
 flagged_nested = peftlab.doctor(fresh_base(), lora_config("embeddings"))
-report.check_flagged('modules_to_save=["embeddings"] (trap 4)', flagged_nested, "unsaved", nested_seen.error)
+scorecard.check_flagged('modules_to_save=["embeddings"] (trap 4)', flagged_nested, "unsaved", nested_seen.error)
 flagged_nested
 
 # %% [markdown]
@@ -420,9 +420,9 @@ flagged_nested
 # %%
 old_targets = peftlab.doctor(fresh_base(), LoraConfig(r=8, target_modules=["query", "value"]))
 if old_names.error is not None:
-    report.check_flagged('target_modules=["query", "value"]', old_targets, "targets", old_names.error)
+    scorecard.check_flagged('target_modules=["query", "value"]', old_targets, "targets", old_names.error)
 else:
-    report.check('the doctor advises that ["query", "value"] stop matching in transformers 5',
+    scorecard.check('the doctor advises that ["query", "value"] stop matching in transformers 5',
                  old_targets.ok and "versions.renamed_attention" in old_targets.codes(), old_targets.headline())
 old_targets
 
@@ -431,7 +431,7 @@ old_targets
 
 # %%
 clear = peftlab.doctor(fresh_base(), lora_config("vit.embeddings"))
-report.check_clear('LoRA + modules_to_save=["vit.embeddings"] (fix 2)', clear)
+scorecard.check_clear('LoRA + modules_to_save=["vit.embeddings"] (fix 2)', clear)
 clear
 
 # %% [markdown]
@@ -440,7 +440,7 @@ clear
 # Every figure is the test accuracy on the same 256 held-out 64 px images.
 
 # %%
-report.check_gain("fine-tuning at the new resolution beats the resized base", base_accuracy,
+scorecard.check_gain("fine-tuning at the new resolution beats the resized base", base_accuracy,
                   accuracy["LoRA + position embeddings"], 0.20)
 display(Markdown(f"| model at {NEW_SIZE} px | test accuracy |\n|---|---|\n"
                  + "\n".join(f"| {name} | {value:.1%} |" for name, value in accuracy.items())))
@@ -474,7 +474,7 @@ plots.loss_curves(losses, f"fine-tuning at {NEW_SIZE} px")
 #   (`pe.save_extra_parameters` / `pe.load_extra_parameters`).
 # * Either way, reload onto a base prepared exactly as before saving (resized first).
 # * LoRA target names are per transformers version: ViT's `query`/`value` became `q_proj`/`v_proj`
-#   in 5.9. List the linear layers' names (`pe.linear_layer_names`) rather than copying a list.
+#   in 5.9. List the linear layers' names (`module_names.linear_layer_names`) rather than copying a list.
 
 # %%
-report.save("04_vit_position_embeddings", seconds=time.perf_counter() - started)
+scorecard.save(seconds=time.perf_counter() - started)

@@ -47,7 +47,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.report.reset()
+peftlab.scorecard.reset()
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
@@ -77,7 +77,7 @@ SEED = 0
 import torch
 from transformers import ChineseCLIPModel
 
-from peftlab import checkpoint_shapes, data, plots, report, retrieval, tables
+from peftlab import checkpoint_shapes, data, plots, retrieval, scorecard, tables
 from peftlab.models.chinese_clip import checkpoint_folder, load_chinese_clip, load_config
 
 peftlab.seed_everything(SEED)
@@ -105,7 +105,7 @@ data.show_samples(test_set)  # titles in English: this machine's fonts may lack 
 # model's and lists each one that differs, whether `strict` or not.
 
 # %%
-from peftlab.failures import expect_failure
+from peftlab.capture import expect_failure
 
 wrong_config = load_config(WRONG_CONFIG, vocab_size=len(processor.tokenizer))
 torch.manual_seed(SEED)
@@ -191,7 +191,7 @@ with expect_failure("chinese_clip_ignore_mismatched_sizes"):
 trap_zero_shot = retrieval.accuracy(trap_model.to(peftlab.train.model_device(model)), zero_shot_batches)
 true_zero_shot = retrieval.accuracy(model, zero_shot_batches)
 print(f"chance {chance:.0%} | ignore_mismatched_sizes: {trap_zero_shot} | own config: {true_zero_shot}")
-report.check("ignore_mismatched_sizes leaves zero-shot retrieval at chance",
+scorecard.check("ignore_mismatched_sizes leaves zero-shot retrieval at chance",
              trap_zero_shot["image_to_text"] < 2 * chance <= true_zero_shot["image_to_text"] / 3,
              f"image-to-text {trap_zero_shot['image_to_text']:.0%} (chance {chance:.0%}); "
              f"correctly loaded {true_zero_shot['image_to_text']:.0%}")
@@ -255,9 +255,9 @@ fixed_model = ChineseCLIPModel.from_pretrained(folder, config=right_config).to(p
 n_tensors = len(checkpoint_shapes.read_shapes(folder))
 n_loaded = assert_loaded(fixed_model, folder)
 fixed_zero_shot = retrieval.accuracy(fixed_model, zero_shot_batches)
-report.check("every tensor of the checkpoint loaded", n_loaded == n_tensors,
+scorecard.check("every tensor of the checkpoint loaded", n_loaded == n_tensors,
              f"{n_loaded} of {n_tensors} tensors, bit for bit")
-report.check("zero-shot retrieval on Chinese captions works after the right load",
+scorecard.check("zero-shot retrieval on Chinese captions works after the right load",
              min(fixed_zero_shot.values()) >= 5 * chance,
              f"image-to-text {fixed_zero_shot['image_to_text']:.0%}, text-to-image "
              f"{fixed_zero_shot['text_to_image']:.0%} (chance {chance:.0%})")
@@ -295,10 +295,10 @@ tables.Table(["target_modules", "vision tower", "text tower"],
                          [str(both_towers_targets), str(both_towers["vision_model"]), str(both_towers["text_model"])]])
 
 # %%
-report.check('["q_proj", "v_proj"] adapts the vision tower only',
+scorecard.check('["q_proj", "v_proj"] adapts the vision tower only',
              vision_only["text_model"] == 0 < vision_only["vision_model"],
              f"{vision_only['vision_model']} vision layers, {vision_only['text_model']} text layers")
-report.check("the wider target list adapts both towers", min(both_towers["vision_model"], both_towers["text_model"]) > 0,
+scorecard.check("the wider target list adapts both towers", min(both_towers["vision_model"], both_towers["text_model"]) > 0,
              f"{both_towers['vision_model']} vision layers, {both_towers['text_model']} text layers")
 peft_model.print_trainable_parameters()
 
@@ -311,17 +311,17 @@ peft_model.print_trainable_parameters()
 
 # %%
 flagged = peftlab.doctor(wrong_model, checkpoint=folder)
-report.check_flagged("loading the checkpoint into the model of the wrong config", flagged, "checkpoint", seen.error)
+scorecard.check_flagged("loading the checkpoint into the model of the wrong config", flagged, "checkpoint", seen.error)
 flagged
 
 # %%
 flagged_tower = peftlab.doctor(fixed_model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
-report.check_flagged('target_modules=["q_proj", "v_proj"] on Chinese-CLIP', flagged_tower, "targets")
+scorecard.check_flagged('target_modules=["q_proj", "v_proj"] on Chinese-CLIP', flagged_tower, "targets")
 flagged_tower
 
 # %%
 clear = peftlab.doctor(fixed_model, LoraConfig(r=8, lora_alpha=16, target_modules=both_towers_targets), folder)
-report.check_clear("the fixed load with LoRA on both towers", clear)
+scorecard.check_clear("the fixed load with LoRA on both towers", clear)
 clear
 
 # %% [markdown]
@@ -339,12 +339,12 @@ after = retrieval.accuracy(peft_model, test_batches)
 plots.loss_curves({"Chinese-CLIP + LoRA, both towers": losses})
 
 # %%
-report.check_gain("image-to-text retrieval rises over the base model", before["image_to_text"],
+scorecard.check_gain("image-to-text retrieval rises over the base model", before["image_to_text"],
                   after["image_to_text"], 0.10)
-report.check_gain("text-to-image retrieval rises over the base model", before["text_to_image"],
+scorecard.check_gain("text-to-image retrieval rises over the base model", before["text_to_image"],
                   after["text_to_image"], 0.10)
 text_adapters = [p for n, p in peft_model.named_parameters() if "text_model" in n and "lora_B" in n]
-report.check("the text tower's adapters were trained",
+scorecard.check("the text tower's adapters were trained",
              len(text_adapters) > 0 and all(p.abs().sum() > 0 for p in text_adapters),
              f"{len(text_adapters)} lora_B matrices of the text tower, all moved from their zero start")
 plots.grouped_bars({"image -> text": {"base": before["image_to_text"], "LoRA, both towers": after["image_to_text"]},
@@ -374,4 +374,4 @@ print(f"LoRA on both towers, 16 captions incl. yellow: image-to-text {before['im
       f"{after['image_to_text']:.0%}, text-to-image {before['text_to_image']:.0%} -> {after['text_to_image']:.0%}")
 
 # %%
-report.save("05_chinese_clip_shapes", seconds=time.perf_counter() - started)
+scorecard.save(seconds=time.perf_counter() - started)

@@ -3,7 +3,7 @@
 Importing peftlab only defines things: no model is built and nothing is downloaded or written.
 """
 
-from peftlab import data, failures, plots, report, retrieval, train
+from peftlab import capture, data, plots, registry, retrieval, scorecard, train
 from peftlab.device import pick_device, seed_everything
 from peftlab.preflight import doctor
 from peftlab.versions import installed, stack_name, versions_table
@@ -11,6 +11,6 @@ from peftlab.versions import installed, stack_name, versions_table
 __version__ = "0.1.0"
 
 __all__ = [
-    "data", "failures", "plots", "report", "retrieval", "train",
+    "capture", "data", "plots", "registry", "retrieval", "scorecard", "train",
     "doctor", "installed", "pick_device", "seed_everything", "stack_name", "versions_table",
 ]  # fmt: skip

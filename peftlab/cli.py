@@ -1,4 +1,4 @@
-"""The ``peftlab`` command: ``run``, ``failures``, ``versions``, ``doctor``, ``drift`` and ``docs``."""
+"""The ``peftlab`` command: ``run``, ``failures``, ``versions``, ``doctor``, ``drift``, ``docs`` and ``readme``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="execute every notebook headless and print what each one proved")
     add_notebook_arguments(run, "--build", Path("build"), "output folder")
-    sub.add_parser("failures", help="list the failure registry: what each stack raises")
+    failures = sub.add_parser("failures", help="list the failure registry: what each version range raises")
+    failures.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
+    from peftlab import readme
+
+    readme.add_arguments(sub.add_parser("readme", help="regenerate the README's tables from the registry"))
     sub.add_parser("versions", help="print the installed versions and the stack they form")
     from peftlab import docs
 
@@ -39,11 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         return drift.main(args)
     if args.command == "doctor":
         return run_command(args)
+    if args.command == "readme":
+        return readme.main(args)
     if args.command == "failures":
-        from peftlab.failures import REGISTRY
+        from peftlab.registry import REGISTRY
         from peftlab.runner import table
 
-        rows = [[f.notebook, f.id, ", ".join(f"{k}{v}" for k, v in e.when.items()), e.describe()]
+        if args.markdown:
+            print(readme.failures_table())
+            return 0
+        rows = [[f.notebook, f.id, e.versions_phrase(), e.describe()]
                 for f in REGISTRY.values() for e in f.expectations]  # fmt: skip
         print(table(rows, ["notebook", "failure", "versions", "what happens"]))
         return 0

@@ -27,7 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from peftlab.failures import OBSERVE_ENV, REGISTRY, Failure
+from peftlab.capture import OBSERVE_ENV
+from peftlab.registry import REGISTRY
 from peftlab.runner import Outcome, _write_html, add_notebook_arguments, find_notebooks, run_and_summarise
 
 if TYPE_CHECKING:
@@ -182,13 +183,6 @@ def badge(text: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
-def reproduces_on(failure: Failure) -> str:
-    """Where a registered failure raises: each version range with its exception, or a note."""
-    ranges = [f"{', '.join(f'{k}{v}' for k, v in e.when.items()) or 'all versions'}: {e.raises}"
-              for e in failure.expectations if e.raises]  # fmt: skip
-    return "; ".join(ranges) or "no version recorded (documented as no error)"
-
-
 def failure_rows(outcome: Outcome, title: str) -> list[str]:
     """The index rows of one notebook: one per failure it teaches (notebook, fix, seconds spanned)."""
     seen = {f["id"]: f for f in (outcome.card or {}).get("failures", [])}
@@ -203,7 +197,7 @@ def failure_rows(outcome: Outcome, title: str) -> list[str]:
         cells = [
             _code(failure.title) if failure else "-",
             error,
-            html.escape(reproduces_on(failure) if failure else "-"),
+            html.escape(failure.reproduces_on() if failure else "-"),
         ]
         if i == 0:
             span = f' rowspan="{len(failures)}"'

@@ -1,6 +1,6 @@
 """``peftlab drift``: run every notebook on the newest releases and compare with the failure registry.
 
-CI tests the two pinned stacks (``stacks/*.txt``). The drift watch runs the notebooks on a third,
+CI tests the two pinned stacks (``peftlab/stacks/*.txt``). The drift watch runs the notebooks on a third,
 unpinned stack (whatever the package index serves today) and gives one verdict per registered failure:
 
 * ``as documented``: what happened is what the registry records for these versions or, when it
@@ -11,15 +11,15 @@ unpinned stack (whatever the package index serves today) and gives one verdict p
 * ``new failure: ...``: an error came where none was expected; a notebook that stops gets a row of its
   own, and the blocks it did not reach say so.
 
-The notebooks run in observe mode (``$PEFTLAB_OBSERVE``, see :mod:`peftlab.failures`): a block whose
+The notebooks run in observe mode (``$PEFTLAB_OBSERVE``, see :mod:`peftlab.capture`): a block whose
 outcome differs from the registry is recorded and the notebook goes on. The command exits 0 whatever
 drifted; only a broken tool exits non-zero. It writes ``drift.md`` (the table), ``drift.json`` and
 ``observations.jsonl`` to its build folder (``build/drift``), next to the executed notebooks.
 
 ``peftlab drift --venv .venvs/newest`` first builds (or refreshes) that virtual environment with the
-newest releases, torch held at the CPU wheel pinned in ``stacks/current.txt`` unless ``--torch`` says
+newest releases, torch held at the CPU wheel pinned in ``peftlab/stacks/current.txt`` unless ``--torch`` says
 otherwise, then runs the drift watch in it. ``peftlab drift --record ID`` prints, from the last run's
-observations, the ``Expectation`` to paste into ``peftlab/failures.py`` once a person has confirmed it.
+observations, the ``Expectation`` to paste into ``peftlab/registry.py`` once a person has confirmed it.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from peftlab.failures import OBSERVE_ENV, REGISTRY, Expectation, Failure, UnexpectedOutcome, get, trim_message
+from peftlab.capture import OBSERVE_ENV, trim_message
+from peftlab.registry import REGISTRY, Expectation, Failure, UnexpectedOutcome, get
 from peftlab.runner import add_notebook_arguments
-from peftlab.versions import LIBRARIES, STACKS, describe, installed
+from peftlab.versions import CI_STACKS, LIBRARIES, describe, installed, pinned_versions
 
 #: The repository root (peftlab is installed editable from it).
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,23 +77,13 @@ class Verdict:
 
 
 def reference_stack() -> str:
-    """The name of the highest pinned stack (by transformers, then peft): ``current``."""
+    """The name of the highest CI stack (by transformers, then peft): ``current``."""
     return max(
-        STACKS, key=lambda name: (Version(STACKS[name]["transformers"]), Version(STACKS[name]["peft"]))
+        CI_STACKS,
+        key=lambda name: tuple(
+            Version(pinned_versions(name)[lib] or "0") for lib in ("transformers", "peft")
+        ),
     )
-
-
-def pinned_versions(stack: str) -> Versions:
-    """The versions of :data:`~peftlab.versions.LIBRARIES` that ``stacks/<stack>.txt`` pins."""
-    pins: Versions = dict.fromkeys(LIBRARIES)
-    pins.update(STACKS[stack])
-    path = ROOT / "stacks" / f"{stack}.txt"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            name, pinned, version = line.split("#")[0].strip().partition("==")
-            if pinned and name in pins:
-                pins[name] = version.strip()
-    return pins
 
 
 def expectation_for(failure: Failure, versions: Versions) -> Expectation | None:
@@ -335,7 +326,7 @@ def expectation_snippet(failure: Failure, observation: dict, reference: Versions
         "        ),",
     ]
     notes = [
-        f"# {failure.id}: add to its expectations in peftlab/failures.py, once a person has confirmed it",
+        f"# {failure.id}: add to its expectations in peftlab/registry.py, once a person has confirmed it",
         "# (rerun the notebook on these versions; loosen the pattern so it matches on every version in `when`):",
     ]
     today = expectation_for(failure, versions)
@@ -383,7 +374,7 @@ def record(failure_id: str, build: Path) -> int:
 
 
 def torch_pin() -> str:
-    """The torch specifier of ``stacks/current.txt`` (``==2.13.0``: the CPU wheel), or '' if none."""
+    """The torch specifier of ``peftlab/stacks/current.txt`` (``==2.13.0``: the CPU wheel), or '' if none."""
     version = pinned_versions("current")["torch"]
     return f"=={version}" if version else ""
 
@@ -420,7 +411,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--torch",
         default=None,
-        help="torch specifier for --venv (default: the pin of stacks/current.txt, the CPU wheel; '' for the newest)",
+        help="torch specifier for --venv (default: the pin of peftlab/stacks/current.txt, the CPU wheel; '' for the newest)",
     )
     parser.add_argument(
         "--held", default="", help="what was held back, printed with the table (--venv sets it)"

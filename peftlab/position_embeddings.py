@@ -13,7 +13,6 @@ only, so it neither trains nor saves the table. :func:`save_extra_parameters` an
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from safetensors.torch import load_file, save_file
 
-from peftlab.checks import base_model
+from peftlab.module_names import base_model
 
 #: The sidecar file that :func:`save_extra_parameters` writes beside ``adapter_model.safetensors``.
 SIDECAR = "extra_parameters.safetensors"
@@ -122,28 +121,6 @@ def plot_similarity(tables: dict[str, torch.Tensor]) -> Figure:
             ax.set_yticks([])
         fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label="cosine similarity")
     return fig
-
-
-def linear_layer_names(model: torch.nn.Module) -> dict[str, int]:
-    """How many ``nn.Linear`` layers end in each name: the names ``target_modules`` can use."""
-    names = Counter(
-        name.rsplit(".", 1)[-1]
-        for name, m in base_model(model).named_modules()
-        if isinstance(m, torch.nn.Linear)
-    )
-    return dict(names)
-
-
-def attention_targets(model: torch.nn.Module) -> list[str]:
-    """The query and value projections' names in the installed transformers' ViT.
-
-    ``["query", "value"]`` up to transformers 5.8, ``["q_proj", "v_proj"]`` from 5.9 on.
-    """
-    found = linear_layer_names(model)
-    for pair in (["query", "value"], ["q_proj", "v_proj"]):
-        if all(name in found for name in pair):
-            return pair
-    raise ValueError(f"No query/value projections among the linear layers {sorted(found)}.")
 
 
 def wrapped_modules(model: torch.nn.Module) -> list[str]:

@@ -2,7 +2,7 @@
 
 Each notebook is executed with nbclient in its own kernel (from the notebooks folder, so relative
 paths behave as in Jupyter). The executed copy goes to ``build/notebooks/``, an HTML copy to
-``build/html/``, and the scorecard the notebook saves (see :mod:`peftlab.report`) to
+``build/html/``, and the scorecard the notebook saves (see :mod:`peftlab.scorecard`) to
 ``build/results/``. A notebook "falls short" when it raises, saves no scorecard, reproduces or
 explains no failure, or fails a check.
 """

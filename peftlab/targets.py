@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from packaging.version import Version
 
+from peftlab.registry import change
 from peftlab.tables import Table
-from peftlab.versions import version_of
 
 #: Module types that LoRA can wrap (the list PEFT's "is not supported" error names).
 LORA_TYPES = (
@@ -98,10 +98,10 @@ def lora_can_wrap(module: torch.nn.Module) -> bool:
 def skips_adapter_internals(peft_version: Version | None = None) -> bool:
     """Does this PEFT skip modules that lie inside an existing adapter layer?
 
-    PEFT's PR #2539 ("Prevent adapters targeting themselves") added the skip; 0.15.2 does not have
-    it, 0.16.0 (the first release after the merge) and later do.
+    PEFT's PR #2539 ("Prevent adapters targeting themselves") added the skip; the release that
+    first has it is ``registry.CHANGES["peft_skips_adapter_layers"]``.
     """
-    return (peft_version or version_of("peft")) >= Version("0.16")
+    return change("peft_skips_adapter_layers").holds(peft_version)
 
 
 def preview_targets(

@@ -1,29 +1,74 @@
 """Which library versions are installed, and which of the collection's stacks they form.
 
+The stacks are the pin files in ``peftlab/stacks/<name>.txt`` (shipped with the package): the one
+place where a stack's versions are written. Everything else (the stack name a notebook prints, the
+drift watch's reference, the README's stack table) reads them through :func:`stack_pins`.
 Every notebook prints :func:`versions_table` in its first cells, and the failure registry
-(:mod:`peftlab.failures`) decides what to expect from :func:`installed`.
+(:mod:`peftlab.registry`) decides what to expect from :func:`installed`.
 """
 
 from __future__ import annotations
 
 import platform
+from functools import cache
 from importlib import metadata
+from pathlib import Path
 
 from packaging.version import Version
 
-#: The libraries whose versions decide how the five failures look.
+#: The libraries whose versions decide how the failures look.
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes")
+#: The libraries that name a stack (torch and bitsandbytes are the same on every pinned stack).
+STACK_LIBRARIES = ("transformers", "peft", "accelerate")
+#: The folder of the pin files.
+STACKS_DIR = Path(__file__).resolve().parent / "stacks"
+#: The stacks CI tests on every push (the others are run by ``peftlab matrix``).
+CI_STACKS = ("documented", "current")
 
-#: The two pinned stacks (the full pins are in ``stacks/<name>.txt``; a test keeps them in step).
-STACKS: dict[str, dict[str, str]] = {
-    "documented": {"transformers": "4.51.3", "peft": "0.15.2", "accelerate": "1.6.0"},
-    "current": {"transformers": "5.23.0", "peft": "0.21.2", "accelerate": "1.15.0"},
-}
+Versions = dict[str, str | None]
 
 
-def installed(libraries: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
+def stack_file(name: str) -> Path:
+    """The pin file of stack ``name``, with a clear error for an unknown name."""
+    path = STACKS_DIR / f"{name}.txt"
+    if not path.is_file():
+        raise KeyError(f"Unknown stack {name!r}; known: {', '.join(stack_names())}")
+    return path
+
+
+@cache
+def stack_names() -> tuple[str, ...]:
+    """Every stack with a pin file: the CI stacks first, then the others by name."""
+    found = sorted(p.stem for p in STACKS_DIR.glob("*.txt"))
+    return tuple(n for n in CI_STACKS if n in found) + tuple(n for n in found if n not in CI_STACKS)
+
+
+@cache
+def stack_pins(name: str) -> dict[str, str]:
+    """Every ``library: version`` that stack ``name`` pins (``torch==2.13.0`` -> ``{"torch": "2.13.0"}``)."""
+    pins = {}
+    for line in stack_file(name).read_text(encoding="utf-8").splitlines():
+        lib, pinned, version = line.split("#")[0].strip().partition("==")
+        if pinned:
+            pins[lib.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def stack_description(name: str) -> str:
+    """The first comment line of the stack's pin file, without its ``#``."""
+    first = stack_file(name).read_text(encoding="utf-8").splitlines()[0]
+    return first.lstrip("# ").strip()
+
+
+def pinned_versions(name: str) -> Versions:
+    """The versions of :data:`LIBRARIES` that stack ``name`` pins (None for one it leaves open)."""
+    pins = stack_pins(name)
+    return {lib: pins.get(lib) for lib in LIBRARIES}
+
+
+def installed(libraries: tuple[str, ...] = LIBRARIES) -> Versions:
     """Return ``{library: version}``; ``None`` for a library that is not installed."""
-    found: dict[str, str | None] = {}
+    found: Versions = {}
     for name in libraries:
         try:
             found[name] = metadata.version(name)
@@ -37,16 +82,22 @@ def version_of(library: str) -> Version:
     return Version(installed((library,))[library] or "0")
 
 
-def stack_name(versions: dict[str, str | None] | None = None) -> str:
-    """Name the stack the installed versions form: ``documented``, ``current`` or ``other``."""
+def stack_name(versions: Versions | None = None) -> str:
+    """Name the stack the versions form (``documented``, ``current``, ``colab-2026.01``...) or ``other``."""
     versions = versions or installed()
-    for name, pins in STACKS.items():
-        if all(versions.get(lib) == ver for lib, ver in pins.items()):
+    for name in stack_names():
+        pins = stack_pins(name)
+        if all(versions.get(lib) == pins.get(lib) for lib in STACK_LIBRARIES):
             return name
     return "other"
 
 
-def describe(versions: dict[str, str | None] | None = None) -> str:
+def newest_measured(library: str) -> Version:
+    """The highest release of ``library`` that any stack pins: past it, nothing has been measured."""
+    return max(Version(stack_pins(n)[library]) for n in stack_names() if library in stack_pins(n))
+
+
+def describe(versions: Versions | None = None) -> str:
     """One line naming the stack and its versions, for messages and reports."""
     versions = versions or installed()
     libs = ", ".join(f"{k} {v or 'absent'}" for k, v in versions.items())

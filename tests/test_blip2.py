@@ -5,9 +5,9 @@ import torch
 from transformers import Blip2Processor, BlipImageProcessor
 
 from peftlab import data, memory, vqa
-from peftlab.failures import get
 from peftlab.models import blip2
 from peftlab.models.vocab import word_tokenizer
+from peftlab.registry import get
 from peftlab.versions import version_of
 
 FAST = {"vision_steps": 3, "text_steps": 3, "images": 48, "steps": 3}  # a quick build, not a good model

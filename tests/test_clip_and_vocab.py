@@ -3,7 +3,7 @@ import torch
 
 from peftlab import data, retrieval
 from peftlab.models import OfflineError, load_model
-from peftlab.models.checkpoint import resolve
+from peftlab.models.cache import resolve
 from peftlab.models.vocab import bert_char_tokenizer, clip_tokenizer, word_tokenizer
 
 

@@ -7,7 +7,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from peftlab import docs
 from peftlab.cli import main
-from peftlab.failures import REGISTRY, Expectation, Failure
+from peftlab.registry import REGISTRY, Expectation, Failure
 from peftlab.runner import Outcome
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -75,13 +75,13 @@ def test_page_needs_no_network_and_marks_cell_errors():
 
 def test_reproduces_on_reads_the_registry():
     assert (
-        docs.reproduces_on(REGISTRY["clip_task_type"])
-        == "transformers<5: TypeError; transformers>=5: TypeError"
+        REGISTRY["clip_task_type"].reproduces_on()
+        == "transformers <5.0.0: TypeError; transformers >=5.0.0: TypeError"
     )
     never = Failure("x", "09_x", "t", (Expectation({"peft": ">=1"}, None), Expectation({}, None)))
-    assert docs.reproduces_on(never).startswith("no version recorded")
+    assert never.reproduces_on().startswith("no version recorded")
     anywhere = Failure("y", "09_y", "t", (Expectation({}, "KeyError"),))
-    assert docs.reproduces_on(anywhere) == "all versions: KeyError"
+    assert anywhere.reproduces_on() == "every version: KeyError"
 
 
 def _card(notebook, failures, passed=True):

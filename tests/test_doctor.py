@@ -17,7 +17,7 @@ from packaging.version import Version
 from peft import LoraConfig, PeftModel, get_peft_model
 
 import peftlab
-from peftlab.position_embeddings import linear_layer_names
+from peftlab.module_names import linear_layer_names
 from peftlab.preflight import Diagnosis, Finding, advisories, shapes
 from peftlab.versions import version_of
 

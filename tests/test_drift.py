@@ -8,9 +8,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from peftlab import drift, failures, report
+from peftlab import drift, registry, scorecard
+from peftlab.capture import OBSERVE_ENV, expect_failure
 from peftlab.cli import main
-from peftlab.failures import OBSERVE_ENV, Expectation, Failure, UnexpectedOutcome, expect_failure
+from peftlab.registry import Expectation, Failure, UnexpectedOutcome
 
 REFERENCE = {"torch": "2.13.0", "transformers": "5.23.0", "peft": "0.21.2", "accelerate": "1.15.0"}
 SAME = dict(REFERENCE)
@@ -29,11 +30,11 @@ def toy():
             Expectation({"transformers": ">=5,<5.24"}, "TypeError", r"multiple values for 'x'", "5.x"),
         ),
     )
-    failures.REGISTRY[failure.id] = failure
-    report.reset()
+    registry.REGISTRY[failure.id] = failure
+    scorecard.reset()
     yield failure
-    del failures.REGISTRY[failure.id]
-    report.reset()
+    del registry.REGISTRY[failure.id]
+    scorecard.reset()
 
 
 def seen(versions, error=None):
@@ -137,7 +138,7 @@ def test_observe_mode_records_and_does_not_raise(toy, tmp_path, monkeypatch, cap
     ]
     assert records[0]["versions"] == SAME and records[0]["notebook"] == "01_toy"
     assert "Observe mode" in capsys.readouterr().out
-    outcomes = [f["outcome"] for f in report.scorecard("t")["failures"]]
+    outcomes = [f["outcome"] for f in scorecard.card()["failures"]]
     assert outcomes == ["drift: TypeError", "drift: no error", "drift: ValueError", "TypeError"]
 
 
@@ -225,9 +226,10 @@ def test_venv_mode_builds_the_newest_stack_then_runs_in_it(monkeypatch, tmp_path
 # --- one run, end to end (one small notebook in a real kernel) ---------------------------------
 
 TOY_NOTEBOOK = """
-from peftlab import failures
-from peftlab.failures import Expectation, Failure, expect_failure
-failures.register(Failure("toy_drift", "01_toy", "t", (Expectation({}, "TypeError", "old message"),)))
+from peftlab import registry
+from peftlab.capture import expect_failure
+from peftlab.registry import Expectation, Failure
+registry.register(Failure("toy_drift", "01_toy", "t", (Expectation({}, "TypeError", "old message"),)))
 with expect_failure("toy_drift"):
     raise TypeError("new message")
 print("the notebook goes on")
@@ -236,10 +238,10 @@ raise RuntimeError("boom")
 
 
 def test_drift_run_end_to_end(tmp_path, monkeypatch, capsys):
-    failures.REGISTRY["toy_drift"] = Failure(
+    registry.REGISTRY["toy_drift"] = Failure(
         "toy_drift", "01_toy", "t", (Expectation({}, "TypeError", "old"),)
     )
-    failures.REGISTRY["toy_later"] = Failure("toy_later", "01_toy", "t", (Expectation({}, None),))
+    registry.REGISTRY["toy_later"] = Failure("toy_later", "01_toy", "t", (Expectation({}, None),))
     try:
         notebooks = tmp_path / "notebooks"
         notebooks.mkdir()
@@ -249,7 +251,7 @@ def test_drift_run_end_to_end(tmp_path, monkeypatch, capsys):
         monkeypatch.chdir(tmp_path)
         assert main(["drift"]) == 0  # drift, and a notebook that stops, still exit 0
     finally:
-        del failures.REGISTRY["toy_drift"], failures.REGISTRY["toy_later"]
+        del registry.REGISTRY["toy_drift"], registry.REGISTRY["toy_later"]
     table = (tmp_path / "build" / "drift" / "drift.md").read_text()
     assert "changed (new message: TypeError: new message)" in table
     assert "new failure: not reached (the notebook stopped earlier: RuntimeError: boom)" in table

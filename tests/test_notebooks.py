@@ -51,7 +51,7 @@ def test_first_cells(py):
     assert "versions_table()" in cells[2].source
     tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and 'CHECKPOINT = "tiny"' in tagged[0].source
-    assert "report.save(" in cells[-1].source
+    assert "scorecard.save(" in cells[-1].source
 
 
 @pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)

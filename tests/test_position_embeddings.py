@@ -5,7 +5,7 @@ from packaging.version import Version
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import ViTForImageClassification
 
-from peftlab import data
+from peftlab import data, module_names
 from peftlab import position_embeddings as pe
 from peftlab.models import OfflineError, load_model, vit
 from peftlab.versions import version_of
@@ -63,17 +63,19 @@ def test_similarity_mosaic_and_plot():
 
 def test_attention_targets_follow_the_transformers_version():
     model = random_vit()
-    names = pe.linear_layer_names(model)
+    names = module_names.linear_layer_names(model)
     expected = ["q_proj", "v_proj"] if version_of("transformers") >= Version("5.9") else ["query", "value"]
-    assert pe.attention_targets(model) == expected
+    assert module_names.attention_targets(model) == expected
     assert names[expected[0]] == 2 and names["classifier"] == 1
     with pytest.raises(ValueError, match="No query/value projections"):
-        pe.attention_targets(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+        module_names.attention_targets(torch.nn.Sequential(torch.nn.Linear(2, 2)))
 
 
 def peft_vit(*modules_to_save):
     base = pe.resize_position_embeddings(random_vit(), 64)
-    config = LoraConfig(r=4, target_modules=pe.attention_targets(base), modules_to_save=list(modules_to_save))
+    config = LoraConfig(
+        r=4, target_modules=module_names.attention_targets(base), modules_to_save=list(modules_to_save)
+    )
     return get_peft_model(base, config)
 
 

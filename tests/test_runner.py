@@ -7,11 +7,11 @@ from peftlab.cli import main
 from peftlab.runner import HEADER, run_one, table
 
 GOOD = """
-from peftlab import report
-report.reset()
-report.record_failure("toy", reproduced=True, outcome="TypeError")
-report.check_gain("accuracy rises", 0.5, 0.9, 0.2)
-report.save("01_good")
+from peftlab import scorecard
+scorecard.reset()
+scorecard.record_failure("toy", reproduced=True, outcome="TypeError")
+scorecard.check_gain("accuracy rises", 0.5, 0.9, 0.2)
+scorecard.save("01_good")
 """
 BAD = GOOD.replace("0.9, 0.2", "0.55, 0.2").replace("01_good", "02_bad")
 

@@ -1,32 +1,30 @@
-from pathlib import Path
-
 import pytest
 import torch
+from packaging.version import Version
 
 from peftlab import device, versions
 
-ROOT = Path(__file__).resolve().parents[1]
+
+def test_stack_files_are_the_one_source_of_pins():
+    assert versions.stack_names()[:2] == versions.CI_STACKS
+    for name in versions.stack_names():
+        pins = versions.stack_pins(name)
+        assert pins["torch"] == "2.13.0", name  # the CPU wheel on disk
+        assert all(pins.get(lib) for lib in versions.STACK_LIBRARIES), name
+        assert versions.stack_name(versions.pinned_versions(name)) == name
+        assert versions.stack_description(name)  # the header comment says what the stack is
+    with pytest.raises(KeyError, match="Unknown stack 'nope'; known: documented, current"):
+        versions.stack_pins("nope")
 
 
-def test_stack_table_agrees_with_stack_files():
-    for name, pins in versions.STACKS.items():
-        lines = (ROOT / "stacks" / f"{name}.txt").read_text().splitlines()
-        pinned = dict(line.split("==") for line in lines if "==" in line and not line.startswith("#"))
-        for lib, version in pins.items():
-            assert pinned[lib] == version, (name, lib)
-        assert pinned["torch"] == "2.13.0"
+def test_stack_name_of_unpinned_versions_is_other():
+    assert versions.stack_name({"transformers": "4.50.0", "peft": "0.17.0", "accelerate": "1.6.0"}) == "other"
+    assert versions.stack_name() in (*versions.stack_names(), "other")
 
 
-def test_stack_name():
-    assert (
-        versions.stack_name({"transformers": "4.51.3", "peft": "0.15.2", "accelerate": "1.6.0"})
-        == "documented"
-    )
-    assert (
-        versions.stack_name({"transformers": "5.23.0", "peft": "0.21.2", "accelerate": "1.15.0"}) == "current"
-    )
-    assert versions.stack_name({"transformers": "4.57.0", "peft": "0.17.0", "accelerate": "1.6.0"}) == "other"
-    assert versions.stack_name() in ("documented", "current", "other")
+def test_newest_measured_is_the_highest_pin():
+    highest = max(Version(versions.stack_pins(n)["transformers"]) for n in versions.stack_names())
+    assert versions.newest_measured("transformers") == highest
 
 
 def test_versions_table_lists_libraries():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from peftlab.models.checkpoint import TINY, OfflineError
+from peftlab.models.cache import TINY, OfflineError
 
 #: family -> "module:function"; the notebook that uses each family is in the module's docstring.
 LOADERS: dict[str, str] = {

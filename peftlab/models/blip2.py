@@ -28,10 +28,11 @@ from transformers import (
 
 from peftlab import data, vqa
 from peftlab.device import pick_device
-from peftlab.models.checkpoint import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
+from peftlab.registry import change
 from peftlab.train import train
-from peftlab.versions import installed, version_of
+from peftlab.versions import installed
 
 #: The tiny BLIP-2: width 64 and 2 layers in the ViT, the Q-Former and the OPT; 32 px images.
 TINY_BLIP2 = {"width": 64, "layers": 2, "heads": 4, "image_size": 32, "patch_size": 8, "query_tokens": 8}
@@ -207,7 +208,7 @@ def load_blip2(
     target = pick_device(device)
     kwargs: dict = {}
     if dtype is not None:
-        kwargs["dtype" if version_of("transformers").release >= (4, 56) else "torch_dtype"] = dtype
+        kwargs["dtype" if change("dtype_keyword").holds() else "torch_dtype"] = dtype
     if quantization_config is not None:  # bitsandbytes places the weights itself
         kwargs["quantization_config"] = quantization_config
         kwargs["device_map"] = {"": (target.index or 0) if target.type == "cuda" else target.type}

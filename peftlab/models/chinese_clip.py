@@ -33,7 +33,7 @@ from transformers import (
 
 from peftlab import data, retrieval
 from peftlab.device import pick_device
-from peftlab.models.checkpoint import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, resolve, tiny_checkpoint
 from peftlab.models.vocab import _vocab_keyword, bert_char_tokenizer
 
 #: The tiny pair. Like CN-CLIP ViT-B/16 and ViT-L/14 they share the text tower (RoBERTa-wwm-base

@@ -9,7 +9,7 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcesso
 
 from peftlab import data, retrieval
 from peftlab.device import pick_device
-from peftlab.models.checkpoint import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, resolve, tiny_checkpoint
 from peftlab.models.vocab import clip_tokenizer
 
 #: The tiny CLIP: 2 layers of width 64 in each tower, 32 px images in 8 px patches.

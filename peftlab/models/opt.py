@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, OPTConfig, OPTForCausalLM, PreTrainedTok
 
 from peftlab import data
 from peftlab.device import pick_device
-from peftlab.models.checkpoint import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.train import model_device, to_device, train
 

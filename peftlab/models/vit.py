@@ -18,7 +18,7 @@ from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from peftlab import data
 from peftlab.device import pick_device
-from peftlab.models.checkpoint import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, resolve, tiny_checkpoint
 from peftlab.train import model_device, train
 
 #: The tiny ViT: 2 layers of width 64, 32 px images in 8 px patches (17 position embeddings).

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from peftlab.checks import base_model
+from peftlab.module_names import base_model
 from peftlab.preflight.findings import CLASSES, SEVERITIES, Diagnosis, Finding
 
 __all__ = ["CLASSES", "SEVERITIES", "Diagnosis", "Finding", "doctor"]

@@ -1,9 +1,10 @@
-"""Class 5, version advisories: API changes between the two stacks that this model or config touches.
+"""Class 5, version advisories: API changes between the CI stacks that this model or config touches.
 
 Each advisory is measured, not remembered: the renamed attention layers were found by building every
-image model type of both stacks on the meta device and comparing their linear-layer names
-(transformers 4.51.3 against 5.23.0, with accelerate's ``init_empty_weights``); notebook 04 shows the ViT case (renamed in 5.9). An advisory
-does not mean this run fails; it says what changes when the libraries do.
+image model type of the documented and current stacks on the meta device and comparing their
+linear-layer names (with accelerate's ``init_empty_weights``); notebook 04 shows the ViT case, whose
+release is ``registry.CHANGES["vit_attention_renamed"]``. An advisory does not mean this run fails; it
+says what changes when the libraries do. Versions are read from the registry and the stack files.
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from packaging.version import Version
 
-from peftlab.checks import base_model
-from peftlab.position_embeddings import linear_layer_names
+from peftlab.module_names import base_model, linear_layer_names
 from peftlab.preflight.findings import Finding
-from peftlab.versions import version_of
+from peftlab.registry import change
+from peftlab.versions import pinned_versions, version_of
 
-#: Model types whose attention projections are query/key/value on transformers 4.51.3 and
-#: q_proj/k_proj/v_proj (with o_proj) on 5.23.0 (ViT: from 5.9.0).
+#: Model types whose attention projections are query/key/value on the documented stack and
+#: q_proj/k_proj/v_proj (with o_proj) on the current one (measured on both).
 RENAMED_ATTENTION = ("beit", "deit", "dinov2", "dinov2_with_registers", "ijepa", "segformer", "swin", "vit",
                      "vit_msn")  # fmt: skip
 OLD_TO_NEW = {"query": "q_proj", "key": "k_proj", "value": "v_proj"}
@@ -37,15 +37,16 @@ def renamed_attention(model: torch.nn.Module, peft_config: Any) -> list[Finding]
     new = [OLD_TO_NEW[t] for t in old]
     here = linear_layer_names(model)
     if all(t in here for t in old):  # the installed transformers still has the old names
-        what = (f"Works here; on transformers 5 (ViT: 5.9 and later) {old} match nothing "
-                f"(get_peft_model raises), and adapters saved here carry the old names.")  # fmt: skip
+        what = (f"Works here; on later transformers (ViT: from {change('vit_attention_renamed').release}) {old} "
+                "match nothing (get_peft_model raises), and adapters saved here carry the old names.")  # fmt: skip
     else:
         what = f"{old} are this model's names before transformers 5; the installed version calls them {new}."
     return [Finding(
         "versions", "versions.renamed_attention", "advisory", what,
-        f"model_type={model_type!r}: attention layers query/key/value on transformers 4.51.3, "
-        "q_proj/k_proj/v_proj/o_proj on 5.23.0 (measured).",
-        "Read the names from the installed model (peftlab.position_embeddings.attention_targets) instead "
+        f"model_type={model_type!r}: attention layers query/key/value on transformers "
+        f"{pinned_versions('documented')['transformers']}, q_proj/k_proj/v_proj/o_proj on "
+        f"{pinned_versions('current')['transformers']} (measured).",
+        "Read the names from the installed model (peftlab.module_names.attention_targets) instead "
         "of hard-coding them, and pin transformers beside any saved adapter.",
         when="another transformers version",
     )]  # fmt: skip
@@ -53,7 +54,7 @@ def renamed_attention(model: torch.nn.Module, peft_config: Any) -> list[Finding]
 
 def removed_auto_class(model: torch.nn.Module) -> list[Finding]:
     """A model that transformers 4 loads through ``AutoModelForVision2Seq``, removed in 5.0."""
-    if version_of("transformers") >= Version("5"):
+    if change("vision2seq_removed").holds():
         return []
     from transformers.models.auto.modeling_auto import MODEL_FOR_VISION_2_SEQ_MAPPING_NAMES
 
@@ -62,8 +63,8 @@ def removed_auto_class(model: torch.nn.Module) -> list[Finding]:
         return []
     return [Finding(
         "versions", "versions.removed_auto_class", "advisory",
-        "Code that loads this model with AutoModelForVision2Seq raises ImportError on transformers 5 "
-        "(deprecated from 4.54, removed in 5.0).",
+        "Code that loads this model with AutoModelForVision2Seq raises ImportError from "
+        f"{change('vision2seq_removed').phrase()} on.",
         f"{name} is in AutoModelForVision2Seq's mapping on the installed transformers "
         f"{version_of('transformers')}.",
         "Load it with AutoModelForImageTextToText (or the model class itself), which works on 4.x and 5.x.",

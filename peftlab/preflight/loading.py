@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from peftlab.models.checkpoint import OfflineError, hub_reachable
+from peftlab.models.cache import OfflineError, hub_reachable
 
 
 def model_config(source: str) -> Any:

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from packaging.version import Version
 
-from peftlab.checks import base_model
+from peftlab.module_names import base_model
 from peftlab.preflight.findings import Finding
-from peftlab.versions import version_of
+from peftlab.registry import change
 
 
 def modules_to_save_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
@@ -53,16 +52,38 @@ def _size(model: torch.nn.Module, name: str) -> str:
 
 def _nested_finding(entry: str, matched: list[str], nested: list[str]) -> Finding:
     outer = [n for n in matched if n not in nested]
-    loads = version_of("peft") < Version("0.15")
+    passthrough, keyerror = change("peft_mts_attribute_passthrough"), change("peft_mts_nested_keyerror")
+    if not passthrough.holds():
+        what, raises = (
+            (
+                "get_peft_model then fails: the outer wrapper does not pass attribute reads on to the "
+                f"module it wraps ({passthrough.phrase()} added that)."
+            ),
+            "AttributeError",
+        )
+    elif not keyerror.holds():
+        what, raises = (
+            (
+                "training and save_pretrained go through, and this PEFT loads it back, but from "
+                f"{keyerror.library} {keyerror.release} on from_pretrained fails (KeyError)."
+            ),
+            None,
+        )
+    else:
+        what, raises = (
+            (
+                "training and save_pretrained go through; PeftModel.from_pretrained then fails "
+                "with a KeyError: the saved adapter cannot be loaded."
+            ),
+            "KeyError",
+        )
     return Finding(
-        "unsaved", "unsaved.nested_modules_to_save", "warning" if loads else "error",
-        "get_peft_model puts a ModulesToSaveWrapper inside another; training and save_pretrained go through, "
-        + ("this PEFT loads it back, but PEFT 0.15 and later do not (KeyError)." if loads else
-           "PeftModel.from_pretrained then fails with a KeyError: the saved adapter cannot be loaded."),
+        "unsaved", "unsaved.nested_modules_to_save", "error" if raises else "warning",
+        "get_peft_model puts a ModulesToSaveWrapper inside another; " + what,
         f"modules_to_save entry {entry!r} matches {outer[0]} and, inside it, {nested[0]} (PEFT matches the end "
         "of module names, without a dot).",
         f'Name the one module by its full path: modules_to_save=["{outer[0]}"].',
-        raises=None if loads else "KeyError", when="reload",
+        raises=raises, when="wrap" if raises == "AttributeError" else "reload",
     )  # fmt: skip
 
 

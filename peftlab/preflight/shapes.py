@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from peftlab import checkpoint_shapes as cs
-from peftlab.checks import base_model
+from peftlab.module_names import base_model
 from peftlab.preflight.findings import Finding
 
 Shapes = dict[str, tuple[int, ...]]

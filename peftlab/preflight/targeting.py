@@ -12,8 +12,7 @@ from typing import Any
 
 import torch
 
-from peftlab.checks import base_model
-from peftlab.position_embeddings import linear_layer_names
+from peftlab.module_names import base_model, linear_layer_names
 from peftlab.preflight.findings import Finding
 from peftlab.targets import adapter_layers, preview_targets
 

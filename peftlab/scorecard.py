@@ -1,8 +1,9 @@
-"""What a notebook proved: failures reproduced and fixes verified, for ``peftlab run``'s summary.
+"""The scorecard: what a notebook proved (failures reproduced, fixes verified), for ``peftlab run``.
 
 A notebook calls :func:`check` (and its two short forms) for every claim its fix makes; each one
 is a real assertion. ``expect_failure`` records each reproduced failure here. The last cell calls
-:func:`save`, which shows the scorecard and, when ``peftlab run`` executes the notebook (it sets
+:func:`save`, which names the notebook from the failures it recorded (the registry knows where each
+is taught, so the name cannot be mistyped), shows the scorecard as a table and, when ``peftlab run`` executes the notebook (it sets
 ``PEFTLAB_RESULTS_DIR``), writes it as JSON for the summary table. Nothing is written otherwise.
 """
 
@@ -90,10 +91,23 @@ def check_clear(setup: str, diagnosis: Diagnosis) -> None:
           figure + (f" (advisories: {', '.join(advisories)})" if advisories else ""))  # fmt: skip
 
 
-def scorecard(notebook: str, seconds: float | None = None) -> dict:
-    """The notebook's results as a plain dictionary."""
+def notebook_of_failures(failures: list[dict]) -> str | None:
+    """The notebook that teaches every registered failure in ``failures``; None if none is registered."""
+    from peftlab.registry import REGISTRY
+
+    names = {REGISTRY[f["id"]].notebook for f in failures if f["id"] in REGISTRY}
+    if len(names) > 1:
+        raise AssertionError(f"The failures recorded belong to several notebooks: {sorted(names)}")
+    return names.pop() if names else None
+
+
+def card(notebook: str | None = None, seconds: float | None = None) -> dict:
+    """The notebook's results as a plain dictionary (``notebook`` derived from its failures if not given)."""
+    derived = notebook_of_failures(_failures)
+    if notebook and derived and notebook != derived:
+        raise AssertionError(f"This scorecard is {notebook!r}, but its failures are taught in {derived!r}.")
     return {
-        "notebook": notebook,
+        "notebook": notebook or derived or "unnamed",
         "stack": stack_name(),
         "versions": installed(),
         "failures": list(_failures),
@@ -102,23 +116,30 @@ def scorecard(notebook: str, seconds: float | None = None) -> dict:
     }
 
 
-def save(notebook: str, seconds: float | None = None) -> dict:
+def as_table(scores: dict) -> str:
+    """The scorecard as a compact text table: one line per failure and per check."""
+    rows = [("failure", f["id"], f["outcome"]) for f in scores["failures"]]
+    rows += [("PASS" if c["passed"] else "FAIL", c["claim"], c["figure"]) for c in scores["checks"]]
+    width = max(len(r[1]) for r in rows) if rows else 0
+    head = f"{scores['notebook']} on the {scores['stack']} stack"
+    head += f", {scores['seconds']:.0f} s" if scores.get("seconds") is not None else ""
+    return "\n".join([head] + [f"{kind:<7}  {what:<{width}}  {figure}" for kind, what, figure in rows])
+
+
+def save(notebook: str | None = None, seconds: float | None = None) -> dict:
     """Show the scorecard; write it to ``$PEFTLAB_RESULTS_DIR/<notebook>.json`` when that is set.
 
     Fails when the notebook recorded no failure or no check: a notebook must prove something.
     """
-    card = scorecard(notebook, seconds)
-    if not card["failures"] or not card["checks"]:
+    scores = card(notebook, seconds)
+    if not scores["failures"] or not scores["checks"]:
         raise AssertionError(
-            f"{notebook} recorded {len(_failures)} failures and {len(_checks)} checks; "
+            f"{scores['notebook']} recorded {len(_failures)} failures and {len(_checks)} checks; "
             "a notebook must show its failure and prove its fix."
         )
-    for f in card["failures"]:
-        print(f"failure  {f['id']}: {f['outcome']}")
-    for c in card["checks"]:
-        print(f"check    {c['claim']}: {c['figure']}")
+    print(as_table(scores))
     target = os.environ.get("PEFTLAB_RESULTS_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
-        Path(target, f"{notebook}.json").write_text(json.dumps(card, indent=2))
-    return card
+        Path(target, f"{scores['notebook']}.json").write_text(json.dumps(scores, indent=2))
+    return scores

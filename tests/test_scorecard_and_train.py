@@ -3,39 +3,39 @@ import json
 import pytest
 import torch
 
-from peftlab import report
+from peftlab import scorecard
 from peftlab.train import NothingToTrainError, count_parameters, train
 
 
 @pytest.fixture(autouse=True)
 def _clean():
-    report.reset()
+    scorecard.reset()
     yield
-    report.reset()
+    scorecard.reset()
 
 
 def test_checks_assert_and_record():
-    report.check("ok", True, "1 -> 2")
+    scorecard.check("ok", True, "1 -> 2")
     with pytest.raises(AssertionError, match="worse: 2 -> 1"):
-        report.check("worse", False, "2 -> 1")
-    report.check_gain("gain", 0.5, 0.8, 0.2)
+        scorecard.check("worse", False, "2 -> 1")
+    scorecard.check_gain("gain", 0.5, 0.8, 0.2)
     with pytest.raises(AssertionError, match="needs"):
-        report.check_gain("small gain", 0.5, 0.6, 0.2)
-    report.check_same("same", torch.ones(3), torch.ones(3))
+        scorecard.check_gain("small gain", 0.5, 0.6, 0.2)
+    scorecard.check_same("same", torch.ones(3), torch.ones(3))
     with pytest.raises(AssertionError, match="max"):
-        report.check_same("differs", torch.ones(3), torch.zeros(3))
-    card = report.scorecard("x")
+        scorecard.check_same("differs", torch.ones(3), torch.zeros(3))
+    card = scorecard.card("x")
     assert [c["passed"] for c in card["checks"]] == [True, False, True, False, True, False]
     assert next(c for c in card["checks"] if c["headline"])["claim"] == "gain"
 
 
 def test_save_needs_a_failure_and_a_check(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="must show its failure"):
-        report.save("nb")
-    report.record_failure("f", True, "TypeError")
-    report.check("ok", True, "x")
+        scorecard.save("nb")
+    scorecard.record_failure("f", True, "TypeError")
+    scorecard.check("ok", True, "x")
     monkeypatch.setenv("PEFTLAB_RESULTS_DIR", str(tmp_path))
-    report.save("nb", seconds=1.0)
+    scorecard.save("nb", seconds=1.0)
     assert json.loads((tmp_path / "nb.json").read_text())["failures"][0]["id"] == "f"
 
 

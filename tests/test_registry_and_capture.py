@@ -1,7 +1,8 @@
 import pytest
 
-from peftlab import failures, report
-from peftlab.failures import Expectation, Failure, UnexpectedOutcome, expect_failure
+from peftlab import capture, registry, scorecard
+from peftlab.capture import expect_failure
+from peftlab.registry import Expectation, Failure, UnexpectedOutcome
 
 DOCUMENTED = {"transformers": "4.51.3", "peft": "0.15.2"}
 CURRENT = {"transformers": "5.23.0", "peft": "0.21.2"}
@@ -18,11 +19,11 @@ def toy_failure():
             Expectation({"transformers": ">=5"}, None, "", "fixed in 5.0"),
         ),
     )
-    failures.REGISTRY["toy"] = failure
-    report.reset()
+    registry.REGISTRY["toy"] = failure
+    scorecard.reset()
     yield failure
-    del failures.REGISTRY["toy"]
-    report.reset()
+    del registry.REGISTRY["toy"]
+    scorecard.reset()
 
 
 def raise_type_error():
@@ -42,7 +43,7 @@ def test_expected_error_is_shown_and_swallowed(toy_failure, capsys):
         raise_type_error()
     assert isinstance(seen.error, TypeError)
     assert "unexpected keyword argument 'x'" in capsys.readouterr().out
-    assert report.scorecard("t")["failures"] == [{"id": "toy", "reproduced": True, "outcome": "TypeError"}]
+    assert scorecard.card()["failures"] == [{"id": "toy", "reproduced": True, "outcome": "TypeError"}]
 
 
 def test_missing_failure_is_caught(toy_failure):
@@ -85,13 +86,13 @@ def test_unknown_failure_and_unknown_versions(toy_failure):
 
 def test_trim_message_collapses_module_reprs():
     message = "CLIPEncoder(\n  (layers): ModuleList(\n    (0): Layer()\n  )\n) got multiple values for 'x'"
-    assert failures.trim_message(message) == "CLIPEncoder(...) got multiple values for 'x'"
+    assert capture.trim_message(message) == "CLIPEncoder(...) got multiple values for 'x'"
     long = "\n".join(f"size mismatch {i}" for i in range(50))
-    trimmed = failures.trim_message(long, max_lines=5)
+    trimmed = capture.trim_message(long, max_lines=5)
     assert trimmed.count("\n") == 5 and "45 more lines" in trimmed
 
 
 def test_every_registered_failure_covers_both_stacks():
-    for failure in failures.REGISTRY.values():
+    for failure in registry.REGISTRY.values():
         for stack in (DOCUMENTED, CURRENT):
             failure.expected({**stack, "torch": "2.13.0", "accelerate": "1.6.0", "bitsandbytes": "0.50.2"})

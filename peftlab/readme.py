@@ -1,0 +1,123 @@
+"""``peftlab readme``: the README's generated tables, written from the stack files and the registry.
+
+The README holds three tables between HTML-comment markers (``<!-- stacks-table -->`` ...
+``<!-- /stacks-table -->``, and likewise ``notebooks-table`` and ``failures-table``). This module
+renders them from :mod:`peftlab.versions` (the pin files) and :mod:`peftlab.registry` (failures,
+version boundaries, what each was measured on), so no version is typed into the README by hand.
+``peftlab readme`` rewrites them; ``peftlab readme --check`` exits 1 when the README is out of date
+(CI runs it, as it regenerates the notebook pairs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from peftlab.registry import LESSONS, REGISTRY, Failure
+from peftlab.versions import CI_STACKS, pinned_versions, stack_description, stack_names
+
+COLAB = "https://colab.research.google.com"
+REPO = "peftlab/peftlab"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub Markdown table (cells may hold Markdown; ``|`` is escaped)."""
+    return "\n".join([_row(header), "|" + "---|" * len(header), *map(_row, rows)])
+
+
+def stacks_table() -> str:
+    """One row per pinned stack: its file, what it is and its key versions."""
+    rows = []
+    for name in stack_names():
+        pins = pinned_versions(name)
+        where = "CI, every push" if name in CI_STACKS else "`peftlab matrix`"
+        link = f"[`peftlab/stacks/{name}.txt`](peftlab/stacks/{name}.txt)"
+        rows.append([f"**{name}**", stack_description(name), link, where]
+                    + [pins[lib] or "-" for lib in ("transformers", "peft", "accelerate", "bitsandbytes")])  # fmt: skip
+    header = ["stack", "what it is", "file", "run by", "transformers", "peft", "accelerate", "bitsandbytes"]
+    return markdown_table(header, rows)
+
+
+def notebooks_table() -> str:
+    """One row per notebook: its title with a Colab link, the failures it shows, the fix it proves."""
+    rows = []
+    for number, (name, lesson) in enumerate(LESSONS.items(), start=1):
+        path = f"notebooks/{name}.ipynb"
+        badge = f"[![Colab]({COLAB}/assets/colab-badge.svg)]({COLAB}/github/{REPO}/blob/main/{path})"
+        failures = ", ".join(f"`{f.id}`" for f in REGISTRY.values() if f.notebook == name)
+        rows.append([f"{number:02d}", f"[{lesson.title}]({path}) {badge}", failures, lesson.fix])
+    return markdown_table(["#", "notebook", "failures shown (see below)", "the fix it proves"], rows)
+
+
+def _measured(measured: tuple[str, ...]) -> str:
+    """Stack names stay as they are; single releases (``peft 0.16.0``) are grouped per library."""
+    stacks = [m for m in measured if " " not in m]
+    releases: dict[str, list[str]] = {}
+    for m in measured:
+        if " " in m:
+            lib, version = m.split(" ", 1)
+            releases.setdefault(lib, []).append(version)
+    parts = [f"{lib} {', '.join(v)}" for lib, v in releases.items()] + stacks
+    return "; ".join(parts) or "not measured"
+
+
+def failure_rows(failure: Failure) -> list[list[str]]:
+    """One row per version range of ``failure``."""
+    rows = []
+    for e in failure.expectations:
+        what = f"`{e.raises}`" if e.raises else "no error"
+        if e.detector:
+            what += " (peftlab's check; the libraries say nothing)"
+        rows.append(
+            [f"`{failure.id}`", failure.notebook[:2], e.versions_phrase(), what, _measured(e.measured)]
+        )
+    return rows
+
+
+def failures_table() -> str:
+    """Every failure, per version range: what happens there and the stacks/releases it was run on."""
+    rows = [row for failure in REGISTRY.values() for row in failure_rows(failure)]
+    return markdown_table(["failure", "#", "versions", "what happens", "measured on"], rows)
+
+
+TABLES = {"stacks-table": stacks_table, "notebooks-table": notebooks_table, "failures-table": failures_table}
+
+
+def render(text: str) -> str:
+    """``text`` (a README) with every generated table replaced by its current rendering."""
+    for marker, make in TABLES.items():
+        pattern = re.compile(rf"(<!-- {marker} -->\n)[\s\S]*?(<!-- /{marker} -->)")
+        if not pattern.search(text):
+            raise ValueError(f"The README has no <!-- {marker} --> ... <!-- /{marker} --> section.")
+        text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``peftlab readme``."""
+    parser.add_argument("--file", type=Path, default=Path("README.md"), help="the README to update")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README is out of date")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Rewrite (or ``--check``) the README's generated tables."""
+    if not args.file.exists():
+        print(f"error: no README at {args.file}", file=sys.stderr)
+        return 2
+    old = args.file.read_text(encoding="utf-8")
+    new = render(old)
+    if args.check:
+        if new != old:
+            print(f"{args.file} is out of date: run `peftlab readme`", file=sys.stderr)
+            return 1
+        print(f"{args.file}: generated tables up to date")
+        return 0
+    args.file.write_text(new, encoding="utf-8")
+    print(f"{args.file}: generated tables {'rewritten' if new != old else 'already up to date'}")
+    return 0

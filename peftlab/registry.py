@@ -1,0 +1,646 @@
+"""The failure registry: what each documented failure does on each range of library versions.
+
+This module is data, and the one place where a version boundary is written. :data:`CHANGES` lists the
+library releases that change how a failure looks (each with the releases it was run on, either side);
+each :class:`Failure` says, per range of versions, which exception (type and message pattern) must be
+raised, or that none is, and why. The notebooks, the doctor, ``peftlab.targets``, the drift watch and
+the README's notebooks table (``peftlab readme``) read these entries; none of them re-types a version.
+
+Showing an error and checking it against these entries is :mod:`peftlab.capture`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from peftlab.versions import Versions, describe, installed
+
+#: Exceptions that peftlab raises itself to make a silent failure visible (they are not the libraries').
+PEFTLAB_DETECTORS = {
+    "SilentLossError": "a tensor that should train is frozen, or a trained one is missing after reload",
+    "NothingToTrainError": "peftlab's training loop refuses a model with no trainable parameter",
+    "WeightsNotLoadedError": "the loaded model's tensors differ from the checkpoint's",
+}
+
+
+class UnexpectedOutcome(AssertionError):
+    """What happened differs from what the registry records for the installed versions."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A library release that changes how a failure looks: one behaviour before it, another from it."""
+
+    library: str
+    release: str  # the first release with the new behaviour
+    what: str  # what changed, in a sentence
+    measured: tuple[str, ...] = ()  # releases of ``library`` the failing code was run on
+
+    @property
+    def since(self) -> str:
+        """The specifier of the releases that have the change: ``>=0.16.0``."""
+        return f">={self.release}"
+
+    @property
+    def before(self) -> str:
+        """The specifier of the releases that lack it: ``<0.16.0``."""
+        return f"<{self.release}"
+
+    def holds(self, version: str | Version | None = None) -> bool:
+        """True when ``version`` (the installed one by default) has the change."""
+        version = version if version is not None else installed((self.library,))[self.library] or "0"
+        return Version(str(version)) >= Version(self.release)
+
+    def bracket(self) -> tuple[str | None, str | None]:
+        """The measured releases either side of the boundary: (last before, first from), None if unmeasured."""
+        runs = sorted(Version(v) for v in self.measured)
+        before = [v for v in runs if v < Version(self.release)]
+        after = [v for v in runs if v >= Version(self.release)]
+        return (str(before[-1]) if before else None, str(after[0]) if after else None)
+
+    def phrase(self) -> str:
+        """``peft 0.16.0 (last without: 0.15.2)``, for prose and tables."""
+        last, _ = self.bracket()
+        return f"{self.library} {self.release}" + (f" (last without: {last})" if last else "")
+
+
+#: Every release boundary that a notebook, the doctor or the README mentions. Keys are stable ids.
+CHANGES: dict[str, Change] = {
+    "clip_forward_kwargs": Change(
+        "transformers",
+        "5.0.0",
+        "CLIPModel.forward takes **kwargs and passes them to both towers",
+        measured=("4.51.3", "5.23.0"),
+    ),
+    "vision2seq_removed": Change(
+        "transformers",
+        "5.0.0",
+        "AutoModelForVision2Seq is removed (AutoModelForImageTextToText stays)",
+        measured=("4.51.3", "5.23.0"),
+    ),
+    "blip2_forward_kwargs": Change(
+        "transformers",
+        "4.52.0",
+        "Blip2ForConditionalGeneration.forward takes **kwargs",
+        measured=("4.51.3", "4.52.0", "4.52.4", "4.53.0", "4.54.0", "4.55.0", "5.23.0"),
+    ),
+    "blip2_inputs_embeds": Change(
+        "transformers",
+        "4.54.0",
+        "Blip2ForConditionalGeneration.forward declares inputs_embeds",
+        measured=("4.51.3", "4.52.0", "4.52.4", "4.53.0", "4.54.0", "4.55.0", "5.23.0"),
+    ),
+    "load_report": Change(
+        "transformers",
+        "5.0.0",
+        "from_pretrained loads every tensor, prints a LOAD REPORT, then raises",
+        measured=("4.51.3", "5.23.0"),
+    ),
+    "dtype_keyword": Change(
+        "transformers",
+        "4.56.0",
+        "from_pretrained takes dtype= (torch_dtype= is deprecated)",
+        measured=("4.51.3", "5.23.0"),
+    ),
+    "vit_attention_renamed": Change(
+        "transformers",
+        "5.9.0",
+        "ViT's attention layers are q_proj/k_proj/v_proj/o_proj under vit.layers.N",
+        measured=("4.51.3", "5.23.0"),
+    ),
+    "peft_mts_attribute_passthrough": Change(
+        "peft",
+        "0.14.0",
+        "ModulesToSaveWrapper passes attribute reads on to the wrapped module (PR #2117)",
+        measured=("0.13.2", "0.14.0", "0.15.2", "0.21.2"),
+    ),
+    "peft_mts_nested_keyerror": Change(
+        "peft",
+        "0.15.0",
+        "a modules_to_save wrapper nested in another no longer reloads (KeyError)",
+        measured=("0.14.0", "0.15.0", "0.15.1", "0.15.2", "0.17.0", "0.20.0", "0.21.2"),
+    ),
+    "peft_skips_adapter_layers": Change(
+        "peft",
+        "0.16.0",
+        "get_peft_model skips modules inside an existing adapter layer (PR #2539)",
+        measured=("0.15.2", "0.21.2"),
+    ),
+    "peft_target_parameters": Change(
+        "peft",
+        "0.17.0",
+        "LoraConfig(target_parameters=...) puts LoRA on nn.Parameter objects",
+        measured=("0.15.2", "0.17.0", "0.20.0", "0.21.2"),
+    ),
+    "peft_no_matching_module_error": Change(
+        "peft",
+        "0.21.0",
+        "a target list that matches nothing raises NoMatchingPeftModuleError",
+        measured=("0.20.0", "0.21.2"),
+    ),
+}
+
+
+def change(key: str) -> Change:
+    """Look up a :class:`Change` by id, with a helpful error for an unknown one."""
+    try:
+        return CHANGES[key]
+    except KeyError:
+        raise KeyError(f"Unknown change {key!r}; known: {sorted(CHANGES)}") from None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What happens on the versions that satisfy every specifier in ``when``."""
+
+    when: dict[str, str]
+    raises: str | None  # exception class name, or None for "no error on these versions"
+    match: str = ""  # regular expression searched in the message
+    reason: str = ""  # why it happens (or, for ``raises=None``, why it no longer does)
+    measured: tuple[str, ...] = ()  # the stacks (pin files) or releases this was run on
+
+    def applies(self, versions: Versions) -> bool:
+        """True when the installed ``versions`` satisfy every specifier of ``when``."""
+        return all(
+            versions.get(lib) is not None and SpecifierSet(spec).contains(versions[lib], prereleases=True)
+            for lib, spec in self.when.items()
+        )
+
+    @property
+    def detector(self) -> str:
+        """The peftlab check that raises ``raises`` for a silent failure, or '' for a library error."""
+        return PEFTLAB_DETECTORS.get(self.raises or "", "")
+
+    def describe(self) -> str:
+        """A short phrase: the error expected, or "no error"."""
+        if not self.raises:
+            return "no error"
+        return f"{self.raises}: /{self.match}/" + (" (peftlab's detector)" if self.detector else "")
+
+    def versions_phrase(self) -> str:
+        """``peft >=0.16.0`` or ``every version``: the range, for tables."""
+        return ", ".join(f"{lib} {spec}" for lib, spec in self.when.items()) or "every version"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A documented failure: where it is taught and what happens on each range of versions."""
+
+    id: str
+    notebook: str
+    title: str
+    expectations: tuple[Expectation, ...]
+
+    def expected(self, versions: Versions | None = None) -> Expectation:
+        """The expectation for ``versions`` (the installed ones by default)."""
+        versions = versions or installed()
+        for expectation in self.expectations:
+            if expectation.applies(versions):
+                return expectation
+        raise UnexpectedOutcome(
+            f"No expectation is recorded for failure {self.id!r} on the {describe(versions)}. "
+            "Record what happens there in peftlab/registry.py (see README, 'Recording a new observation')."
+        )
+
+    def reproduces_on(self) -> str:
+        """Where it raises: each version range with its exception, or a note when it never does."""
+        ranges = [f"{e.versions_phrase()}: {e.raises}" for e in self.expectations if e.raises]
+        return "; ".join(ranges) or "no version recorded (documented as no error)"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A notebook: what it teaches and the fix it proves (for the README and the docs index)."""
+
+    notebook: str  # file name without suffix
+    title: str  # Markdown
+    fix: str  # Markdown
+
+
+#: The notebooks, in order.
+LESSONS: dict[str, Lesson] = {
+    lesson.notebook: lesson
+    for lesson in (
+        Lesson("01_clip_task_type", "CLIP + `task_type=FEATURE_EXTRACTION`",
+               "no `task_type`: the plain `PeftModel` keeps CLIP's forward"),
+        Lesson("02_blip2_inputs_embeds", 'BLIP-2 + `task_type="CAUSAL_LM"`, 4-bit NF4',
+               "no `task_type`; `AutoModelForImageTextToText`; QLoRA VQA fine-tune"),
+        Lesson("03_second_stage_dropout", "a second LoRA stage on a LoRA model",
+               "`PeftModel.from_pretrained(..., is_trainable=True)`; a second adapter; or merge and re-wrap"),
+        Lesson("04_vit_position_embeddings", "ViT at a new resolution: position embeddings",
+               'resize the table once; `modules_to_save=["vit.embeddings"]`, or LoRA plus a sidecar file; '
+               "exact round trip"),
+        Lesson("05_chinese_clip_shapes", "Chinese-CLIP: checkpoint vs config",
+               "read the architecture from the checkpoint's tensor shapes; LoRA on both towers"),
+    )
+}  # fmt: skip
+
+
+REGISTRY: dict[str, Failure] = {}
+
+
+def register(failure: Failure) -> Failure:
+    """Add ``failure`` to :data:`REGISTRY` (ids are unique)."""
+    if failure.id in REGISTRY:
+        raise ValueError(f"Failure id {failure.id!r} is registered twice.")
+    REGISTRY[failure.id] = failure
+    return failure
+
+
+def get(failure_id: str) -> Failure:
+    """Look up a failure by id, with a helpful error for an unknown one."""
+    try:
+        return REGISTRY[failure_id]
+    except KeyError:
+        raise KeyError(f"Unknown failure {failure_id!r}; known: {sorted(REGISTRY)}") from None
+
+
+def for_notebook(notebook: str) -> list[Failure]:
+    """The failures taught in ``notebook`` (its file name without suffix), in registry order."""
+    return [f for f in REGISTRY.values() if f.notebook == notebook]
+
+
+# ---------------------------------------------------------------------------------------------
+# The entries. Each cites what was measured (../shared/FINDINGS.md and the notebooks); ``measured``
+# names the stacks (peftlab/stacks/*.txt) and single releases the failing block was run on.
+# ---------------------------------------------------------------------------------------------
+C = CHANGES
+
+register(Failure(
+    id="clip_task_type",
+    notebook="01_clip_task_type",
+    title="CLIP + LoRA with task_type=FEATURE_EXTRACTION",
+    expectations=(
+        Expectation(
+            when={"transformers": C["clip_forward_kwargs"].before},
+            raises="TypeError",
+            match=r"CLIPModel\.forward\(\) got an unexpected keyword argument 'inputs_embeds'",
+            reason="PeftModelForFeatureExtraction.forward passes inputs_embeds=None to the base "
+            "model, and CLIPModel.forward has no such parameter.",
+            measured=("documented",),
+        ),
+        Expectation(
+            when={"transformers": C["clip_forward_kwargs"].since},
+            raises="TypeError",
+            match=r"got multiple values for keyword argument 'inputs_embeds'",
+            reason="CLIPModel.forward accepts **kwargs since transformers 5, so the stray inputs_embeds=None "
+            "travels on with them. The image tower runs first: CLIPVisionModel.forward calls its encoder "
+            "with inputs_embeds=hidden_states and **kwargs, which hold inputs_embeds a second time.",
+            measured=("current",),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="blip2_vision2seq_import",
+    notebook="02_blip2_inputs_embeds",
+    title="The report's `from transformers import AutoModelForVision2Seq`",
+    expectations=(
+        Expectation(
+            when={"transformers": C["vision2seq_removed"].before},
+            raises=None,
+            reason="AutoModelForVision2Seq exists in every transformers 4.x (from 4.54 it warns that it "
+            "is deprecated in favour of AutoModelForImageTextToText, which exists on 4.x and 5.x).",
+            measured=("documented",),
+        ),
+        Expectation(
+            when={"transformers": C["vision2seq_removed"].since},
+            raises="ImportError",
+            match=r"cannot import name 'AutoModelForVision2Seq' from 'transformers'",
+            reason="transformers 5 removed AutoModelForVision2Seq; AutoModelForImageTextToText "
+            "loads BLIP-2 as Blip2ForConditionalGeneration on 4.x and 5.x alike.",
+            measured=("current",),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="blip2_causal_lm_inputs_embeds",
+    notebook="02_blip2_inputs_embeds",
+    title='BLIP-2 + LoRA with task_type="CAUSAL_LM"',
+    expectations=(
+        Expectation(
+            when={"transformers": C["blip2_forward_kwargs"].before},
+            raises="TypeError",
+            match=r"Blip2ForConditionalGeneration\.forward\(\) got an unexpected keyword argument 'inputs_embeds'",
+            reason="PeftModelForCausalLM.forward passes inputs_embeds=None to the model, and "
+            "Blip2ForConditionalGeneration.forward (no **kwargs yet) has no such parameter.",
+            measured=("documented",),
+        ),
+        Expectation(
+            when={"transformers": f"{C['blip2_forward_kwargs'].since},{C['blip2_inputs_embeds'].before}"},
+            raises="TypeError",
+            match=r"got multiple values for keyword argument 'inputs_embeds'",
+            reason="Blip2ForConditionalGeneration.forward has **kwargs but not yet inputs_embeds: "
+            "the stray inputs_embeds=None lands in **kwargs and collides with the inputs_embeds BLIP-2 "
+            "passes to its OPT.",
+            measured=("transformers 4.52.0", "transformers 4.52.4", "transformers 4.53.0"),
+        ),
+        Expectation(
+            when={"transformers": C["blip2_inputs_embeds"].since},
+            raises=None,
+            reason="Blip2ForConditionalGeneration.forward declares inputs_embeds, so "
+            "PeftModelForCausalLM's inputs_embeds=None is accepted and ignored. The wrapper is still "
+            "PeftModelForCausalLM, whose forward starts with input_ids, not pixel_values.",
+            measured=("transformers 4.54.0", "transformers 4.55.0", "current"),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="blip2_causal_lm_positional",
+    notebook="02_blip2_inputs_embeds",
+    title="BLIP-2 called positionally, model(pixel_values, input_ids), through the CAUSAL_LM wrapper",
+    expectations=(
+        Expectation(
+            when={"transformers": C["blip2_forward_kwargs"].before},
+            raises="TypeError",
+            match=r"got an unexpected keyword argument 'inputs_embeds'",
+            reason="The wrapper passes inputs_embeds=None whatever the call, and Python rejects that "
+            "keyword before it looks at the arguments that are missing.",
+            measured=("documented",),
+        ),
+        Expectation(
+            when={"transformers": C["blip2_forward_kwargs"].since},
+            raises="TypeError",
+            match=r"missing 1 required positional argument: 'pixel_values'",
+            reason="PeftModelForCausalLM.forward(input_ids, attention_mask, ...) takes the images as "
+            "input_ids and the token ids as attention_mask, then calls BLIP-2 by keyword, with no "
+            "pixel_values.",
+            measured=("transformers 4.52.0", "transformers 4.53.0", "transformers 4.54.0", "current"),
+        ),
+    ),
+))  # fmt: skip
+
+_DROPOUT_NOT_SUPPORTED = Expectation(
+    when={"peft": C["peft_skips_adapter_layers"].before},
+    raises="ValueError",
+    match=r"Target module Dropout\(p=[\d.]+, inplace=False\) is not supported",
+    reason="The recipe's names 'base_layer' and 'default' match modules inside the LoRA layers; "
+    "'default' also names each lora_dropout.default, a Dropout, and LoRA cannot wrap a Dropout.",
+    measured=("documented",),
+)
+
+register(Failure(
+    id="second_stage_dropout",
+    notebook="03_second_stage_dropout",
+    title="Second LoRA stage with get_peft_model on a model that carries LoRA (stage one: every linear layer)",
+    expectations=(
+        _DROPOUT_NOT_SUPPORTED,
+        Expectation(
+            when={"peft": f"{C['peft_skips_adapter_layers'].since},{C['peft_no_matching_module_error'].before}"},
+            raises="ValueError",
+            match=r"No modules were targeted for adaptation",
+            reason="PEFT skips modules inside an existing adapter layer (PR #2539); every match of "
+            "'base_layer' and 'default' lies inside one, so nothing is left to wrap, and these releases "
+            "say so with a plain ValueError.",
+            measured=("peft 0.16.0", "peft 0.17.1", "peft 0.18.1", "peft 0.19.1", "peft 0.20.0"),
+        ),
+        Expectation(
+            when={"peft": C["peft_no_matching_module_error"].since},
+            raises="NoMatchingPeftModuleError",
+            match=r"Target modules \{.*\} not found in the base model",
+            reason="PEFT skips modules inside an existing adapter layer (PR #2539); every match of "
+            "'base_layer' and 'default' lies inside one, so nothing is left to wrap, and "
+            "NoMatchingPeftModuleError (a ValueError) says no target matched.",
+            measured=("current",),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="second_stage_nothing_to_train",
+    notebook="03_second_stage_dropout",
+    title="Training an adapter loaded with PeftModel.from_pretrained without is_trainable=True",
+    expectations=(
+        Expectation(
+            when={},
+            raises="NothingToTrainError",
+            match=r"has 0 trainable parameters",
+            reason="PeftModel.from_pretrained loads an adapter for inference unless is_trainable=True; "
+            "peftlab.train.train refuses a model with nothing to train.",
+            measured=("documented", "current"),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="second_stage_double_wrap",
+    notebook="03_second_stage_dropout",
+    title="Second LoRA stage with get_peft_model on a model that carries LoRA (stage one: q_proj, v_proj)",
+    expectations=(
+        _DROPOUT_NOT_SUPPORTED,
+        Expectation(
+            when={"peft": C["peft_skips_adapter_layers"].since},
+            raises=None,
+            reason="PEFT skips the matches inside the LoRA layers but still wraps the linear layers "
+            "stage one left alone (fc1, fc2, k_proj, out_proj): a PeftModel inside a PeftModel, with only "
+            "a warning. Its saved keys carry a doubled 'base_model.model.' prefix, so a later "
+            "PeftModel.from_pretrained loads none of them.",
+            measured=("current",),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_image_size",
+    notebook="04_vit_position_embeddings",
+    title="ViT fed images larger than its pre-training resolution",
+    expectations=(
+        Expectation(
+            when={},
+            raises="ValueError",
+            match=r"Input image size \(\d+\*\d+\) doesn't match model \(\d+\*\d+\)",
+            reason="The position-embedding table has one row per patch of the pre-training grid, and "
+            "the model checks the image size it remembers (config.image_size) before adding it.",
+            measured=("documented", "current"),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_query_value_targets",
+    notebook="04_vit_position_embeddings",
+    title='LoRA target_modules=["query", "value"] on ViT',
+    expectations=(
+        Expectation(
+            when={"transformers": C["vit_attention_renamed"].before},
+            raises=None,
+            reason="ViT's attention keeps its query/key/value layers (under vit.encoder.layer.N), so the "
+            "classic target list matches.",
+            measured=("documented",),
+        ),
+        Expectation(
+            when={"transformers": C["vit_attention_renamed"].since,
+                  "peft": C["peft_no_matching_module_error"].since},
+            raises="NoMatchingPeftModuleError",
+            match=r"Target modules \{.*\} not found in the base model",
+            reason="transformers renamed ViT's attention layers to q_proj/k_proj/v_proj/o_proj (under "
+            "vit.layers.N); PEFT reports a target list matching nothing with NoMatchingPeftModuleError, "
+            "a ValueError subclass.",
+            measured=("current",),
+        ),
+        Expectation(
+            when={"transformers": C["vit_attention_renamed"].since,
+                  "peft": C["peft_no_matching_module_error"].before},
+            raises="ValueError",
+            match=r"Target modules \{.*\} not found in the base model",
+            reason="transformers renamed ViT's attention layers to q_proj/k_proj/v_proj/o_proj; these "
+            "PEFT releases raise a plain ValueError for a target list that matches nothing.",
+            measured=("peft 0.20.0",),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_modules_to_save_parameter",
+    notebook="04_vit_position_embeddings",
+    title='modules_to_save=["position_embeddings"] trains nothing, silently',
+    expectations=(
+        Expectation(
+            when={},
+            raises="SilentLossError",
+            match=r"Not trainable: .*position_embeddings",
+            reason="modules_to_save matches module names, and position_embeddings is an nn.Parameter of "
+            "ViTEmbeddings, not a module: nothing is wrapped, no warning is given and the table stays "
+            "frozen.",
+            measured=("peft 0.13.2", "peft 0.14.0", "documented", "peft 0.17.0", "peft 0.20.0", "current"),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_target_parameters",
+    notebook="04_vit_position_embeddings",
+    title='LoraConfig(target_parameters=["position_embeddings"]) on ViT',
+    expectations=(
+        Expectation(
+            when={"peft": C["peft_target_parameters"].before},
+            raises="TypeError",
+            match=r"unexpected keyword argument 'target_parameters'",
+            reason="LoraConfig has no target_parameters (LoRA on nn.Parameter objects) yet.",
+            measured=("documented",),
+        ),
+        Expectation(
+            when={"peft": C["peft_target_parameters"].since},
+            raises="AttributeError",
+            match=r"'ParamWrapper' object has no attribute 'patch_embeddings'",
+            reason="PEFT wraps the module that owns the parameter (ViTEmbeddings) in a ParamWrapper, "
+            "and ViTModel.forward then reads embeddings.patch_embeddings through the wrapper, which "
+            "does not pass attribute reads on.",
+            measured=("peft 0.17.0", "peft 0.20.0", "current"),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_unfrozen_parameter_not_saved",
+    notebook="04_vit_position_embeddings",
+    title="A hand-unfrozen position-embedding table is trained, then dropped by save_pretrained",
+    expectations=(
+        Expectation(
+            when={},
+            raises="SilentLossError",
+            match=r"does not carry the trained .*position_embeddings",
+            reason="save_pretrained writes the adapter's own weights and the modules_to_save copies; "
+            "a base-model parameter unfrozen by hand is neither, so it is not written and the "
+            "reloaded model silently keeps the original table.",
+            measured=("documented", "current"),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="vit_modules_to_save_embeddings",
+    notebook="04_vit_position_embeddings",
+    title='modules_to_save=["embeddings"] on ViT: the saved adapter cannot be loaded',
+    expectations=(
+        Expectation(
+            when={"peft": C["peft_mts_attribute_passthrough"].before},
+            raises="AttributeError",
+            match=r"ModulesToSaveWrapper has no attribute `patch_embeddings`",
+            reason="A ModulesToSaveWrapper does not yet pass attribute reads on to the module it wraps "
+            "(PR #2117 came later); 'embeddings' also matches 'vit.embeddings.patch_embeddings', which "
+            "get_peft_model then cannot reach.",
+            measured=("peft 0.13.2",),
+        ),
+        Expectation(
+            when={"peft": f"{C['peft_mts_attribute_passthrough'].since},{C['peft_mts_nested_keyerror'].before}"},
+            raises=None,
+            reason="This release wraps vit.embeddings and, inside it, patch_embeddings, and loads the "
+            "saved adapter back.",
+            measured=("peft 0.14.0",),
+        ),
+        Expectation(
+            when={"peft": C["peft_mts_nested_keyerror"].since},
+            raises="KeyError",
+            match=r"patch_embeddings.*projection\.weight",
+            reason="'embeddings' matches both vit.embeddings and vit.embeddings.patch_embeddings (a "
+            "suffix match), so a wrapper ends up inside a wrapper; save_pretrained writes both, and "
+            "from_pretrained looks for a key that the nested names do not produce.",
+            measured=("peft 0.15.0", "peft 0.15.1", "documented", "peft 0.17.0", "peft 0.20.0", "current"),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="chinese_clip_size_mismatch",
+    notebook="05_chinese_clip_shapes",
+    title="A 'large' Chinese-CLIP checkpoint loaded into a model built from the 'base' config",
+    expectations=(
+        Expectation(
+            when={},  # torch's load_state_dict, the same on every transformers version
+            raises="RuntimeError",
+            match=r"Error\(s\) in loading state_dict for ChineseCLIPModel:[\s\S]*size mismatch for vision_model\.",
+            reason="load_state_dict compares every tensor's shape with the model's, strict or not, and "
+            "lists one line per tensor that differs (then the blocks only one side has): the vision "
+            "tower and both projections are wider in the checkpoint; the shared text tower fits.",
+            measured=("documented", "current"),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="chinese_clip_wrong_config",
+    notebook="05_chinese_clip_shapes",
+    title="ChineseCLIPModel.from_pretrained(checkpoint, config=<the other size's config>)",
+    expectations=(
+        Expectation(
+            when={"transformers": C["load_report"].before},
+            raises="RuntimeError",
+            match=r"Error\(s\) in loading state_dict for \w+:\s+size mismatch for \w+: copying a param with shape",
+            reason="transformers 4.x copies the checkpoint tensor by tensor into the module that owns it, "
+            "so the first mismatched tensor in the file stops the load, and torch's message names only "
+            "that module's class (e.g. Linear) and the parameter's short name (weight).",
+            measured=("documented",),
+        ),
+        Expectation(
+            when={"transformers": C["load_report"].since},
+            raises="RuntimeError",
+            match=r"You set `ignore_mismatched_sizes` to `False`, thus raising an error",
+            reason="transformers 5 loads every tensor, logs a LOAD REPORT table (one row per tensor, "
+            "layer numbers folded, each MISMATCH with both shapes) and then raises, pointing at it.",
+            measured=("current",),
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="chinese_clip_ignore_mismatched_sizes",
+    notebook="05_chinese_clip_shapes",
+    title="from_pretrained(..., ignore_mismatched_sizes=True) loads, with the weights re-initialised",
+    expectations=(
+        Expectation(
+            when={},
+            raises="WeightsNotLoadedError",
+            match=r"checkpoint tensors are not in the model as saved: [1-9]\d* re-initialised at another shape",
+            reason="ignore_mismatched_sizes=True replaces every tensor whose shape disagrees with a freshly "
+            "initialised one and drops those the model has no place for; from_pretrained succeeds (a "
+            "warning on 4.x, a LOAD REPORT on 5.x), so only a comparison with the checkpoint shows it.",
+            measured=("documented", "current"),
+        ),
+    ),
+))  # fmt: skip
