@@ -24,13 +24,35 @@ import traceback
 from dataclasses import dataclass
 from types import TracebackType
 
+from packaging.version import Version
+
 from peftlab.registry import Expectation, Failure, UnexpectedOutcome, get
-from peftlab.versions import Versions, describe, installed
+from peftlab.versions import STACK_LIBRARIES, Versions, describe, installed, newest_measured
 
 _MODULE_REPR = re.compile(r"\b([A-Z]\w*)\(\n")
 
 #: Set to a file path, this environment variable switches ``expect_failure`` to observe mode.
 OBSERVE_ENV = "PEFTLAB_OBSERVE"
+#: Set (to anything but "" or "0"), this one keeps every difference an error, even on unmeasured versions.
+STRICT_ENV = "PEFTLAB_STRICT"
+
+
+def unmeasured(versions: Versions) -> list[str]:
+    """The stack libraries whose installed release is newer than every pinned stack's (never measured)."""
+    newer = []
+    for lib in STACK_LIBRARIES:
+        if versions.get(lib) and Version(versions[lib]).release > newest_measured(lib).release:
+            newer.append(f"{lib} {versions[lib]} (newest measured: {newest_measured(lib)})")
+    return newer
+
+
+def lenient(versions: Versions) -> bool:
+    """True for a learner past every measured release (Colab tomorrow): a difference is shown, not raised.
+
+    In CI (``$CI``) or with ``$PEFTLAB_STRICT`` set, and on every measured release, it stays an error.
+    """
+    strict = any(os.environ.get(name, "") not in ("", "0", "false") for name in ("CI", STRICT_ENV))
+    return not strict and bool(unmeasured(versions))
 
 
 def record_observation(
@@ -141,7 +163,7 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
         try:
             self.expectation = self.failure.expected(self.versions)
         except UnexpectedOutcome as missing:
-            if not self.observe:
+            if not (self.observe or lenient(self.versions)):
                 raise
             self.missing, self.expectation = (
                 missing,
@@ -155,9 +177,21 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
     def __exit__(
         self, exc_type: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        if not self.observe or (error is not None and not isinstance(error, Exception)):
-            return self._judge(error)
         from peftlab import scorecard
+
+        if error is not None and not isinstance(error, Exception):
+            return self._judge(error)
+        if not self.observe:
+            if not lenient(self.versions):
+                return self._judge(error)
+            try:
+                return self._judge(error)
+            except UnexpectedOutcome as changed:
+                _show(ErrorBox(self._changed_title(), self._changed_body(changed, error), expected=False))
+                outcome = f"changed after verification: {type(error).__name__ if error else 'no error'}"
+                scorecard.record_failure(self.failure.id, reproduced=error is not None, outcome=outcome)
+                self.error = error
+                return True  # the learner goes on to the fix
 
         expected = self.expectation if self.missing is None else None
         record_observation(self.observe, self.failure, self.versions, expected, error)
@@ -170,6 +204,24 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
             scorecard.record_failure(self.failure.id, reproduced=error is not None, outcome=outcome)
             self.error = error
             return True  # swallow the error, if any
+
+    def _changed_title(self) -> str:
+        return "This changed after the notebook was last verified: the notebook goes on to the fix"
+
+    def _changed_body(self, changed: UnexpectedOutcome, error: BaseException | None) -> str:
+        recorded = "nothing recorded" if self.missing else self.expectation.describe()
+        lines = [
+            f"Your versions are newer than any this notebook was run on: {', '.join(unmeasured(self.versions))}.",
+            f"Recorded for {self.failure.id}: {recorded}.",
+            f"What happened here: {changed}",
+        ]
+        if error is not None:
+            lines += ["", format_error(error)]
+        lines += [
+            "",
+            "Please report it (with `peftlab versions`); CI and measured versions treat this as an error.",
+        ]
+        return "\n".join(lines)
 
     def _judge(self, error: BaseException | None) -> bool:
         """Show the outcome, record it in the scorecard; raise UnexpectedOutcome if the registry differs."""

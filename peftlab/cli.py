@@ -1,4 +1,4 @@
-"""The ``peftlab`` command: ``run``, ``failures``, ``versions``, ``doctor``, ``drift``, ``docs`` and ``readme``."""
+"""The ``peftlab`` command: ``run``, ``failures``, ``versions``, ``doctor``, ``drift``, ``matrix``, ``docs`` and ``readme``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     from peftlab import drift
 
     drift.add_arguments(sub.add_parser("drift", help="run the notebooks on the newest releases: drift table"))
+    from peftlab import matrix
+
+    matrix.add_arguments(
+        sub.add_parser("matrix", help="every notebook on every stack: failure x stack table")
+    )
     from peftlab.preflight.loading import add_command, run_command
 
     add_command(sub)
@@ -41,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return docs.main(args)
     if args.command == "drift":
         return drift.main(args)
+    if args.command == "matrix":
+        return matrix.main(args)
     if args.command == "doctor":
         return run_command(args)
     if args.command == "readme":

@@ -237,6 +237,7 @@ code {{ font-size: 90%; background: #f4f4f4; padding: 0 3px; }}
 {rows}
 </tbody></table>
 <p>{summary}</p>
+<p><a href="matrix.html">Every failure on every stack</a> (the CI stacks and the Colab runtimes of 2025-2026).</p>
 </body></html>
 """
 
@@ -256,12 +257,77 @@ def index_html(outcomes: list[Outcome], titles: dict[str, str]) -> str:
     return INDEX.format(stack=html.escape(describe()), when=when, rows="\n".join(rows), summary=summary)
 
 
+MATRIX = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>peftlab: every failure on every stack</title>
+<style>
+body {{ font: 14px/1.45 sans-serif; margin: 24px auto; max-width: 1400px; padding: 0 16px; color: #222; }}
+table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #ccc; padding: 4px 6px; text-align: left; }}
+th {{ background: #f3f3f3; font-weight: normal; }} td.bad {{ background: #fde8e8; }} img {{ max-width: 100%; }}
+</style></head>
+<body><nav><a href="index.html">&larr; peftlab: all notebooks</a></nav>
+<h1>Every failure on every stack</h1>
+<p>{intro}</p>
+<img alt="heat map of the failure x stack table" src="data:image/png;base64,{png}">
+<table id="matrix"><thead><tr><th>failure</th>{head}</tr></thead><tbody>
+{rows}
+</tbody></table>
+<p>{summary}</p>
+</body></html>
+"""
+
+
+def matrix_html(path: Path) -> str:
+    """The page of ``peftlab matrix``'s table (``matrix.json`` with ``matrix.png`` beside it)."""
+    table = json.loads(path.read_text(encoding="utf-8"))
+    stacks = table["stacks"]
+    versions = table.get("versions", {})
+    head = "".join(
+        f"<th>{html.escape(s)}<br><small>{html.escape(_versions(versions.get(s)))}</small></th>"
+        for s in stacks
+    )
+    rows, cells = [], []
+    for key, row in table["rows"].items():
+        tds = []
+        for stack in stacks:
+            cell = row[stack]
+            cells.append(cell)
+            bad = cell["kind"] != "as documented"
+            text = html.escape(cell["outcome"]) + (f"<br><b>{html.escape(cell['kind'])}</b>" if bad else "")
+            tds.append(
+                f'<td class="{"bad" if bad else "ok"}" title="{html.escape(cell["verdict"])}">{text}</td>'
+            )
+        rows.append(f"<tr><td><code>{html.escape(key)}</code></td>{''.join(tds)}</tr>")
+    good = sum(c["kind"] == "as documented" for c in cells)
+    seconds = table.get("seconds")
+    summary = f"{good} of {len(cells)} cells as documented" + (
+        f"; measured in {seconds:.0f} s." if seconds else "."
+    )
+    intro = ("Each notebook run in observe mode on each pinned stack (peftlab/stacks/*.txt: the CI stacks and "
+             "the Colab runtimes, over torch 2.13.0+cpu). A cell is the outcome and, where it differs from the "
+             "registry, the verdict. Written by <code>peftlab matrix</code>; this page shows its last run, "
+             f"{html.escape(table.get('date', 'date not recorded'))}.")  # fmt: skip
+    png = base64.b64encode((path.parent / "matrix.png").read_bytes()).decode()
+    return MATRIX.format(intro=intro, png=png, head=head, rows="\n".join(rows), summary=summary)
+
+
+def _versions(versions: dict | None) -> str:
+    if not versions:
+        return "not run"
+    return f"transformers {versions.get('transformers')}, peft {versions.get('peft')}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``peftlab docs``."""
     add_notebook_arguments(parser, "--out", Path("build/docs"), "site folder")
+    parser.add_argument("--matrix", type=Path, default=Path("docs/matrix/matrix.json"),
+                        help="peftlab matrix's table to publish as matrix.html (default: docs/matrix/matrix.json)")  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
     """``peftlab docs``: build the site; exit 1 if a notebook fell short, 2 if there is none."""
     execute = lambda: build(args.notebooks, args.out, args.only, args.timeout)  # noqa: E731
-    return run_and_summarise(execute, f"site: {args.out / 'index.html'}")
+    code = run_and_summarise(execute, f"site: {args.out / 'index.html'}")
+    if args.matrix and args.matrix.exists():
+        (args.out / "matrix.html").write_text(matrix_html(args.matrix), encoding="utf-8")
+        print(f"matrix page: {args.out / 'matrix.html'} (from {args.matrix})")
+    return code

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from peftlab.registry import LESSONS, REGISTRY, Failure
-from peftlab.versions import CI_STACKS, pinned_versions, stack_description, stack_names
+from peftlab.versions import CI_STACKS, pinned_versions, real_runtime, stack_description, stack_names
 
 COLAB = "https://colab.research.google.com"
 REPO = "peftlab/peftlab"
@@ -38,9 +38,19 @@ def stacks_table() -> str:
         pins = pinned_versions(name)
         where = "CI, every push" if name in CI_STACKS else "`peftlab matrix`"
         link = f"[`peftlab/stacks/{name}.txt`](peftlab/stacks/{name}.txt)"
-        rows.append([f"**{name}**", stack_description(name), link, where]
+        rows.append([f"**{name}**", stack_description(name), real_runtime(name) or "-", link, where]
                     + [pins[lib] or "-" for lib in ("transformers", "peft", "accelerate", "bitsandbytes")])  # fmt: skip
-    header = ["stack", "what it is", "file", "run by", "transformers", "peft", "accelerate", "bitsandbytes"]
+    header = [
+        "stack",
+        "what it is",
+        "the real runtime",
+        "file",
+        "run by",
+        "transformers",
+        "peft",
+        "accelerate",
+        "bitsandbytes",
+    ]
     return markdown_table(header, rows)
 
 

@@ -60,6 +60,14 @@ def stack_description(name: str) -> str:
     return first.lstrip("# ").strip()
 
 
+def real_runtime(name: str) -> str:
+    """What the runtime a stack stands for really ran (its ``# real runtime:`` line), or ''."""
+    for line in stack_file(name).read_text(encoding="utf-8").splitlines():
+        if line.startswith("# real runtime:"):
+            return line.removeprefix("# real runtime:").strip()
+    return ""
+
+
 def pinned_versions(name: str) -> Versions:
     """The versions of :data:`LIBRARIES` that stack ``name`` pins (None for one it leaves open)."""
     pins = stack_pins(name)

@@ -141,3 +141,15 @@ def test_notebook_page_shows_plots_and_only_expected_errors(browser, name):
     assert seen["expectedBoxes"] >= 1, "the expected failure's error box is missing"
     assert not seen["unexpectedBoxes"], f"unexpected outcome: {seen['unexpectedBoxes']}"
     assert not seen["cellErrors"] and not seen["tracebacks"], seen["cellErrors"] + seen["tracebacks"]
+
+
+def test_matrix_page_shows_the_heat_map_and_every_stack(browser):
+    if not (ROOT / "docs" / "matrix" / "matrix.json").exists():
+        pytest.skip("no matrix recorded yet (docs/matrix/matrix.json)")
+    seen = open_page(browser, "matrix")
+    assert_clean(seen)
+    assert seen["plots"] >= 1 or len(seen["images"]) >= 1, "the heat map is missing"
+    from peftlab.versions import stack_names
+
+    heads = browser.execute_script("return Array.from(document.querySelectorAll('#matrix th')).map(t => t.innerText)")
+    assert all(any(h.startswith(s) for h in heads) for s in stack_names()), heads

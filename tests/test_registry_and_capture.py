@@ -96,3 +96,45 @@ def test_every_registered_failure_covers_both_stacks():
     for failure in registry.REGISTRY.values():
         for stack in (DOCUMENTED, CURRENT):
             failure.expected({**stack, "torch": "2.13.0", "accelerate": "1.6.0", "bitsandbytes": "0.50.2"})
+
+
+FUTURE = {"transformers": "99.0.0", "peft": "0.21.2"}  # newer than every pinned stack
+
+
+@pytest.fixture
+def learner_env(monkeypatch):
+    """A learner's machine: neither CI nor PEFTLAB_STRICT set."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv(capture.STRICT_ENV, raising=False)
+    monkeypatch.delenv(capture.OBSERVE_ENV, raising=False)
+
+
+def test_unmeasured_names_libraries_past_every_stack():
+    assert capture.unmeasured(CURRENT) == []
+    assert capture.unmeasured(DOCUMENTED) == []
+    assert capture.unmeasured(FUTURE)[0].startswith("transformers 99.0.0 (newest measured: ")
+
+
+def test_change_on_unmeasured_versions_is_shown_and_the_notebook_goes_on(toy_failure, learner_env, capsys):
+    with expect_failure("toy", FUTURE) as seen:  # recorded: no error from 5.0 on; it raises here
+        raise_type_error()
+    assert isinstance(seen.error, TypeError)
+    out = capsys.readouterr().out
+    assert "changed after the notebook was last verified" in out and "transformers 99.0.0" in out
+    assert "Recorded for toy: no error" in out
+    assert scorecard.card()["failures"][0]["outcome"] == "changed after verification: TypeError"
+
+
+def test_change_stays_an_error_in_ci_and_on_measured_versions(toy_failure, learner_env, monkeypatch):
+    with pytest.raises(UnexpectedOutcome, match="ran without any error"):
+        with expect_failure("toy", DOCUMENTED):  # a measured release: always strict
+            pass
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(UnexpectedOutcome, match="expected no error"):
+        with expect_failure("toy", FUTURE):
+            raise_type_error()
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv(capture.STRICT_ENV, "1")
+    with pytest.raises(UnexpectedOutcome):
+        with expect_failure("toy", FUTURE):
+            raise_type_error()

@@ -49,3 +49,13 @@ def test_ci_builds_the_docs_and_opens_them_in_chromium():
     assert runs.index("peftlab docs --out build/docs") < runs.index(
         "python -m pytest tests/test_docs_site.py"
     )
+
+
+def test_weekly_matrix_runs_one_job_per_stack_file_then_collects():
+    from peftlab.versions import stack_names
+
+    jobs = load("drift.yml")["jobs"]
+    assert jobs["matrix"]["strategy"]["matrix"]["stack"] == list(stack_names())
+    assert jobs["matrix-table"]["needs"] == "matrix"
+    runs = [step.get("run", "") for step in jobs["matrix-table"]["steps"]]
+    assert any("peftlab matrix --collect" in r for r in runs)
