@@ -9,7 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from peftlab import drift, registry, scorecard
-from peftlab.capture import OBSERVE_ENV, expect_failure
+from peftlab.capture import OBSERVE_ENV, STRICT_ENV, expect_failure
 from peftlab.cli import main
 from peftlab.registry import Expectation, Failure, UnexpectedOutcome
 
@@ -146,6 +146,7 @@ def test_without_observe_mode_nothing_changes(toy, monkeypatch):
     monkeypatch.delenv(OBSERVE_ENV, raising=False)
     with pytest.raises(UnexpectedOutcome, match="does not match"), expect_failure("toy_drift", SAME):
         raise TypeError("a brand new message")
+    monkeypatch.setenv(STRICT_ENV, "1")  # as in CI: unmeasured versions are no excuse
     with pytest.raises(UnexpectedOutcome, match="No expectation is recorded"):
         expect_failure("toy_drift", NEWER)
 
