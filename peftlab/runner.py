@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
 def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
     """Execute one notebook; write its executed copy, HTML copy and scorecard under ``build``."""
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -85,15 +87,21 @@ def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
     (results / f"{path.stem}.json").unlink(missing_ok=True)
     notebook = nbformat.read(path, as_version=4)
     os.environ["PEFTLAB_RESULTS_DIR"] = str(results.resolve())  # the kernel inherits it
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
     start, error = time.perf_counter(), ""
-    try:
-        client.execute()
-    except CellExecutionError as exc:
-        error = str(exc).strip().splitlines()[-1][:200]
-    except Exception as exc:  # noqa: BLE001  (a kernel that dies is a result too)
-        error = f"{type(exc).__name__}: {exc}"[:200]
+    with tempfile.TemporaryDirectory(prefix="peftlab-kernel-") as sockets:
+        # IPC sockets in a private folder: no TCP port, so no "running over TCP without encryption" warning
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets, "kernel")))
+        client = NotebookClient(notebook, km=km, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
+        try:
+            client.execute()
+        except CellExecutionError as exc:
+            error = str(exc).strip().splitlines()[-1][:200]
+        except Exception as exc:  # noqa: BLE001  (a kernel that dies is a result too)
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=False)
     seconds = time.perf_counter() - start
     (build / "notebooks").mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, build / "notebooks" / path.name)

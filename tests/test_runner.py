@@ -22,7 +22,7 @@ def _write(folder, name, code):
     nbformat.write(nb, folder / f"{name}.ipynb")
 
 
-def test_run_writes_build_and_judges(tmp_path, monkeypatch, capsys):
+def test_run_writes_build_and_judges(tmp_path, monkeypatch, capfd):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     _write(notebooks, "01_good", GOOD)
@@ -37,7 +37,9 @@ def test_run_writes_build_and_judges(tmp_path, monkeypatch, capsys):
     assert "yes (TypeError)" in table([good.row()], HEADER) and "50% -> 90%" in good.row()[3]
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--only", "02"]) == 1  # the failed check makes the run exit non-zero
-    assert "FELL SHORT: 02_bad" in capsys.readouterr().err
+    out, err = capfd.readouterr()  # the kernels' own output too (they inherit the file descriptors)
+    assert "FELL SHORT: 02_bad" in err
+    assert "without encryption" not in out + err, "the kernel must not run over plain TCP"
 
 
 def test_run_without_notebooks_folder(tmp_path, monkeypatch, capsys):
