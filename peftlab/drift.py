@@ -323,6 +323,7 @@ def expectation_snippet(failure: Failure, observation: dict, reference: Versions
         why = "TODO: why it no longer fails"
     lines += [
         f'            reason="{why} (observed by peftlab drift on {measured}, {date.today().isoformat()}).",',
+        f"            measured=({', '.join(json.dumps(f'{lib} {release(versions[lib])}') for lib in libs or named if versions.get(lib))},),",
         "        ),",
     ]
     notes = [

@@ -168,6 +168,7 @@ def test_snippet_is_an_expectation_for_the_observed_versions(toy):
     assert expectation.when == {"transformers": ">=5.24.0"} and expectation.raises == "TypeError"
     assert expectation.applies(NEWER) and not expectation.applies(SAME)
     assert re.search(expectation.match, str(error)) and expectation.reason.startswith("TODO")
+    assert expectation.measured == ("transformers 5.24.0",)
     no_error = drift.expectation_snippet(toy, seen(NEWER), REFERENCE, "current")
     assert "raises=None," in no_error and "match=" not in no_error
 
