@@ -99,12 +99,21 @@ def trim_message(message: str, max_lines: int = 12) -> str:
 
 
 def format_error(error: BaseException, frames: int = 3) -> str:
-    """The error as a learner would see it: the last few frames and the (trimmed) message."""
+    """The error as a learner would see it: the last few frames and the (trimmed) message, then a
+    line saying exactly what was trimmed (``seen.full()`` prints the whole traceback)."""
     stack = traceback.extract_tb(error.__traceback__)
     shown = stack[-frames:]
+    message = str(error)
+    trimmed = trim_message(message)
     lines = [f"Traceback (most recent call last; {len(stack) - len(shown)} earlier frames hidden):"]
     lines += [f'  File "{f.filename}", line {f.lineno}, in {f.name}' for f in shown]
-    lines.append(f"{type(error).__name__}: {trim_message(str(error))}")
+    lines.append(f"{type(error).__name__}: {trimmed}")
+    folded = sum(1 for _ in _MODULE_REPR.finditer(message)) if trimmed != message else 0
+    cut = [f"{len(stack) - len(shown)} earlier frames"] if len(stack) > len(shown) else []
+    cut += [f"module reprs in the message folded to Name(...) ({folded} found)"] if folded else []
+    cut += ["message lines past 12"] if "more lines)" in trimmed.splitlines()[-1] else []
+    if cut:
+        lines.append(f"[trimmed for reading: {'; '.join(cut)}. The whole traceback: seen.full()]")
     return "\n".join(lines)
 
 
@@ -204,6 +213,12 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
             scorecard.record_failure(self.failure.id, reproduced=error is not None, outcome=outcome)
             self.error = error
             return True  # swallow the error, if any
+
+    def full(self) -> str:
+        """The whole traceback of the error this block caught, exactly as Python formats it ('' if none)."""
+        if self.error is None:
+            return ""
+        return "".join(traceback.format_exception(type(self.error), self.error, self.error.__traceback__))
 
     def _changed_title(self) -> str:
         return "This changed after the notebook was last verified: the notebook goes on to the fix"

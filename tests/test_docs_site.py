@@ -151,5 +151,7 @@ def test_matrix_page_shows_the_heat_map_and_every_stack(browser):
     assert seen["plots"] >= 1 or len(seen["images"]) >= 1, "the heat map is missing"
     from peftlab.versions import stack_names
 
-    heads = browser.execute_script("return Array.from(document.querySelectorAll('#matrix th')).map(t => t.innerText)")
+    heads = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#matrix th')).map(t => t.innerText)"
+    )
     assert all(any(h.startswith(s) for h in heads) for s in stack_names()), heads

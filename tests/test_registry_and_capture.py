@@ -138,3 +138,19 @@ def test_change_stays_an_error_in_ci_and_on_measured_versions(toy_failure, learn
     with pytest.raises(UnexpectedOutcome):
         with expect_failure("toy", FUTURE):
             raise_type_error()
+
+
+def test_trimmed_error_says_what_was_trimmed_and_full_gives_it_all(toy_failure, capsys):
+    def deep(n):
+        if n == 0:
+            raise TypeError("Wrapper(\n  (inner): Linear(in=1)\n) got an unexpected keyword argument 'x'")
+        deep(n - 1)
+
+    with expect_failure("toy", DOCUMENTED) as seen:
+        deep(5)
+    shown = capsys.readouterr().out
+    assert "Wrapper(...) got an unexpected keyword argument 'x'" in shown
+    assert "[trimmed for reading: " in shown and "earlier frames" in shown and "folded" in shown
+    full = seen.full()
+    assert full.startswith("Traceback (most recent call last):") and "(inner): Linear(in=1)" in full
+    assert full.count("in deep") > shown.count("in deep")  # the frames the box hid
