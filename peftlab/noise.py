@@ -1,0 +1,59 @@
+"""Third-party messages that teach nothing here, silenced narrowly, each at its source.
+
+A notebook calls :func:`quiet_known_noise` once, in its first cell, before ``import peft``. Each entry
+below names the one message it hides, where it comes from and why it is noise for a learner of these
+notebooks; any other warning still shows. Nothing is silenced on ``import peftlab``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Noise:
+    """One known message: the logger (or warning category) that emits it, its pattern, and why it is noise."""
+
+    source: str  # a logger name, or "warnings:<Category>"
+    pattern: str  # regular expression matched at the start of the message
+    why: str
+
+
+KNOWN = (
+    Noise("warnings:FutureWarning", r"`is_gradient_checkpointing` is deprecated",
+          "PEFT asks transformers 5 for this attribute inside get_peft_model; nothing in the notebook uses it."),
+    Noise("bitsandbytes.backends.cpu.ops", r"Failed to load CPU gemm_4bit_forward from kernels-community",
+          "an optional CPU kernel that bitsandbytes would download from the Hub; 4-bit works without it."),
+    Noise("transformers.utils.import_utils", r"`\w+ImageProcessor` requires torchvision \(not installed\)",
+          "the PIL image processor it falls back to gives the same pixels for these images."),
+)  # fmt: skip
+
+
+class _DropMatching(logging.Filter):
+    """A logging filter that drops the records whose message matches ``pattern``."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.match(record.getMessage())
+
+
+def quiet_known_noise(known: tuple[Noise, ...] = KNOWN) -> list[str]:
+    """Silence exactly the messages in ``known``; return one line per message silenced (source: pattern)."""
+    done = []
+    for noise in known:
+        if noise.source.startswith("warnings:"):
+            category = {"FutureWarning": FutureWarning, "DeprecationWarning": DeprecationWarning,
+                        "UserWarning": UserWarning}[noise.source.split(":", 1)[1]]  # fmt: skip
+            warnings.filterwarnings("ignore", message=noise.pattern, category=category)
+        else:
+            logger = logging.getLogger(noise.source)
+            if not any(getattr(f, "pattern", None) == re.compile(noise.pattern) for f in logger.filters):
+                logger.addFilter(_DropMatching(noise.pattern))
+        done.append(f"{noise.source}: {noise.pattern}")
+    return done
