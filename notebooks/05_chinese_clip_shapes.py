@@ -77,7 +77,7 @@ SEED = 0
 import torch
 from transformers import ChineseCLIPModel
 
-from peftlab import checkpoint_shapes, data, plots, retrieval, scorecard, tables
+from peftlab import checkpoints, chinese_clip_architecture, data, plots, retrieval, scorecard, tables
 from peftlab.models.chinese_clip import checkpoint_folder, load_chinese_clip, load_config
 
 peftlab.seed_everything(SEED)
@@ -122,7 +122,7 @@ with expect_failure("chinese_clip_size_mismatch") as seen:
 
 # %%
 print(f"the error has {len(str(seen.error).splitlines())} lines")
-mismatch_table = checkpoint_shapes.summarise_mismatch(seen.error)
+mismatch_table = checkpoints.summarise_mismatch(seen.error)
 mismatch_table
 
 # %% [markdown]
@@ -136,7 +136,7 @@ size mismatch for visual.transformer.resblocks.0.mlp.c_proj.bias: copying a para
 size mismatch for visual.transformer.resblocks.0.ln_2.weight: copying a param with shape torch.Size([1024]) from checkpoint, the shape in current model is torch.Size([768]).
 size mismatch for visual.transformer.resblocks.0.attn.in_proj_weight: copying a param with shape torch.Size([3072, 1024]) from checkpoint, the shape in current model is torch.Size([2304, 768]).
 """
-checkpoint_shapes.summarise_mismatch(REPORTED)
+checkpoints.summarise_mismatch(REPORTED)
 
 # %% [markdown]
 # ### The same through `from_pretrained`
@@ -178,7 +178,7 @@ print(type(trap_model).__name__, "loaded without an error")
 # bit for bit.
 
 # %%
-from peftlab.checkpoint_shapes import assert_loaded
+from peftlab.checkpoints import assert_loaded
 
 with expect_failure("chinese_clip_ignore_mismatched_sizes"):
     assert_loaded(trap_model, folder)
@@ -202,16 +202,16 @@ scorecard.check("ignore_mismatched_sizes leaves zero-shot retrieval at chance",
 # A checkpoint's tensors carry its architecture in their shapes: the patch-embedding kernel gives the
 # vision width and patch size, the position table the image size, the numbered blocks the depth, the
 # word embeddings the text width and vocabulary, the projections the embedding width.
-# `checkpoint_shapes.identify` reads them (without loading the weights where the format allows it),
+# `chinese_clip_architecture.identify` reads them (without loading the weights where the format allows it),
 # and names the published model with that architecture from a correspondence table kept in peftlab.
 
 # %%
-from peftlab.checkpoint_shapes import build_config, identify
+from peftlab.chinese_clip_architecture import build_config, identify
 
 identified = identify(folder)
 print(identified)
-checkpoint_shapes.compare_architectures(
-    identified.architecture, checkpoint_shapes.architecture_of_config(wrong_config)
+chinese_clip_architecture.compare_architectures(
+    identified.architecture, chinese_clip_architecture.architecture_of_config(wrong_config)
 )
 
 # %% [markdown]
@@ -221,11 +221,11 @@ checkpoint_shapes.compare_architectures(
 
 # %%
 rows = []
-for release in checkpoint_shapes.RELEASES:
-    vision, text = checkpoint_shapes.VISION_MODELS[release["vision"]], checkpoint_shapes.TEXT_MODELS[release["text"]]
+for release in chinese_clip_architecture.RELEASES:
+    vision, text = chinese_clip_architecture.VISION_MODELS[release["vision"]], chinese_clip_architecture.TEXT_MODELS[release["text"]]
     if release["hub_id"]:
         with torch.device("meta"):
-            full_size = ChineseCLIPModel(checkpoint_shapes.release_config(release))
+            full_size = ChineseCLIPModel(chinese_clip_architecture.release_config(release))
         read_as = identify(full_size.state_dict(), include_tiny=False).name
     else:
         read_as = "(no transformers port: ResNet vision tower)"
@@ -240,7 +240,7 @@ tables.Table(["release", "--vision-model", "--text-model", "vision width", "laye
 # Here a ViT-L/14 vision tower with the large RoBERTa text tower, a pair that was never released:
 
 # %%
-never_released = checkpoint_shapes.release_config({"vision": "ViT-L-14", "text": "RoBERTa-wwm-ext-large-chinese"})
+never_released = chinese_clip_architecture.release_config({"vision": "ViT-L-14", "text": "RoBERTa-wwm-ext-large-chinese"})
 with torch.device("meta"):
     print(identify(ChineseCLIPModel(never_released).state_dict(), include_tiny=False))
 
@@ -252,7 +252,7 @@ with torch.device("meta"):
 # %%
 right_config = build_config(identified)
 fixed_model = ChineseCLIPModel.from_pretrained(folder, config=right_config).to(peftlab.train.model_device(model))
-n_tensors = len(checkpoint_shapes.read_shapes(folder))
+n_tensors = len(checkpoints.read_shapes(folder))
 n_loaded = assert_loaded(fixed_model, folder)
 fixed_zero_shot = retrieval.accuracy(fixed_model, zero_shot_batches)
 scorecard.check("every tensor of the checkpoint loaded", n_loaded == n_tensors,

@@ -67,9 +67,23 @@ def test_tiny_blip2_loads_trains_and_answers(tiny):
     samples = data.make_shapes(4, seed=3)
     (batch,) = vqa.batches(processor, samples, batch_size=4)
     assert torch.isfinite(model(**batch).loss)
-    answers = vqa.generate_answers(model, processor, samples, "colour", max_new_tokens=2)
-    assert len(answers) == 4 and all(isinstance(a, str) for a in answers)
-    assert 0.0 <= vqa.accuracy(model, processor, samples, "colour") <= 1.0
+    # Generation and scoring read the same next-token logits: greedy generation's first token is
+    # their argmax over the vocabulary, the candidate scores are those logits at the candidates.
+    (prompts,) = vqa.batches(processor, samples, ("colour",), 4, with_answers=False)
+    with torch.no_grad():
+        logits = model(**prompts).logits[:, -1]
+    with torch.no_grad():
+        generated = model.generate(**prompts, max_new_tokens=1, do_sample=False)[:, -1]
+    assert torch.equal(generated, logits.argmax(-1)), (generated, logits.argmax(-1))
+    tokens = [processor.tokenizer.decode([i], skip_special_tokens=True).strip() for i in generated.tolist()]
+    assert vqa.generate_answers(model, processor, samples, "colour", max_new_tokens=1) == tokens
+    scores = vqa.answer_scores(model, processor, samples, "colour")
+    assert torch.equal(scores, logits[:, vqa.candidate_ids(processor.tokenizer, "colour")])
+    picked = [vqa.CANDIDATES["colour"][i] for i in scores.argmax(dim=1).tolist()]
+    truth = [vqa.answer(s, "colour") for s in samples]
+    assert vqa.accuracy(model, processor, samples, "colour") == sum(p == t for p, t in zip(picked, truth)) / 4
+    one_by_one = torch.cat([vqa.answer_scores(model, processor, [s], "colour") for s in samples])
+    assert torch.allclose(one_by_one, scores, atol=1e-4)  # batching changes no sample's scores
     again, _ = blip2.load_blip2()  # from the cache folder: identical weights
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 

@@ -17,8 +17,10 @@ from packaging.version import Version
 from peft import LoraConfig, PeftModel, get_peft_model
 
 import peftlab
+from peftlab import checkpoints
 from peftlab.module_names import linear_layer_names
 from peftlab.preflight import Diagnosis, Finding, advisories, shapes
+from peftlab.registry import change
 from peftlab.versions import version_of
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -296,22 +298,54 @@ def test_checkpoint_mismatch_flagged_with_a_config_that_loads(tmp_path) -> None:
     assert "verified" in finding.fix
     with pytest.raises(RuntimeError):
         type(model).from_pretrained(tmp_path, config=model.config)
-    changes, left = shapes.matching_config(model, shapes.align(shapes.cs.read_shapes(tmp_path),
-                                                               shapes.model_shapes(model), ""))  # fmt: skip
+    want = checkpoints.align_names(checkpoints.read_shapes(tmp_path), checkpoints.model_shapes(model))
+    changes, left = shapes.matching_config(model, want)
     assert left == 0
     config = model.config
     for path, (_, new) in changes.items():
         shapes._set(config, path, new)
     fixed = type(model).from_pretrained(tmp_path, config=config)
-    assert peftlab.checkpoint_shapes.assert_loaded(fixed, tmp_path) > 0
+    assert checkpoints.assert_loaded(fixed, tmp_path) > 0
 
 
-def test_matching_checkpoint_is_healthy(tmp_path) -> None:
-    model, _ = blip()
-    model.save_pretrained(tmp_path)
-    assert peftlab.doctor(blip()[0], checkpoint=tmp_path).ok
+def test_a_wider_checkpoint_keeps_the_head_width_where_the_head_count_cannot(tmp_path) -> None:
+    from transformers import DeiTConfig, DeiTForImageClassification
+
+    def build(width: int, heads: int) -> torch.nn.Module:
+        torch.manual_seed(0)
+        config = DeiTConfig(hidden_size=width, num_attention_heads=heads, intermediate_size=2 * width,
+                            num_hidden_layers=2, image_size=32, patch_size=8, num_labels=3)  # fmt: skip
+        return DeiTForImageClassification(config).eval()
+
+    build(64, 4).save_pretrained(tmp_path)  # heads 16 wide; 3 heads cannot divide 64
+    model = build(48, 3)
+    finding = next(
+        f for f in peftlab.doctor(model, checkpoint=tmp_path) if f.code == "checkpoint.shape_mismatch"
+    )
+    assert "verified" in finding.fix and "num_attention_heads 3 -> 4" in finding.fix
+    want = checkpoints.align_names(checkpoints.as_loaded(checkpoints.read_shapes(tmp_path), model),
+                                   checkpoints.model_shapes(model), model.base_model_prefix)  # fmt: skip
+    changes, left = shapes.matching_config(model, want)
+    assert left == 0 and changes["num_attention_heads"] == (3, 4) and changes["hidden_size"] == (48, 64)
+    config = model.config
+    for path, (_, new) in changes.items():
+        shapes._set(config, path, new)
+    fixed = type(model).from_pretrained(tmp_path, config=config)
+    assert checkpoints.assert_loaded(fixed, tmp_path) > 0
+    with torch.no_grad():
+        assert torch.equal(
+            fixed(torch.ones(1, 3, 32, 32)).logits, build(64, 4)(torch.ones(1, 3, 32, 32)).logits
+        )
+
+
+@pytest.mark.parametrize("build", [blip, deit], ids=["blip", "deit"])
+def test_matching_checkpoint_is_healthy(tmp_path, build) -> None:
+    model, _ = build()
+    model.save_pretrained(tmp_path)  # DeiT's attention may be saved under older names than the model's
+    assert peftlab.doctor(build()[0], checkpoint=tmp_path).ok
     loaded = type(model).from_pretrained(tmp_path)
-    assert peftlab.checkpoint_shapes.assert_loaded(loaded, tmp_path) > 0
+    saved = [k for k in checkpoints.read_shapes(tmp_path) if "position_ids" not in k and ".pooler." not in k]
+    assert checkpoints.assert_loaded(loaded, tmp_path) == len(saved)  # every tensor saved, bit for bit
 
 
 def test_depth_mismatch_is_a_silent_loss_confirmed(tmp_path) -> None:
@@ -320,8 +354,8 @@ def test_depth_mismatch_is_a_silent_loss_confirmed(tmp_path) -> None:
     d = peftlab.doctor(model, checkpoint=tmp_path)
     assert any(f.code == "checkpoint.depth_mismatch" and f.severity == "silent loss" for f in d)
     loaded = type(model).from_pretrained(tmp_path, config=model.config)  # no error...
-    with pytest.raises(peftlab.checkpoint_shapes.WeightsNotLoadedError):  # ...but a block is dropped
-        peftlab.checkpoint_shapes.assert_loaded(loaded, tmp_path)
+    with pytest.raises(checkpoints.WeightsNotLoadedError):  # ...but a block is dropped
+        checkpoints.assert_loaded(loaded, tmp_path)
 
 
 # --- 5. version advisories -------------------------------------------------------------------------
@@ -357,10 +391,14 @@ def test_old_attention_names_advised_and_outcome_confirmed() -> None:
             get_peft_model(model, config)
 
 
-def test_installed_names_get_no_advisory_on_the_newest_names() -> None:
+def test_installed_names_are_advised_only_while_they_are_the_old_ones() -> None:
     model, _ = deit()
     d = peftlab.doctor(model, LoraConfig(target_modules=attention(model)))
-    assert ("versions.renamed_attention" in d.codes()) == (attention(model) == ["query", "value"])
+    assert d.ok  # the installed names work here, on every stack
+    if change("vit_attention_renamed").holds():  # current stack: q_proj/v_proj, the newest names
+        assert attention(model) == ["q_proj", "v_proj"] and "versions.renamed_attention" not in d.codes()
+    else:  # documented stack: query/value, which later transformers renamed: an advisory
+        assert attention(model) == ["query", "value"] and "versions.renamed_attention" in d.codes()
 
 
 def test_removed_auto_class_advised_only_where_it_still_exists() -> None:
@@ -415,7 +453,7 @@ def test_command_line_on_a_model_folder(tmp_path, capsys) -> None:
     assert main(["doctor", str(tmp_path / "missing")]) == 2
 
 
-def test_a_100m_parameter_model_is_checked_in_under_two_seconds() -> None:
+def test_a_100m_parameter_model_is_checked_in_a_fraction_of_a_second() -> None:
     from transformers import CLIPConfig, CLIPModel
 
     with torch.device("meta"):
@@ -423,7 +461,14 @@ def test_a_100m_parameter_model_is_checked_in_under_two_seconds() -> None:
     assert sum(p.numel() for p in model.parameters()) > 100_000_000
     config = LoraConfig(task_type="FEATURE_EXTRACTION", target_modules=["q_proj", "v_proj"],
                         modules_to_save=["visual_projection"])  # fmt: skip
-    start = time.perf_counter()
-    d = peftlab.doctor(model, config, checkpoint={k: v for k, v in model.state_dict().items()})
-    seconds = time.perf_counter() - start
-    assert "wrapper" in classes(d) and seconds < 2.0, (seconds, str(d))
+    checkpoint = dict(model.state_dict())
+    d = peftlab.doctor(model, config, checkpoint=checkpoint)  # the first call imports what it reads
+    assert "wrapper" in classes(d) and not d.of("checkpoint"), str(d)
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        peftlab.doctor(model, config, checkpoint=checkpoint)
+        timings.append(time.perf_counter() - start)
+    # The best of 3 (another process only slows a run down) was 0.047-0.058 s on both stacks, on a
+    # 2-core CPU shared with other jobs; 0.4 s is 7x that: a 10x slower doctor fails here.
+    assert min(timings) < 0.4, timings

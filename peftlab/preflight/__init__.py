@@ -9,8 +9,10 @@ What notebooks 01-05 teach on five models, applied to any model, without trainin
 5. version advisories (:mod:`~peftlab.preflight.advisories`).
 
 Every check reads the installed code and the model in front of it (signatures, module names and
-types, tensor shapes), never a list of model names, and works on a model built on the ``meta``
-device, so a model of any size is checked in well under a second or two.
+types, tensor shapes), never a list of model classes (the one table of model types, in the
+advisories, records a rename measured across library versions), and uses generic peftlab modules
+only, none of a notebook's lesson. It works on a model built on the ``meta`` device, so a model of
+any size is checked in well under a second or two.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def peft_config(source: str) -> Any:
 
 
 def has_weights(folder: str) -> bool:
-    """Does ``folder`` hold a weights file that :func:`peftlab.checkpoint_shapes.read_shapes` reads?"""
+    """Does ``folder`` hold a weights file that :func:`peftlab.checkpoints.read_shapes` reads?"""
     path = Path(folder)
     return path.is_dir() and (any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin")))
 

@@ -1,11 +1,12 @@
 """Class 4, checkpoint/config mismatch: compare a checkpoint's tensor shapes with the model's.
 
-Reuses notebook 05's tools (:mod:`peftlab.checkpoint_shapes`): shapes are read without loading the
-weights where the format allows, folded into one row per tensor family, and, for Chinese-CLIP, the
-published model is identified. For any other model the config that would match is searched: each
-config number that a mismatch points at (a width, a depth, an image size) is tried, greedily, on a
-model built on the ``meta`` device (no memory), and kept when fewer tensors disagree. The proposal
-is only called verified when a model built from it has every tensor shape of the checkpoint.
+Built on :mod:`peftlab.checkpoints`: shapes are read without loading the weights where the format
+allows, compared with the model's, and folded into one row per tensor family. Then the config that
+would match is searched, for any model class: each config number that a mismatch points at (a
+width, a depth, an image size) is tried, greedily, on a model built on the ``meta`` device (no
+memory), and kept when fewer tensors disagree; a width change keeps the head width where the head
+count would no longer divide it. The proposal is only called verified when a model built from it
+has every tensor shape of the checkpoint.
 """
 
 from __future__ import annotations
@@ -19,45 +20,30 @@ from typing import Any
 
 import torch
 
-from peftlab import checkpoint_shapes as cs
+from peftlab.checkpoints import (
+    Shapes,
+    Triple,
+    align_names,
+    as_loaded,
+    compare_shapes,
+    model_shapes,
+    read_shapes,
+    summarise,
+)
 from peftlab.module_names import base_model
 from peftlab.preflight.findings import Finding
-
-Shapes = dict[str, tuple[int, ...]]
-
-
-def model_shapes(model: torch.nn.Module) -> Shapes:
-    """``{name: shape}`` of a model's state dict (works on the meta device)."""
-    return cs.read_shapes(model.state_dict())
-
-
-def align(want: Shapes, have: Shapes, prefix: str) -> Shapes:
-    """The checkpoint's names, with the model's ``base_model_prefix`` added or removed as it fits best."""
-    want = cs._strip_prefix(want)
-    options = [want, {f"{prefix}.{k}": v for k, v in want.items()},
-               {k.removeprefix(f"{prefix}."): v for k, v in want.items()}] if prefix else [want]  # fmt: skip
-    return max(options, key=lambda o: len(set(o) & set(have)))
-
-
-def disagreements(want: Shapes, have: Shapes) -> list[cs.Triple]:
-    """(name, checkpoint shape, model shape) for every size mismatch, every tensor only in the
-    checkpoint, and every numbered-block tensor only in the model (a depth difference)."""
-    sized = [(k, s, have[k]) for k, s in want.items() if k in have and have[k] != s]
-    extra = [(k, s, None) for k, s in want.items() if k not in have]
-    deeper = [(k, None, s) for k, s in have.items() if k not in want and re.search(r"\.\d+\.", k)]
-    return sized + extra + deeper
 
 
 def checkpoint_findings(model: torch.nn.Module, checkpoint: str | Path | Mapping) -> list[Finding]:
     """Class 4: the checkpoint's tensors against ``model``; with the config that would match."""
     base = base_model(model)
     have = model_shapes(base)
-    want = align(cs.read_shapes(checkpoint), have, getattr(base, "base_model_prefix", ""))
-    triples = disagreements(want, have)
+    want = align_names(as_loaded(read_shapes(checkpoint), base), have, getattr(base, "base_model_prefix", ""))
+    triples = compare_shapes(want, have)
     if not triples:
         return []
     sized = [t for t in triples if t[1] is not None and t[2] is not None]
-    table = cs._summarise(triples)
+    table = summarise(triples)
     evidence = "; ".join(f"{r[0]}: {r[1]} tensors, {r[4] or 'checkpoint ' + r[2] + ' vs model ' + r[3]}"
                          for r in table.rows[:4]) + (" ..." if len(table.rows) > 4 else "")  # fmt: skip
     return [Finding(
@@ -76,14 +62,6 @@ def checkpoint_findings(model: torch.nn.Module, checkpoint: str | Path | Mapping
 
 def matching_config_text(base: torch.nn.Module, want: Shapes) -> str:
     """The fix: the config that matches the checkpoint, as changes to the model's own config."""
-    if type(base).__name__ == "ChineseCLIPModel":
-        try:
-            ident = cs.identify(want)
-        except (ValueError, cs.UnknownCheckpointError):
-            ident = None
-        if ident is not None:
-            return (f"Build the config from the checkpoint's shapes: it is {ident.name} "
-                    "(config = checkpoint_shapes.build_config(checkpoint_shapes.identify(checkpoint))).")  # fmt: skip
     changes, left = matching_config(base, want)
     listed = ", ".join(f"{path} {old} -> {new}" for path, (old, new) in changes.items())
     if not changes:
@@ -95,7 +73,14 @@ def matching_config_text(base: torch.nn.Module, want: Shapes) -> str:
         if not left
         else (f"{left} tensors still disagree after these changes")
     )
-    return f"Build the model with the config that matches the checkpoint: {listed} ({verdict})."
+    widths = [path for path in changes if path.endswith("hidden_size")]
+    heads = (
+        f" No tensor shape shows the head count: check num_attention_heads against the checkpoint's "
+        f"config.json (where {', '.join(widths)} changed)."
+        if widths
+        else ""
+    )
+    return f"Build the model with the config that matches the checkpoint: {listed} ({verdict}).{heads}"
 
 
 def _int_fields(config: Any, path: str = "") -> dict[str, int]:
@@ -111,9 +96,7 @@ def _int_fields(config: Any, path: str = "") -> dict[str, int]:
     return fields
 
 
-def _candidates(
-    fields: dict[str, int], triples: list[cs.Triple], patch: dict[str, int]
-) -> set[tuple[str, int]]:
+def _candidates(fields: dict[str, int], triples: list[Triple], patch: dict[str, int]) -> set[tuple[str, int]]:
     found = set()
     for name, ckpt, mine in triples:
         if ckpt and mine and len(ckpt) == len(mine):
@@ -131,7 +114,7 @@ def _candidates(
     return found
 
 
-def _depths(triples: list[cs.Triple]) -> set[tuple[int, int]]:
+def _depths(triples: list[Triple]) -> set[tuple[int, int]]:
     """(model depth, checkpoint depth) pairs read from blocks present on one side only."""
     pairs = set()
     for side in (1, 2):
@@ -150,8 +133,29 @@ def _depths(triples: list[cs.Triple]) -> set[tuple[int, int]]:
 
 
 def _build(base: torch.nn.Module, config: Any) -> Shapes:
+    for sub in [config, *(v for v in vars(config).values() if hasattr(v, "to_dict"))]:
+        width, heads = getattr(sub, "hidden_size", None), getattr(sub, "num_attention_heads", None)
+        if isinstance(width, int) and isinstance(heads, int) and heads and width % heads:
+            raise ValueError(f"hidden_size {width} is not a multiple of num_attention_heads {heads}")
     with torch.device("meta"):
         return model_shapes(type(base)(config))
+
+
+def _trial(config: Any, path: str, value: int) -> Any:
+    """A copy of ``config`` with ``path`` set to ``value``. A new ``hidden_size`` keeps the head count
+    where it divides the new width, else the head width (no shape shows the head count)."""
+    trial = copy.deepcopy(config)
+    *parents, key = path.split(".")
+    owner = trial
+    for parent in parents:
+        owner = getattr(owner, parent)
+    heads, width = getattr(owner, "num_attention_heads", None), getattr(owner, key)
+    _set(trial, path, value)
+    if key == "hidden_size" and isinstance(heads, int) and heads and value % heads and not width % heads:
+        head_width = width // heads
+        if not value % head_width:
+            owner.num_attention_heads = value // head_width
+    return trial
 
 
 def matching_config(base: torch.nn.Module, want: Shapes, rounds: int = 8) -> tuple[dict, int]:
@@ -159,28 +163,27 @@ def matching_config(base: torch.nn.Module, want: Shapes, rounds: int = 8) -> tup
 
     Returns ``({setting: (old, new)}, tensors still disagreeing)``.
     """
-    config, changes = copy.deepcopy(base.config), {}
-    triples = disagreements(want, model_shapes(base))  # then those of the best config found so far
+    config = copy.deepcopy(base.config)
+    triples = compare_shapes(want, model_shapes(base))  # then those of the best config found so far
     for _ in range(rounds):
         fields = _int_fields(config)
         patch = {p: v for p, v in fields.items() if p.endswith("patch_size")}
         best = None
         for path, value in sorted(_candidates(fields, triples, patch)):
-            trial = copy.deepcopy(config)
-            _set(trial, path, value)
+            trial = _trial(config, path, value)
             try:
-                left = disagreements(want, _build(base, trial))
+                left = compare_shapes(want, _build(base, trial))
             except Exception:  # noqa: BLE001  (an impossible config, e.g. width not divisible by heads)
                 continue
             if len(left) < len(triples) and (best is None or len(left) < len(best[0])):
-                best = (left, path, value, trial)
+                best = (left, trial)
         if best is None:
             break
-        triples, path, value, config = best
-        changes[path] = (changes.get(path, (_int_fields(base.config)[path], None))[0], value)
+        triples, config = best
         if not triples:
             break
-    return changes, len(triples)
+    old, new = _int_fields(base.config), _int_fields(config)
+    return {path: (value, new[path]) for path, value in old.items() if new.get(path) != value}, len(triples)
 
 
 def _set(config: Any, path: str, value: int) -> None:

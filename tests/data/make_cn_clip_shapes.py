@@ -1,5 +1,5 @@
 """Write cn_clip_shapes.json.gz: the tensor shapes of the five released Chinese-CLIP models, in the
-original code's names, as the original code builds them (used by tests/test_checkpoint_shapes.py).
+original code's names, as the original code builds them (used by tests/test_chinese_clip_architecture.py).
 
 The models are built from the configs shipped in the ``cn-clip`` package (cn_clip/clip/model_configs)
 on PyTorch's meta device: no weights are downloaded or even allocated. Run once, by hand:

@@ -1,4 +1,4 @@
-"""Read a Chinese-CLIP checkpoint's architecture from its tensor shapes (notebook 05).
+"""Read a Chinese-CLIP checkpoint's architecture from its tensor shapes (notebook 05's lesson).
 
 A config that disagrees with the checkpoint gives a wall of ``size mismatch`` lines, or, with
 ``ignore_mismatched_sizes=True``, a model whose weights were silently re-initialised. The shapes
@@ -6,15 +6,14 @@ of the saved tensors tell the truth: the patch-embedding kernel gives the vision
 size, the position table the image size, the numbered blocks the depths, the word embeddings the
 text width and vocabulary, the projections the embedding width.
 
-* :func:`read_shapes` reads ``{name: shape}`` from a folder, a file or a state dict, without
-  loading the weights where the format allows it (safetensors);
 * :func:`infer_architecture` turns shapes into an :class:`Architecture`; it understands the
   transformers names (``vision_model.encoder.layers.0...``) and those of the original
   Chinese-CLIP code (``visual.transformer.resblocks.0...``, as in the original report);
 * :func:`identify` names the published model with that architecture, from the correspondence
-  table below (kept as data), and builds the matching ``ChineseCLIPConfig``;
-* :func:`summarise_mismatch` shrinks a size-mismatch error to one row per tensor family, and
-  :func:`assert_loaded` proves that a model holds every tensor of a checkpoint.
+  table below (kept as data), and :func:`build_config` builds the matching ``ChineseCLIPConfig``.
+
+Reading shapes, summarising a size mismatch and proving a load work for any model: they live in
+:mod:`peftlab.checkpoints`.
 
 The head count is not visible in any shape: it comes from the identified model (the published
 ones use heads of width 64, ViT-H-14's vision tower 80); for an unknown checkpoint it is assumed.
@@ -22,19 +21,16 @@ ones use heads of width 64, ViT-H-14's vision tower 80); for an unknown checkpoi
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from peftlab.checkpoints import Shapes, read_shapes
 from peftlab.tables import Table
-
-Shapes = dict[str, tuple[int, ...]]
 
 # ---------------------------------------------------------------------------------------------
 # The correspondence table of the original release (github.com/OFA-Sys/Chinese-CLIP): the model
@@ -90,47 +86,6 @@ def tiny_models() -> tuple[dict[str, dict], dict[str, dict], list[dict]]:
         releases.append({"name": f"peftlab tiny '{size}' (a miniature of {mirror})", "vision": f"tiny-vit-{size}",
                          "text": f"tiny-text-{size}", "file": None, "hub_id": None, "tiny": size})  # fmt: skip
     return vision, text, releases
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading shapes
-# ---------------------------------------------------------------------------------------------
-
-
-def _shapes_of(state: Mapping) -> Shapes:
-    if "state_dict" in state and isinstance(state["state_dict"], Mapping):  # an original .pt file
-        state = state["state_dict"]
-    return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
-
-
-def _file_shapes(path: Path) -> Shapes:
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
-    return _shapes_of(torch.load(path, map_location="cpu", mmap=True, weights_only=True))
-
-
-def read_shapes(source: str | Path | Mapping) -> Shapes:
-    """``{tensor name: shape}`` of a checkpoint: a state dict, a weights file (``.safetensors``,
-    ``.bin``, ``.pt``; an original Chinese-CLIP ``.pt`` keeps them under ``"state_dict"``) or a
-    folder written by ``save_pretrained`` (sharded ones included)."""
-    if isinstance(source, Mapping):
-        return _shapes_of(source)
-    path = Path(source)
-    if path.is_file():
-        return _file_shapes(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} is neither a weights file nor a checkpoint folder.")
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (path / index).exists():
-            files = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
-            return {k: v for name in files for k, v in _file_shapes(path / name).items()}
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (path / name).exists():
-            return _file_shapes(path / name)
-    raise FileNotFoundError(f"{path} holds no model.safetensors or pytorch_model.bin.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +153,7 @@ def _grid_side(positions: int) -> int:
 def infer_architecture(source: str | Path | Mapping) -> Architecture:
     """Read the architecture of a Chinese-CLIP checkpoint from its tensor shapes alone.
 
-    ``source``: anything :func:`read_shapes` takes, or a ``{name: shape}`` dict.
+    ``source``: anything :func:`peftlab.checkpoints.read_shapes` takes, or a ``{name: shape}`` dict.
     """
     shapes = _strip_prefix(read_shapes(source) if not _is_shape_dict(source) else dict(source))
     if "vision_model.embeddings.patch_embedding.weight" in shapes:
@@ -442,158 +397,3 @@ def release_config(release: dict):  # noqa: ANN201  (a ChineseCLIPConfig)
                        "image_size": v["image_size"], "patch_size": v["patch_size"]},
         projection_dim=v["embed_dim"],
     )  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------
-# Mismatch summaries and the load check
-# ---------------------------------------------------------------------------------------------
-
-
-_SIZE = r"torch\.Size\(\[([\d, ]*)\]\)"
-_MISMATCH_PATTERNS = (
-    # torch's load_state_dict (and transformers 4.x from_pretrained, which goes through it)
-    re.compile(
-        rf"size mismatch for ([\w.]+): copying a param with shape {_SIZE} from checkpoint, "
-        rf"the shape in current model is {_SIZE}"
-    ),  # fmt: skip
-    # transformers 4.x with ignore_mismatched_sizes=True (a warning)
-    re.compile(rf"- ([\w.]+): found shape {_SIZE} in the checkpoint and {_SIZE} in the model"),
-    # transformers 5.x LOAD REPORT (layer numbers already folded into {0, 1})
-    re.compile(rf"^([\w.{{}}, ]+?)\s*\|\s*MISMATCH\s*\|.*?ckpt: {_SIZE} vs model:\s*{_SIZE}", re.M),
-)
-
-
-Triple = tuple[str, "tuple[int, ...] | None", "tuple[int, ...] | None"]
-
-
-def mismatches(text: str | BaseException) -> list[Triple]:
-    """Every ``(tensor name, checkpoint shape, model shape)`` in a size-mismatch message or log; a
-    tensor only in the checkpoint (torch's "Unexpected key(s)") has model shape ``None``, one only
-    in the model ("Missing key(s)") checkpoint shape ``None``."""
-    text, found = str(text), []
-    for pattern in _MISMATCH_PATTERNS:
-        for m in pattern.finditer(text):
-            shape = [tuple(int(x) for x in g.split(",") if x.strip()) for g in m.groups()[1:]]
-            found.append((m.group(1).strip(), shape[0], shape[1]))
-    for kind, m in re.findall(r"(Unexpected|Missing) key\(s\) in state_dict: ((?:\"[\w.]+\"(?:, )?)+)", text):
-        for name in re.findall(r'"([\w.]+)"', m):
-            found.append((name, (), None) if kind == "Unexpected" else (name, None, ()))
-    return found
-
-
-def tensor_family(name: str) -> str:
-    """The family of a tensor: its name up to the first block number (``...layers.*``), else its
-    module without the parameter (``vision_model.embeddings.patch_embedding.weight`` ->
-    ``vision_model.embeddings``)."""
-    parts = re.sub(r"\{[\d, ]+\}", "0", name).split(".")
-    for i, part in enumerate(parts):
-        if part.isdigit():
-            return ".".join(parts[:i] + ["*"])
-    return ".".join(parts[:2]) if len(parts) > 2 else parts[0]
-
-
-def _fmt(shape: tuple[int, ...] | None) -> str:
-    if shape is None:
-        return "absent"
-    return "[" + ", ".join(map(str, shape)) + "]" if shape else "present"
-
-
-def _blocks(names: list[str]) -> str:
-    numbers = sorted({int(m.group(1)) for n in names if (m := re.search(r"\.(\d+)\.", n))})
-    return f"blocks {', '.join(map(str, numbers))}" if numbers else ""
-
-
-def _summarise(triples: list[Triple]) -> Table:
-    groups: dict[tuple[str, str], list] = defaultdict(list)
-    for name, ckpt, model in triples:
-        kind = "only in checkpoint" if model is None else "only in model" if ckpt is None else "size"
-        groups[(tensor_family(name), kind)].append((name, ckpt, model))
-    rows = []
-    for (family, kind), items in groups.items():
-        ckpt_shapes = " ".join(dict.fromkeys(_fmt(c) for _, c, _ in items))
-        model_shapes = " ".join(dict.fromkeys(_fmt(m) for _, _, m in items))
-        if kind == "size":
-            sizes = Counter(
-                f"{a} -> {b}" for _, c, m in items if len(c) == len(m) for a, b in zip(c, m) if a != b
-            )
-            detail = ", ".join(s for s, _ in sizes.most_common())
-        else:
-            detail = f"{kind}: {_blocks([n for n, _, _ in items])}".rstrip(": ")
-        rows.append([family, str(len(items)), ckpt_shapes, model_shapes, detail])
-    return Table(
-        ["tensor family", "tensors", "checkpoint", "model", "what differs (checkpoint -> model)"], rows
-    )
-
-
-def summarise_mismatch(text: str | BaseException) -> Table:
-    """One row per tensor family: how many tensors, checkpoint vs model shapes, and the sizes that
-    differ (the widths at a glance); blocks present on one side only show a difference in depth.
-    Reads torch's, transformers 4's and transformers 5's formats."""
-    return _summarise(mismatches(text))
-
-
-def compare_shapes(model: torch.nn.Module, source: str | Path | Mapping) -> Table:
-    """The same table as :func:`summarise_mismatch`, built by comparing shapes directly."""
-    want = _strip_prefix(read_shapes(source))
-    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    triples = [(k, s, have.get(k)) for k, s in want.items() if have.get(k) != s]
-    return _summarise(triples + [(k, None, s) for k, s in have.items() if k not in want])
-
-
-def read_state_dict(source: str | Path | Mapping) -> dict[str, torch.Tensor]:
-    """All tensors of a checkpoint (a state dict, a weights file or a ``save_pretrained`` folder)."""
-    if isinstance(source, Mapping):
-        return dict(source.get("state_dict", source))
-    path = Path(source)
-    files = [path] if path.is_file() else sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
-    if not files:
-        raise FileNotFoundError(f"{path} holds no weights file.")
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        if f.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state.update(load_file(str(f)))
-        else:
-            state.update(read_state_dict(torch.load(f, map_location="cpu", weights_only=True)))
-    return state
-
-
-class WeightsNotLoadedError(AssertionError):
-    """A model does not hold the checkpoint's tensors (missing, re-shaped or with other values)."""
-
-
-def assert_loaded(
-    model: torch.nn.Module,
-    source: str | Path | Mapping,
-    ignore: tuple[str, ...] = ("position_ids", ".pooler."),
-) -> int:
-    """Check that ``model`` holds every tensor of the checkpoint, bit for bit; return their count.
-
-    Raises :class:`WeightsNotLoadedError` listing what differs: this is how the silent
-    ``ignore_mismatched_sizes=True`` load is caught (its re-initialised tensors have the model's
-    shape and random values; the tensors it had no place for are dropped). Checkpoint tensors whose
-    names contain one of ``ignore`` are skipped: older saves keep the ``position_ids`` buffers, and
-    ChineseCLIPModel has no text pooler.
-    """
-    saved = {k: v for k, v in read_state_dict(source).items() if not any(i in k for i in ignore)}
-    have = model.state_dict()
-    missing = [k for k in saved if k not in have]
-    reshaped = [k for k in saved if k in have and have[k].shape != saved[k].shape]
-    changed = [
-        k for k in saved if k in have and have[k].shape == saved[k].shape
-        and not torch.equal(have[k].detach().cpu(), saved[k].to(have[k].dtype))
-    ]  # fmt: skip
-    if missing or reshaped or changed:
-        first = (reshaped or changed or missing)[0]
-        detail = (
-            f"{first}: checkpoint {_fmt(tuple(saved[first].shape))}, model {_fmt(tuple(have[first].shape))}"
-            if first in have
-            else f"{first}: not in the model"
-        )
-        raise WeightsNotLoadedError(
-            f"{len(missing) + len(reshaped) + len(changed)} of {len(saved)} checkpoint tensors are not in the "
-            f"model as saved: {len(reshaped)} re-initialised at another shape, {len(changed)} with other values, "
-            f"{len(missing)} with no place in the model (first: {detail})."
-        )
-    return len(saved)

@@ -1,4 +1,4 @@
-"""Shape inference for Chinese-CLIP checkpoints (peftlab.checkpoint_shapes, notebook 05).
+"""Shape inference for Chinese-CLIP checkpoints (peftlab.chinese_clip_architecture, notebook 05).
 
 Every model of the correspondence table is checked three ways, none of them downloaded:
 * at full size, built from its config on PyTorch's meta device (no memory, real numbers);
@@ -18,7 +18,8 @@ import pytest
 import torch
 from transformers import ChineseCLIPModel, CLIPConfig, CLIPModel
 
-from peftlab import checkpoint_shapes as cs
+from peftlab import checkpoints as cp
+from peftlab import chinese_clip_architecture as cs
 
 VIT_RELEASES = [r for r in cs.RELEASES if r["hub_id"]]
 with gzip.open(Path(__file__).parent / "data" / "cn_clip_shapes.json.gz", "rt") as f:
@@ -91,7 +92,7 @@ def test_scaled_down_models_from_a_folder(release, tmp_path, monkeypatch):
     names = [cs.identify(meta_model(cs.release_config(r)).state_dict()).name for r in VIT_RELEASES]
     assert names == [r["name"] for r in VIT_RELEASES]  # the scaled models stay distinguishable
     loaded = ChineseCLIPModel.from_pretrained(tmp_path, config=cs.build_config(ident))
-    assert cs.assert_loaded(loaded, tmp_path) == len(loaded.state_dict())
+    assert cp.assert_loaded(loaded, tmp_path) == len(loaded.state_dict())
 
 
 @pytest.mark.parametrize("file", sorted(CN_CLIP_SHAPES))
@@ -151,45 +152,6 @@ def test_not_a_chinese_clip_checkpoint():
         cs.infer_architecture(clip.state_dict())
 
 
-# The original report's lines (the original code's names), and the formats of transformers 4 and 5.
-SEED_ERROR = "\n".join(
-    f"size mismatch for module.visual.transformer.resblocks.{i}.{name}: copying a param with shape "
-    f"torch.Size([{ckpt}]) from checkpoint, the shape in current model is torch.Size([{model}])."
-    for i in range(12)
-    for name, ckpt, model in [
-        ("mlp.c_proj.bias", "1024", "768"),
-        ("ln_2.weight", "1024", "768"),
-        ("attn.in_proj_weight", "3072, 1024", "2304, 768"),
-    ]  # fmt: skip
-)
-TRANSFORMERS_4_WARNING = (
-    "- vision_model.encoder.layers.0.mlp.fc1.weight: found shape torch.Size([256, 64]) in the checkpoint "
-    "and torch.Size([192, 48]) in the model instantiated\n"
-    "- visual_projection.weight: found shape torch.Size([48, 64]) in the checkpoint and torch.Size([32, 48]) "
-    "in the model instantiated"
-)
-TRANSFORMERS_5_REPORT = (
-    "vision_model.encoder.layers.{0, 1}.mlp.fc1.weight  | MISMATCH | Reinit due to size mismatch - "
-    "ckpt: torch.Size([256, 64]) vs model:torch.Size([192, 48])\n"
-    "visual_projection.weight  | MISMATCH | Reinit due to size mismatch - ckpt: torch.Size([48, 64]) vs "
-    "model:torch.Size([32, 48])"
-)
-
-
-def test_summarise_the_original_report():
-    table = cs.summarise_mismatch(SEED_ERROR)
-    assert table.rows == [["module.visual.transformer.resblocks.*", "36", "[1024] [3072, 1024]", "[768] [2304, 768]",
-                           "1024 -> 768, 3072 -> 2304"]]  # fmt: skip
-    assert "1024 -> 768" in str(table) and "<table>" in table._repr_html_()
-
-
-@pytest.mark.parametrize("text", [TRANSFORMERS_4_WARNING, TRANSFORMERS_5_REPORT], ids=["4.x", "5.x"])
-def test_summarise_transformers_formats(text):
-    rows = {r[0]: r for r in cs.summarise_mismatch(text).rows}
-    assert rows["vision_model.encoder.layers.*"][2:] == ["[256, 64]", "[192, 48]", "256 -> 192, 64 -> 48"]
-    assert rows["visual_projection"][4] == "48 -> 32, 64 -> 48"
-
-
 def test_strict_load_error_and_the_silent_trap(tmp_path):
     from peftlab.models.chinese_clip import tiny_config
 
@@ -199,29 +161,24 @@ def test_strict_load_error_and_the_silent_trap(tmp_path):
     base = ChineseCLIPModel(tiny_config("base"))
     with pytest.raises(RuntimeError, match="size mismatch") as error:
         base.load_state_dict(large.state_dict())
-    rows = {(r[0], r[4]) for r in cs.summarise_mismatch(error.value).rows}
+    rows = {(r[0], r[4]) for r in cp.summarise_mismatch(error.value).rows}
     assert ("vision_model.encoder.layers.*", "64 -> 48, 256 -> 192") in rows
     assert ("vision_model.encoder.layers.*", "only in checkpoint: blocks 2") in rows  # 3 layers vs 2
     assert ("text_projection", "48 -> 32") in rows and not any(r[0].startswith("text_model") for r in rows)
-    assert cs.summarise_mismatch(error.value).rows[0][0] in str(cs.compare_shapes(base, tmp_path))
+    assert cp.summarise_mismatch(error.value).rows[0][0] in str(
+        cp.summarise(cp.compare_shapes(cp.read_shapes(tmp_path), cp.model_shapes(base)))
+    )
 
     trap = ChineseCLIPModel.from_pretrained(
         tmp_path, config=tiny_config("base"), ignore_mismatched_sizes=True
     )
-    with pytest.raises(cs.WeightsNotLoadedError, match="re-initialised at another shape"):
-        cs.assert_loaded(trap, tmp_path)
+    with pytest.raises(cp.WeightsNotLoadedError, match="re-initialised at another shape"):
+        cp.assert_loaded(trap, tmp_path)
     right = ChineseCLIPModel.from_pretrained(tmp_path, config=cs.config_from_checkpoint(tmp_path))
-    assert cs.assert_loaded(right, tmp_path) == len(large.state_dict())
+    assert cp.assert_loaded(right, tmp_path) == len(large.state_dict())
     older_save = {**large.state_dict(), "text_model.embeddings.position_ids": torch.arange(16)[None]}
-    assert cs.assert_loaded(right, older_save) == len(large.state_dict())  # a buffer, not a weight
+    assert cp.assert_loaded(right, older_save) == len(large.state_dict())  # a buffer, not a weight
     with torch.no_grad():
         right.visual_projection.weight.mul_(2)
-    with pytest.raises(cs.WeightsNotLoadedError, match="1 with other values"):
-        cs.assert_loaded(right, large.state_dict())
-
-
-def test_read_shapes_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither a weights file"):
-        cs.read_shapes(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="holds no model.safetensors"):
-        cs.read_shapes(tmp_path)
+    with pytest.raises(cp.WeightsNotLoadedError, match="1 with other values"):
+        cp.assert_loaded(right, large.state_dict())
