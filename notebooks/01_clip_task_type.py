@@ -231,7 +231,8 @@ scorecard.check("the signature check predicts the error before training",
 import torch
 
 print("plain PeftModel:", forward_mismatch(peft_model))
-peft_model.eval(), model.eval()
+peft_model.eval()
+model.eval()
 with torch.no_grad():
     fixed_out, base_out = peft_model(**inputs), model(**inputs)
 scorecard.check_same("the call that failed runs on the plain PeftModel and gives CLIP's outputs",
@@ -289,15 +290,24 @@ for direction in ("image_to_text", "text_to_image"):
     print(f"{direction.replace('_', ' '):<14} all: base {before[direction]:>4.0%}   LoRA {after[direction]:>4.0%}"
           f"   gap closed {gap_closed(before[direction], after[direction]):.0%}")
 
+# %% [markdown]
+# Text to image is scored over the 16 captions, so it moves in steps of 1/16 and is noisier than
+# image to text (256 images): over SEED 0-4 on both stacks it closed between 0% and 100% of its gap,
+# and on one of the ten runs it did not rise at all. So it is held to "does not fall by more than
+# one caption", and image to text carries the claim that retrieval improves.
+
 # %%
-# Thresholds: min over SEED 0-4 on both stacks, with a margin (measured values in the comments).
+# Thresholds from SEED 0-4 on both stacks (10 runs). Loss: last/first was at most 0.073; threshold 0.25.
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-scorecard.check("loss falls", last < 0.7 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}")
-for direction, min_closed in {"image_to_text": 0.0, "text_to_image": 0.0}.items():
-    closed = gap_closed(before[direction], after[direction])
-    scorecard.check(f"{direction.replace('_', '-')} retrieval closes at least {min_closed:.0%} of the gap to 100%",
-                    closed >= min_closed, f"{before[direction]:.0%} -> {after[direction]:.0%} ({closed:.0%} of the gap)",
-                    headline=direction == "image_to_text")
+scorecard.check("loss falls", last < 0.25 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}")
+# image to text closed at least 40% of its gap (median 54%); threshold 25%.
+closed = gap_closed(before["image_to_text"], after["image_to_text"])
+scorecard.check("image-to-text retrieval closes at least 25% of the gap to 100%", closed >= 0.25,
+                f"{before['image_to_text']:.0%} -> {after['image_to_text']:.0%} ({closed:.0%} of the gap)", headline=True)
+# text to image changed by 0 to +25 points (one run: 0); threshold: falls by at most one caption of 16.
+scorecard.check("text-to-image retrieval does not fall (one caption of 16 allowed)",
+                after["text_to_image"] >= before["text_to_image"] - 1 / 16,
+                f"{before['text_to_image']:.0%} -> {after['text_to_image']:.0%}")
 plots.bars({f"{model_name}\n{d.replace('_to_', ' to ')}": scores[d] for d in before
             for model_name, scores in (("base", before), ("LoRA", after))},
            "retrieval on held-out images, both directions", "top-1 accuracy")

@@ -67,7 +67,7 @@ SEED = 0
 # pre-training it was asked three questions (colour, shape, position). Fine-tuning teaches a fourth
 # one it has never been asked, *which side is opposite?*, while keeping the other three. Stage one
 # and stage two train on different scenes: new data arrives, and training goes on. Stage one is
-# short on purpose: it gets half-way, so stage two has something left to do.
+# short on purpose: it gets part of the way (measured below), so stage two has something left to do.
 
 # %%
 import tempfile
@@ -165,10 +165,11 @@ stage_one.print_trainable_parameters()
 losses_one = train(stage_one, stage_one_batches, STAGE_ONE_STEPS, lr=LR, desc="stage one")
 after_one = measure(stage_one)
 stage_one_logits = opt.answer_logits(stage_one, test_batches)
-# min over SEED 0-4 on both stacks: gap closed STAGE_ONE_GAP, loss ratio STAGE_ONE_LOSS
+# SEED 0-4 on both stacks: stage one closed 48-73% of the new question's gap (threshold 30%), and its
+# held-out loss was at most 0.179 x the base model's (threshold 0.3 x).
 closed_one = gap_closed(base_scores["new question"], after_one["new question"])
 scorecard.check("stage one starts teaching the new question",
-             closed_one >= 0.0 and after_one["loss"] < 1.0 * base_scores["loss"],
+             closed_one >= 0.3 and after_one["loss"] < 0.3 * base_scores["loss"],
              f"new question {base_scores['new question']:.0%} -> {after_one['new question']:.0%} "
              f"({closed_one:.0%} of the gap); held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}")
 
@@ -320,14 +321,14 @@ after_a = measure(continued)
 scorecard.check("(a) trains stage one's adapter", trainable_a == count_parameters(stage_one)[0]
              and not torch.equal(weights_a, lora_weights(continued)),
              f"{trainable_a:,} trainable parameters, as in stage one; the weights moved")
-# min over SEED 0-4 on both stacks: (a)'s first loss / stage one's first loss was A_START; threshold below
-scorecard.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 1.0 * losses_one[0],
+# SEED 0-4 on both stacks: (a)'s first loss was at most 0.194 x stage one's first loss; threshold 0.35 x
+scorecard.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 0.35 * losses_one[0],
              f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two")
 scorecard.check("(a) the held-out loss keeps falling", after_a["loss"] < after_one["loss"],
              f"{base_scores['loss']:.3f} (base) -> {after_one['loss']:.3f} (stage one) -> {after_a['loss']:.3f}")
 closed_a = gap_closed(base_scores["new question"], after_a["new question"])
-# min over SEED 0-4 on both stacks: A_GAP; threshold below
-scorecard.check("the two stages, continued with (a), teach the new question", closed_a >= 0.0,
+# SEED 0-4 on both stacks: (a) closed 100% of the gap in all ten runs; threshold 80%
+scorecard.check("the two stages, continued with (a), teach the new question", closed_a >= 0.8,
                 f"{base_scores['new question']:.0%} -> {after_a['new question']:.0%} ({closed_a:.0%} of the gap)",
                 headline=True)
 
@@ -360,9 +361,9 @@ after_b = measure(two)
 stage_two_logits = opt.answer_logits(two, test_batches)
 scorecard.check_same("(b) training the second adapter leaves the first unchanged", stage_one_weights,
                   lora_weights(two, "stage_one"))
-# min over SEED 0-4 on both stacks: (b)'s first loss / (a)'s was B_START; threshold below
+# SEED 0-4 on both stacks: (b)'s first loss was at least 4.9 x (a)'s; threshold 2.5 x
 scorecard.check("(b) the second adapter does not build on stage one: it starts above (a)",
-             losses_b[0] > 1.0 * losses_a[0],
+             losses_b[0] > 2.5 * losses_a[0],
              f"first loss on stage two's first batch: (b) {losses_b[0]:.3f}, (a) {losses_a[0]:.3f}")
 
 dir_b = Path(work.name, "b")
@@ -384,6 +385,7 @@ both.set_adapter("stage_two")
 scorecard.check_same("(b) reloaded, adapter stage_two gives its own outputs", stage_two_logits,
                   opt.answer_logits(both, test_batches))
 gap = (stage_one_logits - stage_two_logits).abs().max().item()
+# SEED 0-4 on both stacks: at least 3.27; threshold 0.1
 scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}")
 
 # %% [markdown]
@@ -510,6 +512,7 @@ if double.error is None:  # a PEFT that skips adapter layers: the double wrap we
         reloaded_twice = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], twice_dir)
     print("\n".join(f"warning: {str(w.message)[:160]} ..." for w in caught if "missing" in str(w.message)))
     moved = (trained_logits - base_logits).abs().max().item()
+    # SEED 0-4 on the current stack: at least 6.79; threshold 0.1
     scorecard.check("the trained double-wrapped model differs from the base", moved > 0.1,
                  f"max |logit difference| = {moved:.2f}")
     scorecard.check_same("reloaded, it is the untrained base model exactly", base_logits,
