@@ -380,31 +380,34 @@ after_per_colour = colour_accuracy_per_colour(peft_model)
 rows = [(name, before[name], after[name]) for name in before]
 rows += [(f"colour ({c} images)", premise[c], after_per_colour[c]) for c in data.COLOURS if c != "yellow"]
 for name, b, a in rows:
-    print(f"{name:<24} base {b:>4.0%}   LoRA {a:>4.0%}   gap closed {gap_closed(b, a):>5.0%}")
+    closed = f"{gap_closed(b, a):>5.0%}" if b < 1 else "  (no gap)"
+    print(f"{name:<24} base {b:>4.0%}   LoRA {a:>4.0%}   gap closed {closed}")
 fell = [f"{name} ({b:.0%} -> {a:.0%})" for name, b, a in rows if a < b]
 
 # %%
-# Thresholds from SEED 0-4 on both stacks (measured min in the comment), with a margin.
+# Thresholds from SEED 0-4 on both stacks (10 runs). Loss: last/first was at most 0.331; threshold 0.6.
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
 scorecard.check("loss falls", last < 0.6 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}")
-for name, min_closed in {"colour": 0.0, "colour (yellow images)": 0.0}.items():
+# share of the gap closed, min over the 10 runs: colour 70%, yellow images 71%; thresholds 45%
+for name, min_closed in {"colour": 0.45, "colour (yellow images)": 0.45}.items():
     closed = gap_closed(before[name], after[name])
     scorecard.check(f"{name} answers on held-out images close at least {min_closed:.0%} of the gap to 100%",
                     closed >= min_closed, f"{before[name]:.0%} -> {after[name]:.0%} ({closed:.0%} of the gap)",
                     headline=name == "colour")
-for name in ("shape", "position"):  # not trained for more than the base knew: they may drift, not collapse
-    scorecard.check(f"{name} answers are not lost", after[name] >= before[name] - 1.0,
+# change over the 10 runs: shape 0 to +21 points, position +7 to +21; threshold: at most 10 points lost
+for name in ("shape", "position"):
+    scorecard.check(f"{name} answers are not lost", after[name] >= before[name] - 0.10,
                     f"{before[name]:.0%} -> {after[name]:.0%}")
 plots.bars({"base": before["colour"], "LoRA": after["colour"]}, "what colour is the shape? (held-out images)",
            "accuracy")
 
 # %%
 display(Markdown(
-    ("Metrics that fell: " + "; ".join(fell) + ". The adapter sits in the OPT only and is trained on all three "
-     "questions for a few steps; colour is where the base model had room to learn, the others were already "
-     "near what the frozen image features allow, so they move by a few held-out answers either way "
-     "(the thresholds above allow the spread measured over five seeds).")
-    if fell else "No metric fell."))
+    ("Metrics that fell in this run: " + "; ".join(fell) + ". One adapter changes the OPT for all three "
+     "questions at once, and training lowers the loss averaged over all of them; most of that comes from the "
+     "colour question, where the base model had the most to learn. A metric with little room to gain can lose "
+     "a few of its held-out answers on the way (the thresholds above allow the spread measured over seeds 0-4).")
+    if fell else "No metric fell in this run."))
 
 # %% [markdown]
 # What a user sees: the answers each model *generates* (greedy decoding, no list of candidates),
@@ -418,7 +421,9 @@ vqa.show_answers(shown, {"base": base_answers, "LoRA": lora_answers}, "colour")
 base_generated = vqa.generation_accuracy(vqa.generate_answers(base, processor, test_set, "colour"), test_set, "colour")
 lora_generated = vqa.generation_accuracy(vqa.generate_answers(peft_model, processor, test_set, "colour"), test_set,
                                          "colour")
-scorecard.check_gain("generated colour answers on held-out images", base_generated, lora_generated, 0.15)
+closed = gap_closed(base_generated, lora_generated)  # SEED 0-4, both stacks: min 70%; threshold 45%
+scorecard.check("generated colour answers close at least 45% of the gap to 100%", closed >= 0.45,
+                f"{base_generated:.0%} -> {lora_generated:.0%} ({closed:.0%} of the gap)")
 
 # %% [markdown]
 # **The wrong wrapper, where it runs.** On transformers 4.54 and later the `CAUSAL_LM` wrapper runs.
