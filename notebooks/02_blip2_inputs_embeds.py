@@ -18,8 +18,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/peftlab/peftlab/blob/main/notebooks/02_blip2_inputs_embeds.ipynb)
 #
-# **The report** (a Chinese write-up on fine-tuning BLIP-2 for visual question answering, with
-# transformers 4.51.3, peft 0.15.2 and accelerate 1.6.0). It loads `Salesforce/blip2-opt-2.7b`
+# **The report** (a Chinese write-up on fine-tuning BLIP-2 for visual question answering, on the
+# library versions of peftlab's documented stack). It loads `Salesforce/blip2-opt-2.7b`
 # through `AutoModelForVision2Seq` in 4-bit NF4 with double quantisation, adds LoRA to
 # `q_proj`/`v_proj`, trains with fp16 autocast and gradient accumulation, and warns: do **not** set
 # `task_type="CAUSAL_LM"`, or training stops with
@@ -65,12 +65,14 @@ SEED = 0
 # ## Loading as the report did
 #
 # The report's first line of model code is `from transformers import AutoModelForVision2Seq`.
-# transformers 5.0 removed that class (from 4.54 on, 4.x warns that it is deprecated when it is used), so on
-# a current install the report stops here, long before PEFT is involved.
+# A later transformers removed that class (the release is printed below), so on a current install
+# the report stops here, long before PEFT is involved.
 
 # %%
 from peftlab.capture import expect_failure
+from peftlab.registry import change
 
+print(f"AutoModelForVision2Seq is gone from {change('vision2seq_removed').phrase()}")
 with expect_failure("blip2_vision2seq_import"):
     from transformers import AutoModelForVision2Seq  # noqa: F401  (the report's import)
 
@@ -78,14 +80,16 @@ with expect_failure("blip2_vision2seq_import"):
 # `AutoModelForImageTextToText` exists on both stacks and gives the same class,
 # `Blip2ForConditionalGeneration`; `load_blip2` uses it. It also asks bitsandbytes for the
 # report's 4-bit NF4 weights with double quantisation. Whether that works depends on the libraries
-# and the device: bitsandbytes 0.50 runs 4-bit on the CPU, but transformers 4.51 refuses any device
-# other than a GPU before it gets there. The line below says which path ran here, and why.
+# and the device: the bitsandbytes of both stacks runs 4-bit on the CPU, but the documented stack's
+# transformers refuses any device other than a GPU before it gets there. The line below says which path ran here, and why.
 #
 # The tiny BLIP-2 is made like the real one, in miniature: a ViT (pre-trained on colour, shape
 # and position of base-colour images), an OPT language model (pre-trained on text, where it met
 # the word "yellow"), and between them the Q-Former, whose 8 learned query tokens turn the image
 # into 8 "soft words" for the OPT. It was then trained to answer questions about red, green and
-# blue shapes. It has never seen a yellow image.
+# blue shapes. It has never seen a yellow image; a real BLIP-2 has. So the base model's accuracy
+# per colour is measured below rather than assumed, and the fine-tune is judged by the share of
+# the remaining gap to 100% it closes.
 
 # %%
 import torch
@@ -116,7 +120,7 @@ for part, counts in layers.items():
 # Answer:`, and the answer is one word. The processor puts one `<image>` token per query token in
 # front of the text; the model replaces them with the Q-Former's output. Accuracy on held-out
 # images is measured by scoring the possible answers (the one the model finds most likely wins).
-# The base model answers the colour of red, green and blue shapes and fails on yellow ones.
+# The last line is the premise of the fine-tune: the base model's colour answers, per colour.
 
 # %%
 size = processor.image_processor.size["height"]
@@ -126,6 +130,18 @@ before = vqa.accuracy_report(base, processor, test_set)
 print(processor.tokenizer.convert_ids_to_tokens(train_batches[0]["input_ids"][0]))
 for name, value in before.items():
     print(f"base model, {name:<24} {value:.0%}")
+
+
+def colour_accuracy_per_colour(model):
+    """Colour-question accuracy on the held-out images of each colour."""
+    predicted = vqa.answer_scores(model, processor, test_set, "colour").argmax(dim=1)
+    truth = torch.tensor([vqa.CANDIDATES["colour"].index(vqa.answer(s, "colour")) for s in test_set])
+    colours = [s.colour for s in test_set]
+    return {c: (predicted == truth)[[x == c for x in colours]].float().mean().item() for c in data.COLOURS}
+
+
+premise = colour_accuracy_per_colour(base)
+print("base model, colour answers per colour:", ", ".join(f"{c} {v:.0%}" for c, v in premise.items()))
 
 # %%
 shown = [s for colour in data.COLOURS for s in test_set if s.colour == colour][::24][:8]
@@ -155,14 +171,15 @@ with expect_failure("blip2_causal_lm_inputs_embeds") as seen:
 #
 # `task_type="CAUSAL_LM"` makes `get_peft_model` return `PeftModelForCausalLM`, written for text
 # models. Its `forward` has a fixed list of keywords and passes every one of them on, including
-# `inputs_embeds=None`. Whether BLIP-2 takes that depends on the transformers version:
+# `inputs_embeds=None`. Whether BLIP-2 takes that depends on the transformers version (the
+# releases are rendered from the registry below):
 #
-# * up to **4.51** (the report's) `Blip2ForConditionalGeneration.forward` has no `inputs_embeds`
-#   and no `**kwargs`: *unexpected keyword argument 'inputs_embeds'*;
-# * **4.52 and 4.53** added `**kwargs` but not `inputs_embeds`: the stray `None` lands in
-#   `**kwargs` and collides with the `inputs_embeds` BLIP-2 hands its OPT: *got multiple values for
-#   keyword argument 'inputs_embeds'*;
-# * from **4.54** (the current stack too) `forward` declares `inputs_embeds`: the call works.
+# * while `Blip2ForConditionalGeneration.forward` has neither `inputs_embeds` nor `**kwargs` (the
+#   report's version): *unexpected keyword argument 'inputs_embeds'*;
+# * once it has `**kwargs` but not yet `inputs_embeds`: the stray `None` lands in `**kwargs` and
+#   collides with the `inputs_embeds` BLIP-2 hands its OPT: *got multiple values for keyword
+#   argument 'inputs_embeds'*;
+# * once `forward` declares `inputs_embeds`: the call works.
 #
 # Left, the wrapper's `forward` (red: names BLIP-2's `forward` does not declare); right, BLIP-2's
 # own parameters (grey ones never come from the wrapper by name).
@@ -173,14 +190,65 @@ plots.signature_comparison(type(wrong_model).forward, type(wrong_model.get_base_
                            f"{type(wrong_model.get_base_model()).__name__}.forward")
 
 # %%
+from IPython.display import Markdown, display
+
+from peftlab.registry import change
+
+kwargs_change, declared_change = change("blip2_forward_kwargs"), change("blip2_inputs_embeds")
+display(Markdown(
+    f"`**kwargs` arrived in {kwargs_change.phrase()}; `inputs_embeds` is declared from "
+    f"{declared_change.phrase()}. Installed: transformers "
+    f"{peftlab.versions.installed(('transformers',))['transformers']}, so this run is in the "
+    f"{'third' if declared_change.holds() else 'second' if kwargs_change.holds() else 'first'} case."))
+print("The registry's explanation for these versions:\n ", seen.expectation.reason)
+
+# %% [markdown]
+# **Check before you train.** The outcome can be predicted from the two signatures alone, with
+# `inspect`, before any forward pass: the keywords the wrapper's `forward` names that BLIP-2's does
+# not, and whether BLIP-2 takes `**kwargs`. The same ten lines as in notebook 01:
+
+# %%
+import inspect
+
+
+def forward_mismatch(peft_model):
+    """(keywords the wrapper's forward names but the model's forward does not, model takes **kwargs?)"""
+    def params(cls):
+        return inspect.signature(cls.forward).parameters.values()
+
+    def named(cls):
+        return {p.name for p in params(cls) if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)} - {"self"}
+
+    wrapper, base = type(peft_model), type(peft_model.get_base_model())
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params(base))
+    return sorted(named(wrapper) - named(base) - {"task_ids"}), takes_kwargs  # task_ids is PEFT's own
+
+
+def predicted_error(extra, takes_kwargs, keyword="inputs_embeds"):
+    """The TypeError message the first forward pass will raise, or None."""
+    if keyword not in extra:
+        return None
+    return "got multiple values for keyword argument" if takes_kwargs else "unexpected keyword argument"
+
+
+extra, takes_kwargs = forward_mismatch(wrong_model)
+prediction = predicted_error(extra, takes_kwargs)
+print(f"{type(wrong_model).__name__} passes, BLIP-2 does not declare: {extra}; BLIP-2 takes **kwargs: {takes_kwargs}")
+print("predicted:", prediction or "no error", "| raised:", str(seen.error)[:80] if seen.error else "no error")
+
+# %% [markdown]
+# The prediction is one of three outcomes (no error, *unexpected keyword*, *multiple values*) and is
+# compared with what the call above really did; peftlab's doctor uses the same comparison
+# (`unaccepted_wrapper_arguments`), and the two must agree.
+
+# %%
 from peftlab.preflight.signatures import unaccepted_wrapper_arguments
 
-print("The registry's explanation for these versions:\n ", seen.expectation.reason)
-print("\nkeywords the wrapper passes that BLIP-2's forward does not name:", unaccepted_wrapper_arguments(wrong_model))
-scorecard.check("the signatures explain what happened",
-             ("inputs_embeds" in unaccepted_wrapper_arguments(wrong_model)) == (seen.error is not None),
-             f"inputs_embeds flagged: {'inputs_embeds' in unaccepted_wrapper_arguments(wrong_model)}, "
-             f"error raised: {seen.error is not None}")
+came_true = prediction in str(seen.error) if prediction else seen.error is None
+scorecard.check("the signatures predict what the call did", came_true and extra == unaccepted_wrapper_arguments(wrong_model),
+                f"predicted: {prediction or 'no error'}; raised: "
+                f"{type(seen.error).__name__ if seen.error else 'no error'}; peftlab agrees: "
+                f"{extra == unaccepted_wrapper_arguments(wrong_model)}")
 
 # %% [markdown]
 # ## What the `CAUSAL_LM` wrapper still changes
@@ -205,7 +273,7 @@ with expect_failure("blip2_causal_lm_positional") as positional:
 # same thing; it is simply the wrong tool for an image-text model.)
 #
 # The model is loaded afresh for training: `get_peft_model` changes the model it is given, and on
-# CPUs with AVX512-BF16 bitsandbytes 0.50 repacks 4-bit weights for fast inference during an
+# CPUs with AVX512-BF16 the installed bitsandbytes repacks 4-bit weights for fast inference during an
 # evaluation pass, after which training through them fails (*a view of a leaf Variable that
 # requires grad is being used in an in-place operation*; we hit this while writing the notebook).
 # On the quantised path `prepare_model_for_kbit_training` freezes the base weights, casts the
@@ -226,14 +294,29 @@ peftlab.seed_everything(SEED)
 peft_model = get_peft_model(model, LoraConfig(**lora))
 print(type(peft_model).__name__, "| gradient checkpointing:", GRADIENT_CHECKPOINTING)
 peft_model.print_trainable_parameters()
-scorecard.check("the plain PeftModel passes nothing BLIP-2 does not declare",
-             unaccepted_wrapper_arguments(peft_model) == [], f"{unaccepted_wrapper_arguments(peft_model)}")
+
+# %% [markdown]
+# For the plain `PeftModel` the signature check says nothing (its `forward` is `*args, **kwargs`,
+# so it names nothing). What shows the fix is the call that failed above: BLIP-2's own argument
+# order, positionally. It must give what the same model gives called by keyword. (Both in training
+# mode: an evaluation pass is what makes bitsandbytes repack the 4-bit weights on some CPUs.)
+
+# %%
+pixels, ids = batch["pixel_values"], batch["input_ids"]
+peft_model.train()
+with torch.no_grad():
+    peftlab.seed_everything(SEED)
+    by_position = peft_model(pixels, ids).logits
+    peftlab.seed_everything(SEED)
+    by_keyword = peft_model(pixel_values=pixels, input_ids=ids).logits
+scorecard.check_same("the plain PeftModel runs BLIP-2's positional call as BLIP-2 does", by_position, by_keyword)
 
 # %% [markdown]
 # **The doctor would have told you.** `peftlab.doctor` reads the same signatures (and, where a
 # keyword disappears into `**kwargs`, the code it flows into) before anything runs. On the `CAUSAL_LM`
-# wrapper it predicts what this stack does: the `inputs_embeds` TypeError up to 4.53, and on every
-# version the positional call that puts the images into `input_ids`.
+# wrapper it predicts what this stack does: the `inputs_embeds` TypeError where BLIP-2's `forward`
+# does not declare it, and on every version the positional call that puts the images into
+# `input_ids`.
 
 # %%
 flagged = peftlab.doctor(wrong_model)
@@ -241,8 +324,8 @@ scorecard.check_flagged('task_type="CAUSAL_LM" on BLIP-2', flagged, "wrapper", s
 flagged
 
 # %% [markdown]
-# The plain `PeftModel` gets no problem (on transformers 4.x the doctor adds one advisory: code that
-# loads BLIP-2 with `AutoModelForVision2Seq` breaks on 5.0):
+# The plain `PeftModel` gets no problem (where `AutoModelForVision2Seq` still exists the doctor
+# adds one advisory: code that loads BLIP-2 with it breaks on the release that removes it):
 
 # %%
 clear = peftlab.doctor(peft_model)
@@ -283,18 +366,48 @@ losses = peftlab.train.train(peft_model, train_batches, LORA_STEPS, lr=3e-3, gra
 after = vqa.accuracy_report(peft_model, processor, test_set)
 plots.loss_curves({"BLIP-2 + LoRA, no task_type": losses})
 
+# %% [markdown]
+# Every metric measured, before and after, and the share of the gap to 100% each change closes
+# (negative where a metric fell):
+
 # %%
-for name in before:
-    print(f"{name:<24} base {before[name]:>4.0%}   LoRA {after[name]:>4.0%}")
+def gap_closed(before, after):
+    """The share of the gap to 100% that a change closes (1 = perfect, 0 = no gain, < 0 = worse)."""
+    return (after - before) / (1 - before) if before < 1 else float(after >= before)
+
+
+after_per_colour = colour_accuracy_per_colour(peft_model)
+rows = [(name, before[name], after[name]) for name in before]
+rows += [(f"colour ({c} images)", premise[c], after_per_colour[c]) for c in data.COLOURS if c != "yellow"]
+for name, b, a in rows:
+    closed = f"{gap_closed(b, a):>5.0%}" if b < 1 else "  (no gap)"
+    print(f"{name:<24} base {b:>4.0%}   LoRA {a:>4.0%}   gap closed {closed}")
+fell = [f"{name} ({b:.0%} -> {a:.0%})" for name, b, a in rows if a < b]
+
+# %%
+# Thresholds from SEED 0-4 on both stacks (10 runs). Loss: last/first was at most 0.331; threshold 0.6.
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
 scorecard.check("loss falls", last < 0.6 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}")
-scorecard.check_gain("colour answers on held-out images", before["colour"], after["colour"], 0.15)
-scorecard.check_gain("colour answers on yellow images, never seen before", before["colour (yellow images)"],
-                  after["colour (yellow images)"], 0.5)
-scorecard.check("position answers are not lost", after["position"] >= before["position"] - 0.05,
-             f"{before['position']:.0%} -> {after['position']:.0%}")
+# share of the gap closed, min over the 10 runs: colour 70%, yellow images 71%; thresholds 45%
+for name, min_closed in {"colour": 0.45, "colour (yellow images)": 0.45}.items():
+    closed = gap_closed(before[name], after[name])
+    scorecard.check(f"{name} answers on held-out images close at least {min_closed:.0%} of the gap to 100%",
+                    closed >= min_closed, f"{before[name]:.0%} -> {after[name]:.0%} ({closed:.0%} of the gap)",
+                    headline=name == "colour")
+# change over the 10 runs: shape 0 to +21 points, position +7 to +21; threshold: at most 10 points lost
+for name in ("shape", "position"):
+    scorecard.check(f"{name} answers are not lost", after[name] >= before[name] - 0.10,
+                    f"{before[name]:.0%} -> {after[name]:.0%}")
 plots.bars({"base": before["colour"], "LoRA": after["colour"]}, "what colour is the shape? (held-out images)",
            "accuracy")
+
+# %%
+display(Markdown(
+    ("Metrics that fell in this run: " + "; ".join(fell) + ". One adapter changes the OPT for all three "
+     "questions at once, and training lowers the loss averaged over all of them; most of that comes from the "
+     "colour question, where the base model had the most to learn. A metric with little room to gain can lose "
+     "a few of its held-out answers on the way (the thresholds above allow the spread measured over seeds 0-4).")
+    if fell else "No metric fell in this run."))
 
 # %% [markdown]
 # What a user sees: the answers each model *generates* (greedy decoding, no list of candidates),
@@ -308,7 +421,9 @@ vqa.show_answers(shown, {"base": base_answers, "LoRA": lora_answers}, "colour")
 base_generated = vqa.generation_accuracy(vqa.generate_answers(base, processor, test_set, "colour"), test_set, "colour")
 lora_generated = vqa.generation_accuracy(vqa.generate_answers(peft_model, processor, test_set, "colour"), test_set,
                                          "colour")
-scorecard.check_gain("generated colour answers on held-out images", base_generated, lora_generated, 0.15)
+closed = gap_closed(base_generated, lora_generated)  # SEED 0-4, both stacks: min 70%; threshold 45%
+scorecard.check("generated colour answers close at least 45% of the gap to 100%", closed >= 0.45,
+                f"{base_generated:.0%} -> {lora_generated:.0%} ({closed:.0%} of the gap)")
 
 # %% [markdown]
 # **The wrong wrapper, where it runs.** On transformers 4.54 and later the `CAUSAL_LM` wrapper runs.
@@ -343,8 +458,7 @@ else:
 #
 # On the tiny model 4-bit saves almost nothing over bfloat16: most of its bytes are the Q-Former
 # (kept in float32) and the embeddings. On the real model the linear layers of the ViT and the OPT
-# are nearly everything, and 4-bit takes it from 15 GB to under 2.5 GB: what lets it fit a
-# free Colab GPU with room left for training.
+# are nearly everything; the sentence under the real model's numbers says what 4-bit takes it to.
 
 # %%
 def load_tiny(dtype, four_bit):
@@ -370,20 +484,30 @@ for scheme, value in real_bytes.items():
 print(f"  plus the NF4 scales get_memory_footprint() does not count: {memory.nf4_constants(real) / 1e9:.2f} GB")
 memory.plot(measured, real_bytes)
 
+# %%
+fp32, fp16, nf4 = real_bytes.get("fp32"), real_bytes.get("fp16"), real_bytes.get("nf4")
+display(Markdown(
+    f"4-bit takes the real model's weights from {fp32 / 1e9:.1f} GB in float32 ({fp16 / 1e9:.1f} GB in float16) "
+    f"to {nf4 / 1e9:.2f} GB, plus "
+    f"{memory.nf4_constants(real) / 1e9:.2f} GB of NF4 scales: {(nf4 + memory.nf4_constants(real)) / 1e9:.2f} GB "
+    "in all, what lets it fit a free Colab GPU with room left for training."
+    if fp32 and fp16 and nf4 else f"Precisions computed here: {', '.join(real_bytes)}."))
+
 # %% [markdown]
 # ## Summary
 #
 # * `task_type` is not a label for your data: it picks a wrapper class with its own `forward`.
 #   For BLIP-2 and other image-text models, leave it out; the plain `PeftModel` keeps the model's
 #   signature.
-# * The report's error is real up to transformers 4.51, changes its wording on 4.52-4.53, and is
-#   gone from 4.54; the report's `AutoModelForVision2Seq` is gone from 5.0. The registry in
-#   `peftlab.failures` records each range, and this notebook fails if the installed versions do
-#   something else.
+# * The report's error is real while BLIP-2's `forward` neither declares `inputs_embeds` nor takes
+#   `**kwargs`, changes its wording once it takes `**kwargs`, and is gone once it declares
+#   `inputs_embeds`; the report's `AutoModelForVision2Seq` is gone too (the releases are printed
+#   above). The registry in `peftlab.failures` records each range, and this notebook fails if the
+#   installed versions do something else.
 # * `q_proj`/`v_proj` only reach BLIP-2's language model; for this task (naming a new colour)
 #   that was enough.
-# * In 4-bit NF4 the 2.7b model's weights take a sixth of their fp32 memory (a third of fp16);
-#   transformers 4.51 quantises on a GPU only, transformers 5 with bitsandbytes 0.50 also on the CPU.
+# * In 4-bit NF4 the 2.7b model's weights take about a sixth of their fp32 memory (a third of fp16);
+#   the documented stack quantises on a GPU only, the current stack also on the CPU.
 #
 # The cell below prints this run's time, peak memory and accuracy before and after.
 

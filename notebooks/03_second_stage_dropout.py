@@ -26,7 +26,7 @@
 # helper, run on a model that already carries LoRA.
 #
 # **What you will see here.** Stage one done the usual way; stage two done the usual wrong way and
-# failing (differently on PEFT 0.15 and on PEFT 0.16 and later); a table of module names and types
+# failing (differently before and after PEFT learnt to skip its own adapter layers); a table of module names and types
 # that shows why `default` matches a Dropout; a second, silent trap (`PeftModel.from_pretrained`
 # without `is_trainable=True`: training runs and changes nothing); three correct ways to go on,
 # each proven with numbers and compared; and, on new PEFT versions, a variant that does not fail at
@@ -67,7 +67,7 @@ SEED = 0
 # pre-training it was asked three questions (colour, shape, position). Fine-tuning teaches a fourth
 # one it has never been asked, *which side is opposite?*, while keeping the other three. Stage one
 # and stage two train on different scenes: new data arrives, and training goes on. Stage one is
-# short on purpose: it gets half-way, so stage two has something left to do.
+# short on purpose: it gets part of the way (measured below), so stage two has something left to do.
 
 # %%
 import tempfile
@@ -96,8 +96,9 @@ for prompt, answer in opt.scene_texts(test_scenes[:1]):
 
 # %% [markdown]
 # Two numbers follow every model in this notebook: the loss on the held-out scenes (all four
-# questions; lower is better) and the accuracy on the new question. The base model answers the
-# three known questions and gets the new one wrong.
+# questions; lower is better) and the accuracy on the new question. Where the base model starts is
+# measured, not assumed (a real OPT may already answer some of the new question, and not all of the
+# old ones); each gain below is judged by the share of the remaining gap to 100% it closes.
 
 # %%
 def measure(model):
@@ -106,12 +107,16 @@ def measure(model):
             "new question": opt.evaluate(model, new_question)["accuracy"]}
 
 
+def gap_closed(before, after):
+    """The share of the gap to 100% that a change closes (1 = perfect, 0 = no gain, < 0 = worse)."""
+    return (after - before) / (1 - before) if before < 1 else float(after >= before)
+
+
 base_scores = measure(base)
 base_logits = opt.answer_logits(base, test_batches)
-base_first_loss = opt.evaluate(base, stage_two_batches[:1])["loss"]  # the base model on stage two's first batch
-tables.Table(["question", "base model accuracy"],
-              [(kind, f"{opt.evaluate(base, opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, [kind])))['accuracy']:.0%}")
-               for kind in opt.KINDS])
+per_question = {kind: opt.evaluate(base, opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, [kind])))["accuracy"]
+                for kind in opt.KINDS}
+tables.Table(["question", "base model accuracy"], [(kind, f"{value:.0%}") for kind, value in per_question.items()])
 
 # %% [markdown]
 # ## Stage one, with the popular recipe
@@ -160,10 +165,13 @@ stage_one.print_trainable_parameters()
 losses_one = train(stage_one, stage_one_batches, STAGE_ONE_STEPS, lr=LR, desc="stage one")
 after_one = measure(stage_one)
 stage_one_logits = opt.answer_logits(stage_one, test_batches)
+# SEED 0-4 on both stacks: stage one closed 48-73% of the new question's gap (threshold 30%), and its
+# held-out loss was at most 0.179 x the base model's (threshold 0.3 x).
+closed_one = gap_closed(base_scores["new question"], after_one["new question"])
 scorecard.check("stage one starts teaching the new question",
-             after_one["new question"] - base_scores["new question"] >= 0.3 and after_one["loss"] < 0.5 * base_scores["loss"],
-             f"new question {base_scores['new question']:.0%} -> {after_one['new question']:.0%}; "
-             f"held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}")
+             closed_one >= 0.3 and after_one["loss"] < 0.3 * base_scores["loss"],
+             f"new question {base_scores['new question']:.0%} -> {after_one['new question']:.0%} "
+             f"({closed_one:.0%} of the gap); held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}")
 
 work = tempfile.TemporaryDirectory(prefix="peftlab-03-")
 stage_one_dir = Path(work.name, "stage_one")
@@ -211,13 +219,26 @@ targets.module_table(fresh_model, first_lora_layer, targets_two)
 # at the type, so `default` also hits `lora_dropout.default`: the `Dropout(p=0.05)` that LoRA puts
 # on its own input. (With `lora_dropout=0` it would be an `Identity`, and the error would name that.)
 #
-# * **PEFT 0.15** walks the modules in order, wraps `base_layer` (LoRA inside LoRA) and then
+# * **Older PEFT** walks the modules in order, wraps `base_layer` (LoRA inside LoRA) and then
 #   reaches `lora_dropout.default`: LoRA cannot wrap a Dropout, hence the ValueError of the report.
-# * **PEFT 0.16 and later** skip every module that lies inside an existing adapter layer
+# * **Newer PEFT** skips every module that lies inside an existing adapter layer
 #   ([PR #2539](https://github.com/huggingface/peft/pull/2539), "Prevent adapters targeting
 #   themselves"). All the recipe's matches lie inside one, so nothing is left to wrap: *Target
-#   modules not found*.
+#   modules not found* (in whichever words the installed release uses).
 #
+# Which release made the change, and which side of it this run is on:
+
+# %%
+from IPython.display import Markdown, display
+
+from peftlab.registry import change
+
+skips = change("peft_skips_adapter_layers")
+display(Markdown(f"The change came with {skips.phrase()}. Installed: peft "
+                 f"{peftlab.versions.installed(('peft',))['peft']}, so this run is on the "
+                 f"{'newer' if skips.holds() else 'older'} side: `{type(seen.error).__name__}`."))
+
+# %% [markdown]
 # `preview_targets` shows this before anything is wrapped, with the installed PEFT's rules (rows
 # for the same LoRA layer; the outcome below the table is for the whole model):
 
@@ -293,17 +314,23 @@ peftlab.seed_everything(SEED)
 continued = load_stage_one(is_trainable=True)
 trainable_a = count_parameters(continued)[0]
 weights_a = lora_weights(continued)
+scorecard.check_same("(a) before training, the loaded model gives stage one's outputs", stage_one_logits,
+                     opt.answer_logits(continued, test_batches))
 losses_a = train(continued, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(a) continue stage one")
 after_a = measure(continued)
 scorecard.check("(a) trains stage one's adapter", trainable_a == count_parameters(stage_one)[0]
              and not torch.equal(weights_a, lora_weights(continued)),
              f"{trainable_a:,} trainable parameters, as in stage one; the weights moved")
-scorecard.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 0.5 * losses_one[0],
+# SEED 0-4 on both stacks: (a)'s first loss was at most 0.194 x stage one's first loss; threshold 0.35 x
+scorecard.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 0.35 * losses_one[0],
              f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two")
 scorecard.check("(a) the held-out loss keeps falling", after_a["loss"] < after_one["loss"],
              f"{base_scores['loss']:.3f} (base) -> {after_one['loss']:.3f} (stage one) -> {after_a['loss']:.3f}")
-scorecard.check_gain("the two stages, continued with (a), teach the new question", base_scores["new question"],
-                  after_a["new question"], 0.8)
+closed_a = gap_closed(base_scores["new question"], after_a["new question"])
+# SEED 0-4 on both stacks: (a) closed 100% of the gap in all ten runs; threshold 80%
+scorecard.check("the two stages, continued with (a), teach the new question", closed_a >= 0.8,
+                f"{base_scores['new question']:.0%} -> {after_a['new question']:.0%} ({closed_a:.0%} of the gap)",
+                headline=True)
 
 dir_a = Path(work.name, "a")
 continued.save_pretrained(dir_a)
@@ -318,7 +345,9 @@ scorecard.check_same("(a) the saved adapter reloads exactly", opt.answer_logits(
 # the one that is active (and trainable). The target names must come from the plain model, so
 # stage one's list is reused. Stage one's adapter stays as it was, and either one can be switched
 # on later. Note what "beside" means: only the active adapter takes part in the forward pass, so
-# the second adapter learns from the base model, not on top of the first one.
+# the second adapter learns from the base model, not on top of the first one. Its first training
+# loss is therefore well above (a)'s on the same batch (both measured in training mode, with the same
+# dropout), which checks that stage one really is switched off.
 
 # %%
 peftlab.seed_everything(SEED)
@@ -332,9 +361,10 @@ after_b = measure(two)
 stage_two_logits = opt.answer_logits(two, test_batches)
 scorecard.check_same("(b) training the second adapter leaves the first unchanged", stage_one_weights,
                   lora_weights(two, "stage_one"))
-scorecard.check("(b) the second adapter starts from the base model, not from stage one",
-             abs(losses_b[0] - base_first_loss) < 0.01 * base_first_loss,
-             f"first loss {losses_b[0]:.3f}; the base model on that batch: {base_first_loss:.3f}")
+# SEED 0-4 on both stacks: (b)'s first loss was at least 4.9 x (a)'s; threshold 2.5 x
+scorecard.check("(b) the second adapter does not build on stage one: it starts above (a)",
+             losses_b[0] > 2.5 * losses_a[0],
+             f"first loss on stage two's first batch: (b) {losses_b[0]:.3f}, (a) {losses_a[0]:.3f}")
 
 dir_b = Path(work.name, "b")
 two.save_pretrained(dir_b)  # one folder per adapter
@@ -355,6 +385,7 @@ both.set_adapter("stage_two")
 scorecard.check_same("(b) reloaded, adapter stage_two gives its own outputs", stage_two_logits,
                   opt.answer_logits(both, test_batches))
 gap = (stage_one_logits - stage_two_logits).abs().max().item()
+# SEED 0-4 on both stacks: at least 3.27; threshold 0.1
 scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}")
 
 # %% [markdown]
@@ -362,9 +393,10 @@ scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit di
 #
 # `merge_and_unload` adds stage one's low-rank update into the weights and removes the LoRA layers:
 # what is left is a plain model again (same outputs, up to float rounding), on which the recipe
-# returns the plain names and `get_peft_model` works as in stage one. (PEFT 0.15's `merge_and_unload`
-# leaves the model's `peft_config` attribute behind, so there `get_peft_model` warns *Already found
-# a `peft_config` attribute*; newer PEFT removes it. The reload check below shows no harm is done.)
+# returns the plain names and `get_peft_model` works as in stage one. (The documented stack's PEFT
+# leaves the model's `peft_config` attribute behind after `merge_and_unload`, so there
+# `get_peft_model` warns *Already found a `peft_config` attribute*; newer PEFT removes it. The
+# reload check below shows no harm is done.)
 
 # %%
 merged = load_stage_one().merge_and_unload()
@@ -456,15 +488,15 @@ for warning in caught:
         print("warning:", str(warning.message)[:160])
 
 # %% [markdown]
-# On PEFT 0.15 the Dropout error stops this too. On PEFT 0.16 and later it goes through with a
-# warning: the matches inside the LoRA layers are skipped, the four untouched linear layers per
+# Where PEFT does not skip its own adapter layers, the Dropout error stops this too. Where it does
+# (the change rendered above), it goes through with a warning: the matches inside the LoRA layers are skipped, the four untouched linear layers per
 # block are wrapped, and the result is a `PeftModel` inside a `PeftModel`. It trains. But its saved
 # keys carry a doubled prefix (`base_model.model.base_model.model.`), and a later
 # `PeftModel.from_pretrained` on a fresh base model finds none of them: it warns about "missing
 # adapter keys" and hands back the base model, every trained weight lost.
 
 # %%
-if double.error is None:  # PEFT >= 0.16: the double wrap went through
+if double.error is None:  # a PEFT that skips adapter layers: the double wrap went through
     from safetensors.torch import load_file
 
     train(twice, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="training the doubly wrapped model")
@@ -480,6 +512,7 @@ if double.error is None:  # PEFT >= 0.16: the double wrap went through
         reloaded_twice = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], twice_dir)
     print("\n".join(f"warning: {str(w.message)[:160]} ..." for w in caught if "missing" in str(w.message)))
     moved = (trained_logits - base_logits).abs().max().item()
+    # SEED 0-4 on the current stack: at least 6.79; threshold 0.1
     scorecard.check("the trained double-wrapped model differs from the base", moved > 0.1,
                  f"max |logit difference| = {moved:.2f}")
     scorecard.check_same("reloaded, it is the untrained base model exactly", base_logits,
@@ -532,7 +565,7 @@ clear
 # * For a separate skill use `add_adapter` + `set_adapter` (or `load_adapter`); to build on stage one
 #   and freeze it, `merge_and_unload` and start a fresh LoRA.
 # * `peftlab.targets.preview_targets(model, target_modules)` lists what a target list would hit,
-#   by type, before wrapping. On PEFT 0.16 and later, a `q_proj`/`v_proj` stage one turns the
+#   by type, before wrapping. Where PEFT skips its own adapter layers, a `q_proj`/`v_proj` stage one turns the
 #   mistake silent: a warning, a doubled prefix, and an adapter that reloads as nothing.
 #
 # The measured numbers of this run are in the scorecard below.
