@@ -76,6 +76,7 @@ from pathlib import Path
 
 import torch
 from IPython.display import Markdown, display
+from packaging.version import Version
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
 
@@ -83,6 +84,7 @@ from peftlab import data, module_names, plots, scorecard
 from peftlab import position_embeddings as pe
 from peftlab.capture import expect_failure
 from peftlab.models import load_vit, vit
+from peftlab.registry import change
 from peftlab.train import count_parameters, train
 
 peftlab.seed_everything(SEED)
@@ -114,22 +116,64 @@ with expect_failure("vit_image_size"):
 #    its table on the fly, at every forward pass; every caller (your loop, `Trainer`, a pipeline)
 #    must remember the flag, and the checkpoint still says 32 px.
 # 2. **Once:** interpolate the table to the new grid (keeping the class token's row as it is),
-#    put it back into the model, and record the new size everywhere it is remembered.
-#    `pe.resize_position_embeddings(model, NEW_SIZE)` does that: the table, `config.image_size`,
-#    `patch_embeddings.image_size` and, from transformers 5.9 on, `embeddings.image_size` (the size
-#    check moved there). From then on the model *is* a 64 px model.
+#    put it back into the model, and record the new size everywhere it is remembered:
+#    `config.image_size`, `patch_embeddings.image_size` and, where the installed transformers has
+#    it, `embeddings.image_size` (newer releases check the size there). From then on the model *is*
+#    a 64 px model.
 #
 # Both use the same bicubic interpolation, so they must give the same logits, bit for bit. Neither
 # makes the model good at 64 px: the patches look different at the new resolution (each one covers
 # a smaller piece of the shape), which is what fine-tuning is for.
+#
+# The table holds one row for the class token, then one per patch, row by row. Interpolating it
+# means: set the class token's row aside, fold the patch rows back into their square grid, resize
+# that grid like an image (one channel per embedding dimension), and unfold it again.
 
 # %%
+import math
+
+import torch.nn.functional as F
+
+
+def interpolate_table(table: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Resize a ``(1, 1 + side*side, dim)`` table to ``grid`` patches; the class token's row is kept."""
+    cls, patches = table[:, :1], table[:, 1:]
+    side, dim = math.isqrt(patches.shape[1]), table.shape[-1]
+    image = patches.reshape(1, side, side, dim).permute(0, 3, 1, 2)  # (1, dim, side, side)
+    image = F.interpolate(image, size=grid, mode="bicubic", align_corners=False)
+    return torch.cat((cls, image.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
+
+
+@torch.no_grad()
+def resize_position_embeddings(model: torch.nn.Module, image_size: int) -> torch.nn.Module:
+    """Make a ViT a model of ``image_size`` px: a new table, and the new size wherever it is recorded."""
+    embeddings = model.vit.embeddings
+    grid = (image_size // model.config.patch_size,) * 2
+    embeddings.position_embeddings = torch.nn.Parameter(interpolate_table(embeddings.position_embeddings, grid))
+    embeddings.patch_embeddings.image_size = (image_size, image_size)
+    embeddings.patch_embeddings.num_patches = grid[0] * grid[1]
+    if hasattr(embeddings, "image_size"):  # where the installed transformers checks the size
+        embeddings.image_size = (image_size, image_size)
+    model.config.image_size = image_size
+    return model
+
+
 def fresh_base() -> torch.nn.Module:
     """The pre-trained model, loaded again and resized once to NEW_SIZE (the base of every run below)."""
-    return pe.resize_position_embeddings(load_vit(CHECKPOINT, device=DEVICE)[0], NEW_SIZE)
+    return resize_position_embeddings(load_vit(CHECKPOINT, device=DEVICE)[0], NEW_SIZE)
 
 
+# %% [markdown]
+# peftlab keeps a general version (`pe.resize_position_embeddings`, also for a `PeftModel` and
+# non-square patches) for its tests and the doctor; both must give the same model.
+
+# %%
 base = fresh_base()
+by_package = pe.resize_position_embeddings(load_vit(CHECKPOINT, device=DEVICE)[0], NEW_SIZE)
+assert torch.equal(pe.vit_embeddings(base).position_embeddings, pe.vit_embeddings(by_package).position_embeddings)
+recorded = [(m.config.image_size, m.vit.embeddings.patch_embeddings.image_size,
+             getattr(m.vit.embeddings, "image_size", None)) for m in (base, by_package)]
+assert recorded[0] == recorded[1], recorded
 print("table:", tuple(pe.vit_embeddings(model).position_embeddings.shape), "->",
       tuple(pe.vit_embeddings(base).position_embeddings.shape), "| config.image_size:",
       model.config.image_size, "->", base.config.image_size)
@@ -137,7 +181,8 @@ scorecard.check_same("resizing once = interpolate_pos_encoding=True at every cal
                   vit.logits(model, test_batches, interpolate_pos_encoding=True), vit.logits(base, test_batches))
 base_accuracy = vit.accuracy(base, test_batches)
 same_scenes_old_size = vit.batches(processor, data.make_shapes(len(test_set), OLD_SIZE, seed=SEED + 7919))
-print(f"test accuracy of the pre-trained model: {vit.accuracy(model, same_scenes_old_size):.1%} on the test "
+zero_shot_old_size = vit.accuracy(model, same_scenes_old_size)
+print(f"test accuracy of the pre-trained model: {zero_shot_old_size:.1%} on the test "
       f"scenes drawn at {OLD_SIZE} px, {base_accuracy:.1%} on the same scenes at {NEW_SIZE} px (table resized)")
 
 # %% [markdown]
@@ -152,7 +197,7 @@ print(f"test accuracy of the pre-trained model: {vit.accuracy(model, same_scenes
 # %%
 table = pe.vit_embeddings(model).position_embeddings.detach().cpu()
 pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
-                    f"interpolated to {NEW_SIZE} px": pe.interpolate_table(table, (NEW_SIZE // PATCH,) * 2)})
+                    f"interpolated to {NEW_SIZE} px": interpolate_table(table, (NEW_SIZE // PATCH,) * 2)})
 
 # %% [markdown]
 # Move the slider to interpolate the same table to other resolutions (in Jupyter or Colab; a
@@ -165,7 +210,7 @@ import ipywidgets as widgets
 def show_interpolated(size: int):
     grid = (size // PATCH, size // PATCH)
     display(pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
-                                f"interpolated to {size} px": pe.interpolate_table(table, grid)}))
+                                f"interpolated to {size} px": interpolate_table(table, grid)}))
 
 
 slider = widgets.IntSlider(value=NEW_SIZE, min=2 * PATCH, max=max(4 * OLD_SIZE, NEW_SIZE), step=PATCH,
@@ -175,12 +220,15 @@ display(widgets.interactive(show_interpolated, size=slider))
 # %% [markdown]
 # ## LoRA target names depend on the transformers version
 #
-# The classic recipe targets ViT's `query` and `value` layers. transformers 5.9 rewrote ViT's
-# attention with the names most models use: `q_proj`, `k_proj`, `v_proj`, `o_proj` (under
+# The classic recipe targets ViT's `query` and `value` layers. A transformers 5 release rewrote
+# ViT's attention with the names most models use: `q_proj`, `k_proj`, `v_proj`, `o_proj` (under
 # `vit.layers.N` instead of `vit.encoder.layer.N`). On such a version the classic list matches
 # nothing.
 
 # %%
+renamed = change("vit_attention_renamed")
+print(f"renamed from {renamed.phrase()}; the installed transformers has",
+      "the new names" if renamed.holds() else "the classic names")
 with expect_failure("vit_query_value_targets") as old_names:
     get_peft_model(fresh_base(), LoraConfig(r=8, target_modules=["query", "value"]))
 
@@ -235,12 +283,13 @@ with expect_failure("vit_modules_to_save_parameter"):
 #
 # ## Trap 2: `target_parameters`, PEFT's tool for parameters, does not fit
 #
-# PEFT 0.17 added `LoraConfig(target_parameters=[...])`, which puts LoRA on an `nn.Parameter`.
+# PEFT added `LoraConfig(target_parameters=[...])`, which puts LoRA on an `nn.Parameter`.
 # It is made for weight matrices such as those of mixture-of-experts layers, and it wraps the
 # *module that owns* the parameter. Here that is `ViTEmbeddings`, and `ViTModel.forward` reads
 # `embeddings.patch_embeddings` through the wrapper, which does not pass the attribute on.
 
 # %%
+print("target_parameters exists from", change("peft_target_parameters").phrase())
 with expect_failure("vit_target_parameters"):
     config = LoraConfig(r=8, target_modules=TARGETS, target_parameters=["position_embeddings"])
     get_peft_model(fresh_base(), config)(pixel_values=test_batches[0]["pixel_values"].to(device))
@@ -286,12 +335,18 @@ with expect_failure("vit_unfrozen_parameter_not_saved"):
     pe.require_same_parameters(with_table, peft_alone, ["position_embeddings"])
 
 # %%
-scorecard.check("PEFT alone reloads a worse model: the trained table is lost",
-             accuracy["reloaded by PEFT alone"] < accuracy["LoRA + position embeddings"] - 0.05,
-             f"{accuracy['LoRA + position embeddings']:.1%} trained -> {accuracy['reloaded by PEFT alone']:.1%} reloaded")
-scorecard.check("...worse even than never training the table",
-             accuracy["reloaded by PEFT alone"] < accuracy["LoRA only"],
-             f"reloaded {accuracy['reloaded by PEFT alone']:.1%} < LoRA only {accuracy['LoRA only']:.1%}")
+# Measured over SEED 0-2 (pre-training seed 0) on both stacks and pre-training seeds 1-2 (SEED 0) on
+# the current stack: the loss was at least 8.2 points (median 11-17) and the reload at least 5.5
+# points below LoRA only (median 10-13). Thresholds: half the smallest loss, and strictly below LoRA only.
+LOST_AT_LEAST = 0.04
+BELOW_LORA_ONLY_BY = 0.0
+lost = accuracy["LoRA + position embeddings"] - accuracy["reloaded by PEFT alone"]
+scorecard.check("PEFT alone reloads a worse model: the trained table is lost", lost >= LOST_AT_LEAST,
+                f"{accuracy['LoRA + position embeddings']:.1%} trained -> {accuracy['reloaded by PEFT alone']:.1%} "
+                f"reloaded ({lost:.1%} lost, needs {LOST_AT_LEAST:.0%})")
+below = accuracy["LoRA only"] - accuracy["reloaded by PEFT alone"]
+scorecard.check("...worse even than never training the table", below > BELOW_LORA_ONLY_BY,
+                f"reloaded {accuracy['reloaded by PEFT alone']:.1%} vs LoRA only {accuracy['LoRA only']:.1%}")
 
 # %% [markdown]
 # That is the price of a silent loss: the LoRA weights learned to work *with* the moved table.
@@ -299,29 +354,57 @@ scorecard.check("...worse even than never training the table",
 #
 # ## Fix 1: save the table beside the adapter
 #
-# PEFT offers no switch for a base-model parameter it does not wrap, so peftlab has a small helper.
-# `pe.save_extra_parameters(model, folder, ["position_embeddings"])` writes the named parameters
-# to `extra_parameters.safetensors` next to the adapter; `pe.load_extra_parameters(base, folder)`
-# copies them back into a base prepared the same way (resized to 64 px). Then the adapter loads
-# as usual. Same trained model as above, nothing retrained.
+# PEFT offers no switch for a base-model parameter it does not wrap, so save it yourself: the
+# table goes into its own safetensors file next to the adapter, under its name in the base model.
+# To reload, prepare the base the same way (resized to 64 px), copy the table in, then load the
+# adapter as usual. Same trained model as above, nothing retrained.
 
 # %%
-sidecar = pe.save_extra_parameters(with_table, table_dir, ["position_embeddings"])
-print("written:", sidecar.name, list(load_file(sidecar)))
+from safetensors.torch import save_file
+
+TABLE = "vit.embeddings.position_embeddings"  # the table's name in the base model
+SIDECAR = "extra_parameters.safetensors"
+
+
+def save_table(peft_model: PeftModel, folder: Path) -> Path:
+    """Write the position-embedding table beside the adapter that ``save_pretrained`` wrote to ``folder``."""
+    table = peft_model.get_base_model().get_parameter(TABLE)
+    save_file({TABLE: table.detach().cpu().contiguous()}, Path(folder, SIDECAR))
+    return Path(folder, SIDECAR)
+
+
+@torch.no_grad()
+def load_table(base: torch.nn.Module, folder: Path) -> None:
+    """Copy the saved table into ``base``, which must be resized as the saved model was."""
+    saved, target = load_file(Path(folder, SIDECAR))[TABLE], base.get_parameter(TABLE)
+    if saved.shape != target.shape:
+        raise ValueError(f"saved table {tuple(saved.shape)}, model {tuple(target.shape)}: resize the base first")
+    target.copy_(saved)
+
+
+sidecar = save_table(with_table, table_dir)
+print("written:", sidecar.name, {k: tuple(v.shape) for k, v in load_file(sidecar).items()})
 restored_base = fresh_base()
-print("restored:", pe.load_extra_parameters(restored_base, table_dir))
+load_table(restored_base, table_dir)
 restored = PeftModel.from_pretrained(restored_base, table_dir)
 pe.require_same_parameters(with_table, restored, ["position_embeddings"])  # raises nothing now
-accuracy["reloaded with the table beside it"] = vit.accuracy(restored, test_batches)
 scorecard.check_same("sidecar round trip: identical logits", vit.logits(with_table, test_batches),
-                  vit.logits(restored, test_batches))
-scorecard.check("sidecar round trip: same test accuracy",
-             accuracy["reloaded with the table beside it"] == accuracy["LoRA + position embeddings"],
-             f"{accuracy['LoRA + position embeddings']:.1%} -> {accuracy['reloaded with the table beside it']:.1%}")
+                     vit.logits(restored, test_batches))
 
 # %% [markdown]
-# A fresh base at 32 px would not do: its table has 17 rows, not 65, and `load_extra_parameters`
-# says so. Always prepare the base exactly as before saving, then load.
+# peftlab's general version (`pe.save_extra_parameters`, any list of parameter names) writes the
+# same file:
+
+# %%
+package_dir = Path(work.name, "package_sidecar")
+package_dir.mkdir()
+package_file = pe.save_extra_parameters(with_table, package_dir, ["position_embeddings"])
+mine, theirs = load_file(sidecar), load_file(package_file)
+assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), (mine.keys(), theirs.keys())
+
+# %% [markdown]
+# A fresh base at 32 px would not do: its table has 17 rows, not 65, and `load_table` says so.
+# Always prepare the base exactly as before saving, then load.
 #
 # ## Trap 4: `modules_to_save=["embeddings"]` saves an adapter that cannot be loaded
 #
@@ -344,48 +427,48 @@ with expect_failure("vit_modules_to_save_embeddings") as nested_seen:
 # original and the trainable copy of each `modules_to_save` entry. It passed on `forward` calls,
 # and reads of `.weight` and `.bias`, but no other attribute. `ViTModel.forward` reads
 # `self.embeddings.patch_embeddings.projection.weight.dtype`, so wrapping `ViTEmbeddings` broke it:
-# `AttributeError: 'ModulesToSaveWrapper' object has no attribute 'patch_embeddings'` (measured
-# here with PEFT 0.13.2; with `["embeddings"]` it already fails inside `get_peft_model`).
-# PR #2117 ("Improved attribute access for modules_to_save", merged 2024-10-02) gave the wrapper
-# a `__getattr__` that passes any attribute read on to the active copy. The first release with it
-# is **PEFT 0.14.0**; the patch releases 0.13.1 and 0.13.2 do not have it. Both stacks here do.
-#
-# What it did *not* change: `modules_to_save` still matches modules only (trap 1), nor did it
-# make parameters saveable (trap 3). And trap 4, which PEFT 0.14.0 loads back, fails again from
-# 0.15.0 on, up to the newest release tested here (0.21.2). On the installed PEFT (from 0.15.0
-# the method sits in the wrapper's new base class, `AuxiliaryTrainingWrapper`):
+# `AttributeError: 'ModulesToSaveWrapper' object has no attribute 'patch_embeddings'`.
+# PR #2117 ("Improved attribute access for modules_to_save", merged 2024-10-02) passes any
+# attribute read on to the active copy. What it did *not* change: `modules_to_save` still matches
+# modules only (trap 1), and parameters outside a wrapped module are still not saved (trap 3).
+# The releases, as measured (from peftlab's registry):
 
 # %%
-from peft.utils.other import ModulesToSaveWrapper
-
-print("attribute reads on the wrapper go to:", ModulesToSaveWrapper.__getattr__.__qualname__)
-print("and not to PyTorch's default:", ModulesToSaveWrapper.__getattr__ is not torch.nn.Module.__getattr__)
+passthrough, nested_reload = change("peft_mts_attribute_passthrough"), change("peft_mts_nested_keyerror")
+display(Markdown(
+    f"* attribute reads pass through the wrapper from **{passthrough.phrase()}**; installed: "
+    f"{'has it' if passthrough.holds() else 'does not have it'}.\n"
+    f"* trap 4's nested wrapper reloads on {nested_reload.library} {nested_reload.bracket()[0]} and fails with a `KeyError` from "
+    f"**{nested_reload.phrase()}**, up to the newest release measured ({max(nested_reload.measured, key=Version)})."
+))
 
 # %% [markdown]
 # ## Fix 2: name the module by its full path, `modules_to_save=["vit.embeddings"]`
 #
 # The full path matches one module only. The wrapped `ViTEmbeddings` trains as a whole: the table,
-# the class token and the patch convolution (more trainable values than the table alone, which
-# can help here: the patches look different at 64 px). Thanks to #2117, `ViTModel` still reaches
-# `patch_embeddings` through the wrapper. This one needs no helper: PEFT saves and loads it.
+# the class token and the patch convolution (more trainable values than the table alone).
+# `ViTModel` must still reach `patch_embeddings` through the wrapper, which is what #2117 gave:
+# the check below reads it through the wrapper and gets the trained copy's module. This fix needs
+# no extra code: PEFT saves and loads it.
 
 # %%
 peftlab.seed_everything(SEED)
 whole = get_peft_model(fresh_base(), lora_config("vit.embeddings"))
 print("wrapped:", pe.wrapped_modules(whole), "| trainable:", f"{count_parameters(whole)[0]:,}")
-print("reached through the wrapper:", type(whole.base_model.model.vit.embeddings.patch_embeddings).__name__)
+wrapper = whole.get_base_model().vit.embeddings
+read_through = getattr(wrapper, "patch_embeddings", None)
+scorecard.check("the wrapper passes attribute reads on to its trained copy (PEFT PR #2117)",
+                read_through is not None and read_through is wrapper.modules_to_save["default"].patch_embeddings,
+                f"{type(wrapper).__name__}.patch_embeddings -> {type(read_through).__name__} of the trained copy")
+
+# %%
 losses["LoRA + vit.embeddings"] = train(whole, train_batches, LORA_STEPS, lr=LR, desc="LoRA + vit.embeddings")
 accuracy["LoRA + vit.embeddings"] = vit.accuracy(whole, test_batches)
-
 whole_dir = Path(work.name, "lora_and_embeddings")
 whole.save_pretrained(whole_dir)
 whole_reloaded = PeftModel.from_pretrained(fresh_base(), whole_dir)
-accuracy["vit.embeddings, reloaded"] = vit.accuracy(whole_reloaded, test_batches)
 scorecard.check_same('modules_to_save=["vit.embeddings"] round trip: identical logits',
-                  vit.logits(whole, test_batches), vit.logits(whole_reloaded, test_batches))
-scorecard.check('modules_to_save=["vit.embeddings"] round trip: same test accuracy',
-             accuracy["vit.embeddings, reloaded"] == accuracy["LoRA + vit.embeddings"],
-             f"{accuracy['LoRA + vit.embeddings']:.1%} -> {accuracy['vit.embeddings, reloaded']:.1%}")
+                     vit.logits(whole, test_batches), vit.logits(whole_reloaded, test_batches))
 
 # %% [markdown]
 # The same rule holds here: `from_pretrained` needs a base resized as before saving. Loaded onto
@@ -414,15 +497,15 @@ scorecard.check_flagged('modules_to_save=["embeddings"] (trap 4)', flagged_neste
 flagged_nested
 
 # %% [markdown]
-# The classic target names get an error where they match nothing (transformers 5.9 and later), and
-# an advisory where they still work:
+# The classic target names get an error where they match nothing (the renamed releases), and an
+# advisory where they still work:
 
 # %%
 old_targets = peftlab.doctor(fresh_base(), LoraConfig(r=8, target_modules=["query", "value"]))
 if old_names.error is not None:
     scorecard.check_flagged('target_modules=["query", "value"]', old_targets, "targets", old_names.error)
 else:
-    scorecard.check('the doctor advises that ["query", "value"] stop matching in transformers 5',
+    scorecard.check(f'the doctor advises that ["query", "value"] stop matching from {renamed.phrase()}',
                  old_targets.ok and "versions.renamed_attention" in old_targets.codes(), old_targets.headline())
 old_targets
 
@@ -440,19 +523,34 @@ clear
 # Every figure is the test accuracy on the same 256 held-out 64 px images.
 
 # %%
-scorecard.check_gain("fine-tuning at the new resolution beats the resized base", base_accuracy,
-                  accuracy["LoRA + position embeddings"], 0.20)
+# Threshold: over the same runs, LoRA + table closed at least 53% of the gap (median 56-60%); 30%.
+MIN_SHARE_FINE_TUNED = 0.3
+scorecard.check_headroom("fine-tuning at the new resolution beats the resized base", base_accuracy,
+                         accuracy["LoRA + position embeddings"], MIN_SHARE_FINE_TUNED)
 display(Markdown(f"| model at {NEW_SIZE} px | test accuracy |\n|---|---|\n"
                  + "\n".join(f"| {name} | {value:.1%} |" for name, value in accuracy.items())))
-short = ["base", "LoRA\nonly", "LoRA +\ntable", "reloaded,\nPEFT alone", "reloaded,\n+ sidecar",
-         "LoRA +\nvit.embeddings", "reloaded"]
-plots.bars(dict(zip(short, accuracy.values())), f"test accuracy at {NEW_SIZE} px", "top-1 accuracy")
+short = {"base (table resized)": "base", "LoRA only": "LoRA\nonly", "LoRA + position embeddings": "LoRA +\ntable",
+         "reloaded by PEFT alone": "reloaded,\nPEFT alone", "LoRA + vit.embeddings": "LoRA +\nvit.embeddings"}
+plots.bars({short[k]: v for k, v in accuracy.items()}, f"test accuracy at {NEW_SIZE} px", "top-1 accuracy")
 
-# %% [markdown]
-# Reading the table: at this small jump (a 4 x 4 grid to 8 x 8) the interpolated table is already
-# a fair start, so training it adds only a little over LoRA alone, and training the whole
-# embeddings module (patch convolution included) adds more. The large effect is the loss: the
-# same trained model, reloaded by PEFT alone, falls below LoRA only. Both fixes reload exactly.
+# %%
+def compared(a: str, b: str) -> str:
+    """``a`` against ``b`` in words, from the table: 'is 1.9 points above', 'is 0.4 points below'."""
+    gap = 100 * (accuracy[a] - accuracy[b])
+    return "is level with" if gap == 0 else f"is {abs(gap):.1f} points {'above' if gap > 0 else 'below'}"
+
+
+display(Markdown(
+    f"Reading the table: at this small jump ({OLD_SIZE // PATCH} x {OLD_SIZE // PATCH} patches to "
+    f"{NEW_SIZE // PATCH} x {NEW_SIZE // PATCH}) the resized base scores {base_accuracy:.1%} (the pre-trained "
+    f"model {zero_shot_old_size:.1%} on the same scenes at {OLD_SIZE} px). LoRA plus the table "
+    f"{compared('LoRA + position embeddings', 'LoRA only')} LoRA alone; LoRA plus the whole embeddings module "
+    f"(patch convolution included) {compared('LoRA + vit.embeddings', 'LoRA only')} LoRA alone, and it "
+    f"{compared('LoRA + vit.embeddings', 'LoRA + position embeddings')} LoRA plus the table. And the silent "
+    f"loss: the same trained model, reloaded by PEFT alone, {compared('reloaded by PEFT alone', 'LoRA only')} "
+    "LoRA only. Both fixes reload exactly (the round-trip checks above compare every logit)."
+))
+print("MEASURED", {**accuracy, "zero_shot_old_size": zero_shot_old_size})
 
 # %%
 plots.loss_curves(losses, f"fine-tuning at {NEW_SIZE} px")
@@ -461,20 +559,20 @@ plots.loss_curves(losses, f"fine-tuning at {NEW_SIZE} px")
 # ## Summary
 #
 # * A ViT remembers its resolution in its table of position embeddings. Resize the table once
-#   (`pe.resize_position_embeddings`) and the model, config included, is a new-resolution model;
+#   (`resize_position_embeddings` above) and the model, config included, is a new-resolution model;
 #   `interpolate_pos_encoding=True` gives the same logits but must be passed at every call.
 # * The table is an `nn.Parameter`. `modules_to_save=["position_embeddings"]` silently trains
 #   nothing; unfrozen by hand it trains, and `save_pretrained` silently drops it. The reloaded
 #   model is then *worse* than LoRA alone, because LoRA learned to work with the moved table.
 #   Check with `pe.require_trainable` before training and `pe.require_same_parameters` after reload.
 # * `modules_to_save=["embeddings"]` wraps `patch_embeddings` too and the saved adapter does not
-#   load (PEFT 0.15.0 and later). Name modules by their full path: `["vit.embeddings"]` works
-#   on both stacks, thanks to PEFT's fix for the report (PR #2117, PEFT 0.14.0 and later).
-# * To train only LoRA plus the table, keep the table beside the adapter
-#   (`pe.save_extra_parameters` / `pe.load_extra_parameters`).
+#   load (releases above). Name modules by their full path: `["vit.embeddings"]` works on both
+#   stacks, thanks to PEFT's fix for the report (PR #2117).
+# * To train only LoRA plus the table, keep the table beside the adapter (`save_table` /
+#   `load_table` above; `pe.save_extra_parameters` / `pe.load_extra_parameters` for any parameters).
 # * Either way, reload onto a base prepared exactly as before saving (resized first).
 # * LoRA target names are per transformers version: ViT's `query`/`value` became `q_proj`/`v_proj`
-#   in 5.9. List the linear layers' names (`module_names.linear_layer_names`) rather than copying a list.
+#   (release above). List the linear layers' names (`module_names.linear_layer_names`) rather than copying a list.
 
 # %%
 scorecard.save(seconds=time.perf_counter() - started)

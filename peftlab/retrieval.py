@@ -76,10 +76,11 @@ def pretrain(
 ) -> list[float]:
     """Pre-train a CLIP-style model on the base colours only; returns the losses.
 
-    The recipe (``images``, ``steps``, ``lr``, ``batch_size``) of the tiny checkpoints of notebooks
+    The recipe (``images``, ``steps``, ``lr``, ``batch_size``, ``seed``: the images are drawn with
+    ``1000 + seed``) of the tiny checkpoints of notebooks
     01 (CLIP) and 05 (Chinese-CLIP); yellow is left unseen, for fine-tuning to teach.
     """
-    samples = make_shapes(recipe["images"], size, seed=1000, colours=BASE_COLOURS)
+    samples = make_shapes(recipe["images"], size, seed=1000 + recipe.get("seed", 0), colours=BASE_COLOURS)
     texts = prompts(chinese=chinese, colours=BASE_COLOURS)
     train_batches = batches(processor, samples, texts, recipe["batch_size"])
     return train(model, train_batches, recipe["steps"], lr=recipe["lr"], loss_fn=loss, desc=desc)

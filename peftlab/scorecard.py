@@ -57,6 +57,24 @@ def check_gain(claim: str, before: float, after: float, min_gain: float, unit: s
     check(claim, after - before >= min_gain, figure, headline=not any(c["headline"] for c in _checks))
 
 
+def headroom_closed(before: float, after: float) -> float:
+    """The share of the gap to 1 (100%) that a fraction metric closed going from ``before`` to ``after``."""
+    if before >= 1:
+        return 1.0 if after >= 1 else after - before
+    return (after - before) / (1 - before)
+
+
+def check_headroom(claim: str, before: float, after: float, min_share: float) -> None:
+    """Check that an accuracy closed at least ``min_share`` of its gap to 100%.
+
+    A gain relative to the headroom holds wherever the base starts: +10 points is a lot from 85%
+    and little from 20%.
+    """
+    share = headroom_closed(before, after)
+    figure = f"{before:.0%} -> {after:.0%}: closes {share:.0%} of the gap to 100% (needs {min_share:.0%})"
+    check(claim, share >= min_share, figure, headline=not any(c["headline"] for c in _checks))
+
+
 def check_same(claim: str, a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> None:
     """Check that two tensors agree to ``atol`` (0 means bit-for-bit equal)."""
     diff = (a.detach().float().cpu() - b.detach().float().cpu()).abs().max().item() if a.numel() else 0.0

@@ -83,3 +83,14 @@ def test_grouped_bars_draws():
         "a",
         "b",
     ]
+
+
+def test_pretrain_seed_is_part_of_the_recipe(monkeypatch):
+    recipes = []
+    monkeypatch.setattr(
+        cc, "tiny_checkpoint", lambda family, recipe, build, sources=(): recipes.append(recipe)
+    )
+    cc.tiny_folder("large")
+    monkeypatch.setenv("PEFTLAB_PRETRAIN_SEED", "2")
+    cc.tiny_folder("large")
+    assert [r["seed"] for r in recipes] == [0, 2]  # another seed, another cache key

@@ -57,3 +57,12 @@ def test_train_lowers_loss():
     losses = train(model, [batch], steps=100, lr=0.05, loss_fn=loss_fn, grad_accum=2, progress=False)
     assert len(losses) == 100 and losses[-1] < 0.1 * losses[0]
     assert count_parameters(model) == (5, 5)
+
+
+def test_headroom_is_the_share_of_the_gap_closed():
+    assert scorecard.headroom_closed(0.5, 0.75) == pytest.approx(0.5)
+    assert scorecard.headroom_closed(0.8, 0.7) == pytest.approx(-0.5)
+    assert scorecard.headroom_closed(1.0, 1.0) == 1.0
+    scorecard.check_headroom("closes half", 0.6, 0.8, 0.5)
+    with pytest.raises(AssertionError, match="closes 25% of the gap"):
+        scorecard.check_headroom("closes a quarter", 0.6, 0.7, 0.5)

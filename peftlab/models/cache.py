@@ -37,6 +37,15 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "peftlab"
 
 
+def pretrain_seed() -> int:
+    """The seed of the tiny checkpoints' pre-training: ``$PEFTLAB_PRETRAIN_SEED``, else 0.
+
+    Another seed gives another tiny checkpoint (its own cache folder): a stand-in for the float
+    rounding of other machines when measuring how much a notebook's figures vary.
+    """
+    return int(os.environ.get("PEFTLAB_PRETRAIN_SEED", "0"))
+
+
 def _key(family: str, recipe: dict, sources: tuple[object, ...]) -> str:
     """Config, versions, recipe code and the CPU thread count (which changes float rounding)."""
     code = "".join(inspect.getsource(obj) for obj in sources)  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ from transformers import (
 
 from peftlab import data, retrieval
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import _vocab_keyword, bert_char_tokenizer
 
 #: The tiny pair. Like CN-CLIP ViT-B/16 and ViT-L/14 they share the text tower (RoBERTa-wwm-base
@@ -107,17 +107,17 @@ def chinese_tokenizer(folder: str | Path, vocabulary: str = "chars") -> PreTrain
     return AutoTokenizer.from_pretrained(folder)
 
 
-def _build_tiny(folder: Path, size: str, vocabulary: str) -> None:
-    """Make the tiny ``size`` Chinese-CLIP, pre-train it on the base colours, save model + processor."""
+def _build_tiny(folder: Path, size: str, vocabulary: str, recipe: dict) -> None:
+    """Make the tiny ``size`` Chinese-CLIP, pre-train it on the base colours (``recipe``), save it."""
     tokenizer = chinese_tokenizer(folder, vocabulary)
     side = TINY_COMMON["image_size"]
     image_processor = ChineseCLIPImageProcessor(
         size={"height": side, "width": side}, crop_size={"height": side, "width": side}
     )
     processor = ChineseCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    torch.manual_seed(PRETRAIN["seed"])
+    torch.manual_seed(recipe["seed"])
     model = ChineseCLIPModel(tiny_config(size, len(tokenizer)))
-    retrieval.pretrain(model, processor, PRETRAIN, side, chinese=True,
+    retrieval.pretrain(model, processor, recipe, side, chinese=True,
                        desc=f"pre-training the tiny '{size}' Chinese-CLIP (once, then cached)")  # fmt: skip
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -126,11 +126,12 @@ def _build_tiny(folder: Path, size: str, vocabulary: str) -> None:
 def tiny_folder(size: str = "base", vocabulary: str = "chars") -> Path:
     """The cached folder of the tiny ``size`` checkpoint (built and pre-trained the first time)."""
     tiny_config(size)  # validates size
-    recipe = {**TINY_SIZES[size], **TINY_COMMON, **PRETRAIN, "size": size, "vocabulary": vocabulary}
+    pretrain = {**PRETRAIN, "seed": pretrain_seed()}
+    recipe = {**TINY_SIZES[size], **TINY_COMMON, **pretrain, "size": size, "vocabulary": vocabulary}
     return tiny_checkpoint(
         f"chinese_clip-{size}",
         recipe,
-        lambda folder: _build_tiny(folder, size, vocabulary),
+        lambda folder: _build_tiny(folder, size, vocabulary, pretrain),
         sources=(_build_tiny, tiny_config, chinese_tokenizer, bert_char_tokenizer, data, retrieval),
     )
 

@@ -18,7 +18,7 @@ from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from peftlab import data
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.train import model_device, train
 
 #: The tiny ViT: 2 layers of width 64, 32 px images in 8 px patches (17 position embeddings).
@@ -82,17 +82,23 @@ def accuracy(model: torch.nn.Module, batch_list: Sequence[dict], **forward_kwarg
     return (predicted == torch.cat([b["labels"] for b in batch_list])).float().mean().item()
 
 
-def _build_tiny(folder: Path) -> None:
-    """Make the tiny ViT, pre-train it at 32 px on the base colours, save model + image processor."""
-    size, p = TINY_VIT["image_size"], PRETRAIN
+def _build_tiny(folder: Path, p: dict) -> None:
+    """Make the tiny ViT, pre-train it at 32 px on the base colours (recipe ``p``), save model + processor."""
+    size = TINY_VIT["image_size"]
     processor = ViTImageProcessor(size={"height": size, "width": size})
     torch.manual_seed(p["seed"])
     model = ViTForImageClassification(tiny_vit_config(size))
-    samples = data.make_shapes(p["images"], size, seed=1000, colours=data.BASE_COLOURS)
+    samples = data.make_shapes(p["images"], size, seed=1000 + p["seed"], colours=data.BASE_COLOURS)
     train(model, batches(processor, samples, batch_size=p["batch_size"]), p["steps"], lr=p["lr"],
           desc="pre-training the tiny ViT (once, then cached)")  # fmt: skip
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+
+
+def _tiny_folder(recipe: dict) -> Path:
+    """The cached tiny ViT pre-trained with ``recipe`` (built the first time)."""
+    return tiny_checkpoint("vit", {**TINY_VIT, **recipe}, lambda folder: _build_tiny(folder, recipe),
+                           sources=(_build_tiny, data, label, batches))  # fmt: skip
 
 
 def load_vit(
@@ -105,7 +111,7 @@ def load_vit(
     path = resolve(
         checkpoint,
         "ViT",
-        lambda: tiny_checkpoint("vit", {**TINY_VIT, **PRETRAIN}, _build_tiny, sources=(data, label, batches)),
+        lambda: _tiny_folder({**PRETRAIN, "seed": pretrain_seed()}),
     )
     if checkpoint == TINY:
         model = ViTForImageClassification.from_pretrained(path)
