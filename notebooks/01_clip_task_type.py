@@ -43,6 +43,7 @@ import peftlab
 
 started = time.perf_counter()
 peftlab.scorecard.reset()
+peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
@@ -279,9 +280,7 @@ plots.loss_curves({"CLIP + LoRA, no task_type": losses})
 
 
 # %%
-def gap_closed(before, after):
-    """The share of the gap to 100% that a change closes (1 = perfect, 0 = no gain, < 0 = worse)."""
-    return (after - before) / (1 - before) if before < 1 else float(after >= before)
+gap_closed = scorecard.headroom_closed  # the share of the gap to 100% a change closes (1 = all, < 0 = worse)
 
 
 for name, value in premise.items():

@@ -48,6 +48,7 @@ import peftlab
 
 started = time.perf_counter()
 peftlab.scorecard.reset()
+peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
@@ -371,9 +372,7 @@ plots.loss_curves({"BLIP-2 + LoRA, no task_type": losses})
 # (negative where a metric fell):
 
 # %%
-def gap_closed(before, after):
-    """The share of the gap to 100% that a change closes (1 = perfect, 0 = no gain, < 0 = worse)."""
-    return (after - before) / (1 - before) if before < 1 else float(after >= before)
+gap_closed = scorecard.headroom_closed  # the share of the gap to 100% a change closes (1 = all, < 0 = worse)
 
 
 after_per_colour = colour_accuracy_per_colour(peft_model)

@@ -48,6 +48,7 @@ import peftlab
 
 started = time.perf_counter()
 peftlab.scorecard.reset()
+peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
