@@ -170,9 +170,14 @@ print("The registry's explanation for these versions:\n ", seen_pretrained.expec
 # training log.
 
 # %%
+from peftlab.noise import captured_transformers_log
+
 torch.manual_seed(SEED)
-trap_model = ChineseCLIPModel.from_pretrained(folder, config=wrong_config, ignore_mismatched_sizes=True)
-print(type(trap_model).__name__, "loaded without an error")
+with captured_transformers_log() as log:  # kept, not printed: it is the same table as above, shown once
+    trap_model = ChineseCLIPModel.from_pretrained(folder, config=wrong_config, ignore_mismatched_sizes=True)
+print(type(trap_model).__name__, "loaded without an error.")
+print(f"All transformers said: {len(log.lines)} log lines, {sum('MISMATCH' in line for line in log.lines)} of them "
+      f"MISMATCH rows; the first: {log.lines[0][:110] if log.lines else '(nothing)'}")
 
 # %% [markdown]
 # **Check after you load.** Compare the model with the checkpoint, tensor by tensor:

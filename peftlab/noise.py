@@ -7,9 +7,12 @@ notebooks; any other warning still shows. Nothing is silenced on ``import peftla
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -57,3 +60,31 @@ def quiet_known_noise(known: tuple[Noise, ...] = KNOWN) -> list[str]:
                 logger.addFilter(_DropMatching(noise.pattern))
         done.append(f"{noise.source}: {noise.pattern}")
     return done
+
+
+class CapturedLog:
+    """The lines transformers logged inside :func:`captured_transformers_log` (see ``lines``)."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    @property
+    def lines(self) -> list[str]:
+        """The captured lines, without blank ones."""
+        return [line for line in self.stream.getvalue().splitlines() if line.strip()]
+
+
+@contextmanager
+def captured_transformers_log() -> Iterator[CapturedLog]:
+    """Collect what transformers logs in the block instead of printing it (a report already shown once)."""
+    from transformers.utils import logging as hf_logging
+
+    log = CapturedLog()
+    handler = logging.StreamHandler(log.stream)
+    hf_logging.disable_default_handler()
+    hf_logging.add_handler(handler)
+    try:
+        yield log
+    finally:
+        hf_logging.remove_handler(handler)
+        hf_logging.enable_default_handler()
