@@ -425,15 +425,30 @@ scorecard.check("generated colour answers close at least 45% of the gap to 100%"
                 f"{base_generated:.0%} -> {lora_generated:.0%} ({closed:.0%} of the gap)")
 
 # %% [markdown]
-# **The wrong wrapper, where it runs.** On transformers 4.54 and later the `CAUSAL_LM` wrapper runs.
-# Given the trained adapter, it computes exactly what the plain `PeftModel` computes: the error was
-# the whole of the problem, and on these versions it is gone. (The adapter is copied parameter by
-# parameter, not through `state_dict()`: where bitsandbytes 0.50 has repacked 4-bit weights for CPU
-# inference, each `state_dict()` call unpacks and re-quantises them, which moved this tiny model's
-# logits by up to 0.1 when we measured it.)
+# **The wrong wrapper, where it runs.** Where the `CAUSAL_LM` call above raised nothing (its box says
+# so, from the registry's record for these versions), the wrapper runs. Given the trained adapter, it computes exactly what the
+# plain `PeftModel` computes: the error was the whole of the problem, and on these versions it is gone.
+# (The adapter is copied parameter by parameter, not through `state_dict()`: where bitsandbytes has
+# repacked 4-bit weights for CPU inference, each `state_dict()` call unpacks and re-quantises them,
+# which moved this tiny model's logits by up to 0.1 when we measured it.)
+#
+# A fair comparison needs the same base model under both wrappers, and `prepare_model_for_kbit_training`
+# changed the fixed one: it casts every half-precision weight that is not 4-bit to float32. On
+# transformers 4.x a 4-bit load puts those weights (embeddings, layer norms, biases, `lm_head`) in
+# float16 unless a dtype is given; transformers 5 keeps the checkpoint's float32. So on 4.x the
+# report's model, not prepared, computes its non-4-bit layers in float16 and its logits differ from
+# the fixed model's by about 0.1, whatever the wrapper. Prepared the same way, the two must agree
+# bit for bit; any difference left would come from the wrapper itself.
 
 # %%
 if seen.error is None:
+    half = [n for n, p in wrong_model.named_parameters() if p.dtype in (torch.float16, torch.bfloat16)]
+    print(f"half-precision weights of the report's model before preparing it: {len(half)}")
+    if quantised:  # as the fixed model was prepared above (gradient checkpointing does not change a forward pass)
+        prepare_model_for_kbit_training(wrong_model.get_base_model(), use_gradient_checkpointing=False)
+    scorecard.check("both models hold the same dtypes, parameter by parameter",
+                    {n: p.dtype for n, p in wrong_model.named_parameters()}
+                    == {n: p.dtype for n, p in peft_model.named_parameters()}, f"{len(half)} were half precision")
     wrong_params = dict(wrong_model.named_parameters())
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
@@ -453,7 +468,13 @@ else:
 # trusted for the real `Salesforce/blip2-opt-2.7b` (3.7 billion parameters, built on PyTorch's
 # `meta` device: shapes, no memory). In float16 BLIP-2 keeps its Q-Former in float32; in 4-bit
 # the Q-Former and `lm_head` stay as they are, everything else linear takes half a byte a weight,
-# and the rest (embeddings, norms, biases) stays in float16.
+# and the rest (embeddings, norms, biases) stays in float16. Which modules stay in float32 depends
+# on the transformers version, so the arithmetic asks it (`memory.kept_in_fp32`): BLIP-2 lists
+# them in `_keep_in_fp32_modules`, which transformers 4.x and the current 5.x apply to float16
+# only, while transformers 5.0 applies it to every dtype: there a bfloat16 BLIP-2 keeps its
+# Q-Former in float32 too. transformers 5.0 also ties the OPT's `lm_head` to its input embeddings
+# only in `from_pretrained`, so `memory.meta_model` ties them itself: `get_memory_footprint()`
+# counts a tied weight once.
 #
 # On the tiny model 4-bit saves almost nothing over bfloat16: most of its bytes are the Q-Former
 # (kept in float32) and the embeddings. On the real model the linear layers of the ViT and the OPT
@@ -469,7 +490,8 @@ measured = memory.measure(load_tiny)
 tiny_meta = memory.meta_model(load_tiny(torch.float32, False).config)
 for scheme, value in measured.items():
     estimate = memory.estimate(tiny_meta, scheme)
-    print(f"tiny {scheme}: measured {value if isinstance(value, str) else f'{value:,} bytes'}, arithmetic {estimate:,} bytes")
+    print(f"tiny {scheme}: measured {value if isinstance(value, str) else f'{value:,} bytes'}, arithmetic {estimate:,} bytes"
+          f" (kept in float32: {', '.join(memory.kept_in_fp32(tiny_meta, memory.SCHEMES[scheme][0])) or 'nothing'})")
 comparable = {s: v for s, v in measured.items() if isinstance(v, int)}
 scorecard.check("the arithmetic equals get_memory_footprint()", all(memory.estimate(tiny_meta, s) == v
              for s, v in comparable.items()), f"{len(comparable)} of {len(measured)} precisions measurable here, all equal")

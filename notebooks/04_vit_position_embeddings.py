@@ -202,21 +202,30 @@ pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
 
 # %% [markdown]
 # Move the slider to interpolate the same table to other resolutions (in Jupyter or Colab; a
-# static copy of the notebook shows the figure above only).
+# static copy of the notebook shows the figure above only). The figure is drawn only when the
+# slider moves, never while the cell runs: output sent into an `Output` widget during a cell
+# (what `widgets.interactive` does at once) makes a headless runner (nbclient, under nbmake or
+# papermill) answer the kernel on the channel where it waits for the cell's reply, and now and
+# then it misses that reply and sits until its timeout while the kernel is idle.
 
 # %%
 import ipywidgets as widgets
 
-
-def show_interpolated(size: int):
-    grid = (size // PATCH, size // PATCH)
-    display(pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
-                                f"interpolated to {size} px": interpolate_table(table, grid)}))
-
-
 slider = widgets.IntSlider(value=NEW_SIZE, min=2 * PATCH, max=max(4 * OLD_SIZE, NEW_SIZE), step=PATCH,
                            description="image px")
-display(widgets.interactive(show_interpolated, size=slider))
+figure = widgets.Output()
+
+
+def show_interpolated(change: dict) -> None:
+    grid = (change["new"] // PATCH,) * 2
+    with figure:
+        figure.clear_output(wait=True)
+        display(pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
+                                    f"interpolated to {change['new']} px": interpolate_table(table, grid)}))
+
+
+slider.observe(show_interpolated, names="value")
+display(widgets.VBox([slider, figure]))
 
 # %% [markdown]
 # ## LoRA target names depend on the transformers version

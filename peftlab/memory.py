@@ -9,7 +9,10 @@ equals the measurement on the tiny model, then trusts it for ``Salesforce/blip2-
 The rules the arithmetic follows are the ones transformers and bitsandbytes apply:
 
 * ``fp16``: BLIP-2 keeps its Q-Former and query tokens in float32 (``_keep_in_fp32_modules``);
-  ``bf16`` converts everything (measured on both stacks).
+  ``bf16`` converts everything on transformers 4.x and on the current stack (5.23), but
+  transformers 5.0 keeps them in float32 in ``bf16`` too: its ``PreTrainedModel.__init__`` turns
+  ``_keep_in_fp32_modules`` into a ``dtype_plan`` for every dtype, where 4.x and later 5.x apply it
+  to float16 only (``_get_dtype_plan(dtype)``). :func:`kept_in_fp32` asks the installed version.
 * ``nf4``: every ``nn.Linear`` becomes a 4-bit ``Linear4bit`` (half a byte per weight) except the
   Q-Former's (kept in float32) and the output layer ``lm_head``; everything else (embeddings,
   layer norms, biases) stays in the loading dtype, float16 here.
@@ -46,8 +49,6 @@ BLIP2_OPT_2_7B = {
 #: The precisions compared, as they are loaded: name -> (dtype of the weights, 4-bit or not).
 SCHEMES = {"fp32": (torch.float32, False), "fp16": (torch.float16, False), "bf16": (torch.bfloat16, False),
            "nf4": (torch.float16, True)}  # fmt: skip
-#: What stays float32 in BLIP-2 when it is loaded in float16.
-KEEP_FP32 = ("qformer", "query_tokens")
 
 
 def real_config() -> Blip2Config:
@@ -56,9 +57,16 @@ def real_config() -> Blip2Config:
 
 
 def meta_model(config: Blip2Config) -> Blip2ForConditionalGeneration:
-    """BLIP-2 of ``config`` on the meta device: every shape, no memory."""
+    """BLIP-2 of ``config`` on the meta device: every shape, no memory.
+
+    Its OPT ``lm_head`` is tied to the input embeddings, as ``from_pretrained`` ties it:
+    transformers 5.0 ties weights only when loading, not when a model is built from a config, and
+    an untied copy would count ``vocab_size * hidden_size`` parameters twice.
+    """
     with torch.device("meta"):
-        return Blip2ForConditionalGeneration(config)
+        model = Blip2ForConditionalGeneration(config)
+    model.tie_weights()
+    return model
 
 
 def quantised_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -68,12 +76,33 @@ def quantised_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
             if isinstance(m, torch.nn.Linear) and not name.startswith("qformer") and m is not output}  # fmt: skip
 
 
+def kept_in_fp32(model: torch.nn.Module, dtype: torch.dtype) -> tuple[str, ...]:
+    """The modules the installed transformers loads in float32 when ``model`` is loaded in ``dtype``.
+
+    transformers 4.x (and 5.x from the release with ``_get_dtype_plan``, 5.23 here) keeps
+    ``_keep_in_fp32_modules`` in float32 for float16 only, ``_keep_in_fp32_modules_strict`` for
+    float16 and bfloat16; transformers 5.0 builds one ``dtype_plan`` in ``__init__`` from both and
+    applies it whatever the dtype (core_model_loading), so a bfloat16 BLIP-2 keeps its Q-Former in
+    float32 there.
+    """
+    if dtype == torch.float32:
+        return ()
+    if hasattr(model, "_get_dtype_plan"):  # later 5.x: the plan depends on the dtype
+        return tuple(model._get_dtype_plan(dtype))
+    if isinstance(getattr(model, "dtype_plan", None), dict):  # 5.0: one plan for every dtype
+        return tuple(model.dtype_plan)
+    keep = list(model._keep_in_fp32_modules or []) if dtype == torch.float16 else []  # 4.x
+    return (*keep, *(getattr(model, "_keep_in_fp32_modules_strict", None) or []))
+
+
 def estimate(model: torch.nn.Module, scheme: str) -> int:
     """Bytes of ``model``'s parameters in ``scheme`` (one of :data:`SCHEMES`), counted as
-    ``get_memory_footprint`` counts them; tied weights (OPT's ``lm_head``) count once.
+    ``get_memory_footprint`` counts them; tied weights (OPT's ``lm_head``) count once, and the
+    modules the installed transformers keeps in float32 (:func:`kept_in_fp32`) take 4 bytes.
     """
     dtype, four_bit = SCHEMES[scheme]
     packed = {id(m.weight) for m in quantised_linears(model).values()} if four_bit else set()
+    fp32 = kept_in_fp32(model, dtype)
     total, seen = 0, set()
     for name, p in model.named_parameters(remove_duplicate=False):
         if id(p) in seen:
@@ -82,7 +111,7 @@ def estimate(model: torch.nn.Module, scheme: str) -> int:
         if id(p) in packed:
             total += math.ceil(p.numel() / 2)  # two 4-bit weights per byte
             continue
-        keep = dtype == torch.float16 and name.startswith(KEEP_FP32)
+        keep = any(name == m or name.startswith(m + ".") for m in fp32)
         total += p.numel() * (4 if keep else dtype.itemsize)
     return total
 
