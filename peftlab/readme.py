@@ -1,7 +1,7 @@
 """``peftlab readme``: the README's generated tables, written from the stack files and the registry.
 
-The README holds three tables between HTML-comment markers (``<!-- stacks-table -->`` ...
-``<!-- /stacks-table -->``, and likewise ``notebooks-table`` and ``failures-table``). This module
+The README holds four tables between HTML-comment markers (``<!-- stacks-table -->`` ...
+``<!-- /stacks-table -->``, and likewise ``notebooks-table``, ``failures-table`` and ``changes-table``). This module
 renders them from :mod:`peftlab.versions` (the pin files) and :mod:`peftlab.registry` (failures,
 version boundaries, what each was measured on), so no version is typed into the README by hand.
 ``peftlab readme`` rewrites them; ``peftlab readme --check`` exits 1 when the README is out of date
@@ -15,7 +15,9 @@ import re
 import sys
 from pathlib import Path
 
-from peftlab.registry import LESSONS, REGISTRY, Failure
+from packaging.version import Version
+
+from peftlab.registry import CHANGES, LESSONS, REGISTRY, Failure
 from peftlab.versions import CI_STACKS, pinned_versions, real_runtime, stack_description, stack_names
 
 COLAB = "https://colab.research.google.com"
@@ -96,7 +98,15 @@ def failures_table() -> str:
     return markdown_table(["failure", "#", "versions", "what happens", "measured on"], rows)
 
 
-TABLES = {"stacks-table": stacks_table, "notebooks-table": notebooks_table, "failures-table": failures_table}
+def changes_table() -> str:
+    """Every release boundary: the library, what changed, where runs place it, the releases run."""
+    rows = [[f"`{key}`", c.what, c.phrase(), ", ".join(sorted(c.measured, key=Version))]
+            for key, c in CHANGES.items()]  # fmt: skip
+    return markdown_table(["change", "what changed", "where (from runs)", "releases run"], rows)
+
+
+TABLES = {"stacks-table": stacks_table, "notebooks-table": notebooks_table, "failures-table": failures_table,
+          "changes-table": changes_table}  # fmt: skip
 
 
 def render(text: str) -> str:

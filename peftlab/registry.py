@@ -38,6 +38,7 @@ class Change:
     release: str  # the first release with the new behaviour
     what: str  # what changed, in a sentence
     measured: tuple[str, ...] = ()  # releases of ``library`` the failing code was run on
+    bisected: bool = False  # True when the last measured release without it is the one just before
 
     @property
     def since(self) -> str:
@@ -62,9 +63,16 @@ class Change:
         return (str(before[-1]) if before else None, str(after[0]) if after else None)
 
     def phrase(self) -> str:
-        """``peft 0.16.0 (last without: 0.15.2)``, for prose and tables."""
-        last, _ = self.bracket()
-        return f"{self.library} {self.release}" + (f" (last without: {last})" if last else "")
+        """Where the change lies, as far as runs show it, for prose and tables ("... from <phrase>").
+
+        ``peft 0.16.0 (bisected: 0.15.2 has not)`` where the release just before was run too;
+        otherwise only what runs show, ``transformers 5.13.1 or earlier (5.0.0 has not)``: a release
+        that no run brackets is not a claim to make.
+        """
+        last, first = self.bracket()
+        if self.bisected and last:
+            return f"{self.library} {self.release} (bisected: {last} has not)"
+        return f"{self.library} {first or self.release} or earlier ({last or 'no earlier release measured'} has not)"
 
 
 #: Every release boundary that a notebook, the doctor or the README mentions. Keys are stable ids.
@@ -73,73 +81,95 @@ CHANGES: dict[str, Change] = {
         "transformers",
         "5.0.0",
         "CLIPModel.forward takes **kwargs and passes them to both towers",
-        measured=("4.51.3", "5.23.0"),
+        measured=("4.51.3", "4.53.2", "4.57.0", "4.57.6", "5.0.0", "5.13.1", "5.15.0", "5.23.0"),
+        bisected=True,
     ),
     "vision2seq_removed": Change(
         "transformers",
         "5.0.0",
         "AutoModelForVision2Seq is removed (AutoModelForImageTextToText stays)",
-        measured=("4.51.3", "5.23.0"),
+        measured=("4.51.3", "4.53.2", "4.57.0", "4.57.6", "5.0.0", "5.13.1", "5.15.0", "5.23.0"),
+        bisected=True,
     ),
     "blip2_forward_kwargs": Change(
         "transformers",
         "4.52.0",
         "Blip2ForConditionalGeneration.forward takes **kwargs",
-        measured=("4.51.3", "4.52.0", "4.52.4", "4.53.0", "4.54.0", "4.55.0", "5.23.0"),
+        measured=("4.51.3", "4.52.0", "4.52.4", "4.53.0", "4.53.2", "4.54.0", "4.55.0", "4.57.0", "5.23.0"),
+        bisected=True,
     ),
     "blip2_inputs_embeds": Change(
         "transformers",
         "4.54.0",
         "Blip2ForConditionalGeneration.forward declares inputs_embeds",
-        measured=("4.51.3", "4.52.0", "4.52.4", "4.53.0", "4.54.0", "4.55.0", "5.23.0"),
+        measured=("4.51.3", "4.52.0", "4.52.4", "4.53.0", "4.53.2", "4.54.0", "4.55.0", "4.57.0", "5.23.0"),
     ),
     "load_report": Change(
         "transformers",
         "5.0.0",
         "from_pretrained loads every tensor, prints a LOAD REPORT, then raises",
-        measured=("4.51.3", "5.23.0"),
+        measured=("4.51.3", "4.53.2", "4.57.0", "4.57.6", "5.0.0", "5.13.1", "5.15.0", "5.23.0"),
+        bisected=True,
     ),
     "dtype_keyword": Change(
         "transformers",
         "4.56.0",
         "from_pretrained takes dtype= (torch_dtype= is deprecated)",
-        measured=("4.51.3", "5.23.0"),
+        measured=("4.51.3", "4.53.2", "4.57.0", "4.57.6", "5.0.0", "5.23.0"),
     ),
     "vit_attention_renamed": Change(
         "transformers",
         "5.9.0",
         "ViT's attention layers are q_proj/k_proj/v_proj/o_proj under vit.layers.N",
-        measured=("4.51.3", "5.23.0"),
+        measured=("4.51.3", "4.53.2", "4.57.0", "4.57.6", "5.0.0", "5.13.1", "5.15.0", "5.23.0"),
     ),
     "peft_mts_attribute_passthrough": Change(
         "peft",
         "0.14.0",
         "ModulesToSaveWrapper passes attribute reads on to the wrapped module (PR #2117)",
-        measured=("0.13.2", "0.14.0", "0.15.2", "0.21.2"),
+        measured=("0.13.2", "0.14.0", "0.15.2", "0.16.0", "0.17.1", "0.18.1", "0.19.1", "0.20.0", "0.21.2"),
+        bisected=True,
     ),
     "peft_mts_nested_keyerror": Change(
         "peft",
         "0.15.0",
         "a modules_to_save wrapper nested in another no longer reloads (KeyError)",
-        measured=("0.14.0", "0.15.0", "0.15.1", "0.15.2", "0.17.0", "0.20.0", "0.21.2"),
+        measured=(
+            "0.14.0",
+            "0.15.0",
+            "0.15.1",
+            "0.15.2",
+            "0.16.0",
+            "0.17.0",
+            "0.17.1",
+            "0.18.1",
+            "0.19.1",
+            "0.20.0",
+            "0.21.0",
+            "0.21.2",
+        ),
+        bisected=True,
     ),
     "peft_skips_adapter_layers": Change(
         "peft",
         "0.16.0",
         "get_peft_model skips modules inside an existing adapter layer (PR #2539)",
-        measured=("0.15.2", "0.21.2"),
+        measured=("0.15.2", "0.16.0", "0.17.1", "0.18.1", "0.19.1", "0.20.0", "0.21.0", "0.21.2"),
+        bisected=True,
     ),
     "peft_target_parameters": Change(
         "peft",
         "0.17.0",
         "LoraConfig(target_parameters=...) puts LoRA on nn.Parameter objects",
-        measured=("0.15.2", "0.17.0", "0.20.0", "0.21.2"),
+        measured=("0.15.2", "0.16.0", "0.17.0", "0.17.1", "0.18.1", "0.19.1", "0.20.0", "0.21.0", "0.21.2"),
+        bisected=True,
     ),
     "peft_no_matching_module_error": Change(
         "peft",
         "0.21.0",
         "a target list that matches nothing raises NoMatchingPeftModuleError",
-        measured=("0.20.0", "0.21.2"),
+        measured=("0.16.0", "0.17.1", "0.18.1", "0.19.1", "0.20.0", "0.21.0", "0.21.2"),
+        bisected=True,
     ),
 }
 
@@ -280,7 +310,7 @@ register(Failure(
             match=r"CLIPModel\.forward\(\) got an unexpected keyword argument 'inputs_embeds'",
             reason="PeftModelForFeatureExtraction.forward passes inputs_embeds=None to the base "
             "model, and CLIPModel.forward has no such parameter.",
-            measured=("documented",),
+            measured=("documented", "colab-2025.07", "colab-2025.10", "colab-2026.01"),
         ),
         Expectation(
             when={"transformers": C["clip_forward_kwargs"].since},
@@ -289,7 +319,7 @@ register(Failure(
             reason="CLIPModel.forward accepts **kwargs since transformers 5, so the stray inputs_embeds=None "
             "travels on with them. The image tower runs first: CLIPVisionModel.forward calls its encoder "
             "with inputs_embeds=hidden_states and **kwargs, which hold inputs_embeds a second time.",
-            measured=("current",),
+            measured=("current", "colab-2026.04", "colab-2026.07", "colab-2026.08"),
         ),
     ),
 ))  # fmt: skip
@@ -304,7 +334,7 @@ register(Failure(
             raises=None,
             reason="AutoModelForVision2Seq exists in every transformers 4.x (from 4.54 it warns that it "
             "is deprecated in favour of AutoModelForImageTextToText, which exists on 4.x and 5.x).",
-            measured=("documented",),
+            measured=("documented", "colab-2025.07", "colab-2025.10", "colab-2026.01"),
         ),
         Expectation(
             when={"transformers": C["vision2seq_removed"].since},
@@ -312,7 +342,7 @@ register(Failure(
             match=r"cannot import name 'AutoModelForVision2Seq' from 'transformers'",
             reason="transformers 5 removed AutoModelForVision2Seq; AutoModelForImageTextToText "
             "loads BLIP-2 as Blip2ForConditionalGeneration on 4.x and 5.x alike.",
-            measured=("current",),
+            measured=("current", "colab-2026.04", "colab-2026.07", "colab-2026.08"),
         ),
     ),
 ))  # fmt: skip
@@ -337,7 +367,7 @@ register(Failure(
             reason="Blip2ForConditionalGeneration.forward has **kwargs but not yet inputs_embeds: "
             "the stray inputs_embeds=None lands in **kwargs and collides with the inputs_embeds BLIP-2 "
             "passes to its OPT.",
-            measured=("transformers 4.52.0", "transformers 4.52.4", "transformers 4.53.0"),
+            measured=("transformers 4.52.0", "transformers 4.52.4", "transformers 4.53.0", "colab-2025.07"),
         ),
         Expectation(
             when={"transformers": C["blip2_inputs_embeds"].since},
@@ -345,7 +375,7 @@ register(Failure(
             reason="Blip2ForConditionalGeneration.forward declares inputs_embeds, so "
             "PeftModelForCausalLM's inputs_embeds=None is accepted and ignored. The wrapper is still "
             "PeftModelForCausalLM, whose forward starts with input_ids, not pixel_values.",
-            measured=("transformers 4.54.0", "transformers 4.55.0", "current"),
+            measured=("transformers 4.54.0", "transformers 4.55.0", "current", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08"),
         ),
     ),
 ))  # fmt: skip
@@ -370,7 +400,7 @@ register(Failure(
             reason="PeftModelForCausalLM.forward(input_ids, attention_mask, ...) takes the images as "
             "input_ids and the token ids as attention_mask, then calls BLIP-2 by keyword, with no "
             "pixel_values.",
-            measured=("transformers 4.52.0", "transformers 4.53.0", "transformers 4.54.0", "current"),
+            measured=("transformers 4.52.0", "transformers 4.53.0", "transformers 4.54.0", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08"),
         ),
     ),
 ))  # fmt: skip
@@ -397,7 +427,7 @@ register(Failure(
             reason="PEFT skips modules inside an existing adapter layer (PR #2539); every match of "
             "'base_layer' and 'default' lies inside one, so nothing is left to wrap, and these releases "
             "say so with a plain ValueError.",
-            measured=("peft 0.16.0", "peft 0.17.1", "peft 0.18.1", "peft 0.19.1", "peft 0.20.0"),
+            measured=("peft 0.16.0", "peft 0.17.1", "peft 0.18.1", "peft 0.19.1", "peft 0.20.0", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08"),
         ),
         Expectation(
             when={"peft": C["peft_no_matching_module_error"].since},
@@ -406,7 +436,7 @@ register(Failure(
             reason="PEFT skips modules inside an existing adapter layer (PR #2539); every match of "
             "'base_layer' and 'default' lies inside one, so nothing is left to wrap, and "
             "NoMatchingPeftModuleError (a ValueError) says no target matched.",
-            measured=("current",),
+            measured=("current", "peft 0.21.0"),
         ),
     ),
 ))  # fmt: skip
@@ -422,7 +452,7 @@ register(Failure(
             match=r"has 0 trainable parameters",
             reason="PeftModel.from_pretrained loads an adapter for inference unless is_trainable=True; "
             "peftlab.train.train refuses a model with nothing to train.",
-            measured=("documented", "current"),
+            measured=("documented", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.20.0", "peft 0.21.0"),
         ),
     ),
 ))  # fmt: skip
@@ -440,7 +470,7 @@ register(Failure(
             "stage one left alone (fc1, fc2, k_proj, out_proj): a PeftModel inside a PeftModel, with only "
             "a warning. Its saved keys carry a doubled 'base_model.model.' prefix, so a later "
             "PeftModel.from_pretrained loads none of them.",
-            measured=("current",),
+            measured=("current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.20.0", "peft 0.21.0"),
         ),
     ),
 ))  # fmt: skip
@@ -456,7 +486,7 @@ register(Failure(
             match=r"Input image size \(\d+\*\d+\) doesn't match model \(\d+\*\d+\)",
             reason="The position-embedding table has one row per patch of the pre-training grid, and "
             "the model checks the image size it remembers (config.image_size) before adding it.",
-            measured=("documented", "current"),
+            measured=("documented", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.20.0", "peft 0.21.0"),
         ),
     ),
 ))  # fmt: skip
@@ -471,7 +501,7 @@ register(Failure(
             raises=None,
             reason="ViT's attention keeps its query/key/value layers (under vit.encoder.layer.N), so the "
             "classic target list matches.",
-            measured=("documented",),
+            measured=("documented", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "peft 0.16.0"),
         ),
         Expectation(
             when={"transformers": C["vit_attention_renamed"].since,
@@ -481,7 +511,7 @@ register(Failure(
             reason="transformers renamed ViT's attention layers to q_proj/k_proj/v_proj/o_proj (under "
             "vit.layers.N); PEFT reports a target list matching nothing with NoMatchingPeftModuleError, "
             "a ValueError subclass.",
-            measured=("current",),
+            measured=("current", "peft 0.21.0"),
         ),
         Expectation(
             when={"transformers": C["vit_attention_renamed"].since,
@@ -490,7 +520,7 @@ register(Failure(
             match=r"Target modules \{.*\} not found in the base model",
             reason="transformers renamed ViT's attention layers to q_proj/k_proj/v_proj/o_proj; these "
             "PEFT releases raise a plain ValueError for a target list that matches nothing.",
-            measured=("peft 0.20.0",),
+            measured=("peft 0.20.0", "colab-2026.07", "colab-2026.08"),
         ),
     ),
 ))  # fmt: skip
@@ -507,7 +537,7 @@ register(Failure(
             reason="modules_to_save matches module names, and position_embeddings is an nn.Parameter of "
             "ViTEmbeddings, not a module: nothing is wrapped, no warning is given and the table stays "
             "frozen.",
-            measured=("peft 0.13.2", "peft 0.14.0", "documented", "peft 0.17.0", "peft 0.20.0", "current"),
+            measured=("peft 0.13.2", "peft 0.14.0", "documented", "peft 0.17.0", "peft 0.20.0", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.21.0"),
         ),
     ),
 ))  # fmt: skip
@@ -522,7 +552,7 @@ register(Failure(
             raises="TypeError",
             match=r"unexpected keyword argument 'target_parameters'",
             reason="LoraConfig has no target_parameters (LoRA on nn.Parameter objects) yet.",
-            measured=("documented",),
+            measured=("documented", "colab-2025.07", "peft 0.16.0"),
         ),
         Expectation(
             when={"peft": C["peft_target_parameters"].since},
@@ -531,7 +561,7 @@ register(Failure(
             reason="PEFT wraps the module that owns the parameter (ViTEmbeddings) in a ParamWrapper, "
             "and ViTModel.forward then reads embeddings.patch_embeddings through the wrapper, which "
             "does not pass attribute reads on.",
-            measured=("peft 0.17.0", "peft 0.20.0", "current"),
+            measured=("peft 0.17.0", "peft 0.20.0", "current", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.21.0"),
         ),
     ),
 ))  # fmt: skip
@@ -548,7 +578,7 @@ register(Failure(
             reason="save_pretrained writes the adapter's own weights and the modules_to_save copies; "
             "a base-model parameter unfrozen by hand is neither, so it is not written and the "
             "reloaded model silently keeps the original table.",
-            measured=("documented", "current"),
+            measured=("documented", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.20.0", "peft 0.21.0"),
         ),
     ),
 ))  # fmt: skip
@@ -581,7 +611,7 @@ register(Failure(
             reason="'embeddings' matches both vit.embeddings and vit.embeddings.patch_embeddings (a "
             "suffix match), so a wrapper ends up inside a wrapper; save_pretrained writes both, and "
             "from_pretrained looks for a key that the nested names do not produce.",
-            measured=("peft 0.15.0", "peft 0.15.1", "documented", "peft 0.17.0", "peft 0.20.0", "current"),
+            measured=("peft 0.15.0", "peft 0.15.1", "documented", "peft 0.17.0", "peft 0.20.0", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.21.0"),
         ),
     ),
 ))  # fmt: skip
@@ -598,7 +628,7 @@ register(Failure(
             reason="load_state_dict compares every tensor's shape with the model's, strict or not, and "
             "lists one line per tensor that differs (then the blocks only one side has): the vision "
             "tower and both projections are wider in the checkpoint; the shared text tower fits.",
-            measured=("documented", "current"),
+            measured=("documented", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08"),
         ),
     ),
 ))  # fmt: skip
@@ -615,7 +645,7 @@ register(Failure(
             reason="transformers 4.x copies the checkpoint tensor by tensor into the module that owns it, "
             "so the first mismatched tensor in the file stops the load, and torch's message names only "
             "that module's class (e.g. Linear) and the parameter's short name (weight).",
-            measured=("documented",),
+            measured=("documented", "colab-2025.07", "colab-2025.10", "colab-2026.01"),
         ),
         Expectation(
             when={"transformers": C["load_report"].since},
@@ -623,7 +653,7 @@ register(Failure(
             match=r"You set `ignore_mismatched_sizes` to `False`, thus raising an error",
             reason="transformers 5 loads every tensor, logs a LOAD REPORT table (one row per tensor, "
             "layer numbers folded, each MISMATCH with both shapes) and then raises, pointing at it.",
-            measured=("current",),
+            measured=("current", "colab-2026.04", "colab-2026.07", "colab-2026.08"),
         ),
     ),
 ))  # fmt: skip
@@ -640,7 +670,7 @@ register(Failure(
             reason="ignore_mismatched_sizes=True replaces every tensor whose shape disagrees with a freshly "
             "initialised one and drops those the model has no place for; from_pretrained succeeds (a "
             "warning on 4.x, a LOAD REPORT on 5.x), so only a comparison with the checkpoint shows it.",
-            measured=("documented", "current"),
+            measured=("documented", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08"),
         ),
     ),
 ))  # fmt: skip

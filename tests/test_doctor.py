@@ -24,7 +24,7 @@ from peftlab.registry import change
 from peftlab.versions import version_of
 
 pytestmark = pytest.mark.filterwarnings("ignore")
-NEW_NAMES = version_of("transformers") >= Version("5.9")
+NEW_NAMES = change("vit_attention_renamed").holds()
 
 
 def classes(d: Diagnosis, severity: tuple[str, ...] = ("error", "silent loss", "warning")) -> set[str]:

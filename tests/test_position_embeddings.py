@@ -1,14 +1,13 @@
 import pytest
 import torch
 from matplotlib.figure import Figure
-from packaging.version import Version
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import ViTForImageClassification
 
 from peftlab import data, module_names
 from peftlab import position_embeddings as pe
 from peftlab.models import OfflineError, load_model, vit
-from peftlab.versions import version_of
+from peftlab.registry import change
 
 
 def random_vit(image_size=32):
@@ -64,7 +63,7 @@ def test_similarity_mosaic_and_plot():
 def test_attention_targets_follow_the_transformers_version():
     model = random_vit()
     names = module_names.linear_layer_names(model)
-    expected = ["q_proj", "v_proj"] if version_of("transformers") >= Version("5.9") else ["query", "value"]
+    expected = ["q_proj", "v_proj"] if change("vit_attention_renamed").holds() else ["query", "value"]
     assert module_names.attention_targets(model) == expected
     assert names[expected[0]] == 2 and names["classifier"] == 1
     with pytest.raises(ValueError, match="No query/value projections"):

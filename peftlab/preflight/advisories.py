@@ -37,7 +37,7 @@ def renamed_attention(model: torch.nn.Module, peft_config: Any) -> list[Finding]
     new = [OLD_TO_NEW[t] for t in old]
     here = linear_layer_names(model)
     if all(t in here for t in old):  # the installed transformers still has the old names
-        what = (f"Works here; on later transformers (ViT: from {change('vit_attention_renamed').release}) {old} "
+        what = (f"Works here; on later transformers (ViT: from {change('vit_attention_renamed').phrase()}) {old} "
                 "match nothing (get_peft_model raises), and adapters saved here carry the old names.")  # fmt: skip
     else:
         what = f"{old} are this model's names before transformers 5; the installed version calls them {new}."

@@ -65,7 +65,7 @@ def _nested_finding(entry: str, matched: list[str], nested: list[str]) -> Findin
         what, raises = (
             (
                 "training and save_pretrained go through, and this PEFT loads it back, but from "
-                f"{keyerror.library} {keyerror.release} on from_pretrained fails (KeyError)."
+                f"{keyerror.phrase()} on from_pretrained fails (KeyError)."
             ),
             None,
         )
