@@ -76,15 +76,23 @@ class CapturedLog:
 
 @contextmanager
 def captured_transformers_log() -> Iterator[CapturedLog]:
-    """Collect what transformers logs in the block instead of printing it (a report already shown once)."""
+    """Collect what transformers logs in the block instead of printing it (a report already shown once).
+
+    It swaps the handlers of the library's root logger ("transformers") with plain ``logging`` calls:
+    transformers 4.x's own ``remove_handler`` asserts the opposite of what it should.
+    """
     from transformers.utils import logging as hf_logging
 
-    log = CapturedLog()
-    handler = logging.StreamHandler(log.stream)
-    hf_logging.disable_default_handler()
-    hf_logging.add_handler(handler)
+    hf_logging.get_logger("transformers")  # makes sure the library has set up its root logger
+    root = logging.getLogger("transformers")
+    log, saved = CapturedLog(), list(root.handlers)
+    for handler in saved:
+        root.removeHandler(handler)
+    root.addHandler(logging.StreamHandler(log.stream))
     try:
         yield log
     finally:
-        hf_logging.remove_handler(handler)
-        hf_logging.enable_default_handler()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved:
+            root.addHandler(handler)

@@ -31,3 +31,19 @@ def test_quieting_twice_adds_no_second_filter():
     for noise in KNOWN:
         if not noise.source.startswith("warnings:"):
             assert len(logging.getLogger(noise.source).filters) == 1, noise.source
+
+
+def test_captured_transformers_log_keeps_the_lines_and_restores_the_handlers(capfd):
+    from transformers.utils import logging as hf_logging
+
+    from peftlab.noise import captured_transformers_log
+
+    logger = hf_logging.get_logger("transformers.modeling_utils")
+    before = list(logging.getLogger("transformers").handlers)
+    with captured_transformers_log() as log:
+        logger.warning("a LOAD REPORT line\nMISMATCH row")
+    assert log.lines == ["a LOAD REPORT line", "MISMATCH row"]
+    assert "LOAD REPORT" not in capfd.readouterr().err
+    assert logging.getLogger("transformers").handlers == before
+    logger.warning("shown again")
+    assert "shown again" in capfd.readouterr().err
