@@ -386,17 +386,17 @@ fell = [f"{name} ({b:.0%} -> {a:.0%})" for name, b, a in rows if a < b]
 # %%
 # Thresholds from SEED 0-4 on both stacks (10 runs). Loss: last/first was at most 0.331; threshold 0.6.
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-scorecard.check("loss falls", last < 0.6 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}")
+scorecard.check("loss falls", last < 0.6 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}", value=last / first)
 # share of the gap closed, min over the 10 runs: colour 70%, yellow images 71%; thresholds 45%
 for name, min_closed in {"colour": 0.45, "colour (yellow images)": 0.45}.items():
     closed = gap_closed(before[name], after[name])
     scorecard.check(f"{name} answers on held-out images close at least {min_closed:.0%} of the gap to 100%",
                     closed >= min_closed, f"{before[name]:.0%} -> {after[name]:.0%} ({closed:.0%} of the gap)",
-                    headline=name == "colour")
+                    headline=name == "colour", value=closed)
 # change over the 10 runs: shape 0 to +21 points, position +7 to +21; threshold: at most 10 points lost
 for name in ("shape", "position"):
     scorecard.check(f"{name} answers are not lost", after[name] >= before[name] - 0.10,
-                    f"{before[name]:.0%} -> {after[name]:.0%}")
+                    f"{before[name]:.0%} -> {after[name]:.0%}", value=after[name] - before[name])
 plots.bars({"base": before["colour"], "LoRA": after["colour"]}, "what colour is the shape? (held-out images)",
            "accuracy")
 
@@ -422,7 +422,7 @@ lora_generated = vqa.generation_accuracy(vqa.generate_answers(peft_model, proces
                                          "colour")
 closed = gap_closed(base_generated, lora_generated)  # SEED 0-4, both stacks: min 70%; threshold 45%
 scorecard.check("generated colour answers close at least 45% of the gap to 100%", closed >= 0.45,
-                f"{base_generated:.0%} -> {lora_generated:.0%} ({closed:.0%} of the gap)")
+                f"{base_generated:.0%} -> {lora_generated:.0%} ({closed:.0%} of the gap)", value=closed)
 
 # %% [markdown]
 # **The wrong wrapper, where it runs.** Where the `CAUSAL_LM` call above raised nothing (its box says

@@ -170,7 +170,7 @@ closed_one = gap_closed(base_scores["new question"], after_one["new question"])
 scorecard.check("stage one starts teaching the new question",
              closed_one >= 0.3 and after_one["loss"] < 0.3 * base_scores["loss"],
              f"new question {base_scores['new question']:.0%} -> {after_one['new question']:.0%} "
-             f"({closed_one:.0%} of the gap); held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}")
+             f"({closed_one:.0%} of the gap); held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}", value=closed_one)
 
 work = tempfile.TemporaryDirectory(prefix="peftlab-03-")
 stage_one_dir = Path(work.name, "stage_one")
@@ -322,14 +322,14 @@ scorecard.check("(a) trains stage one's adapter", trainable_a == count_parameter
              f"{trainable_a:,} trainable parameters, as in stage one; the weights moved")
 # SEED 0-4 on both stacks: (a)'s first loss was at most 0.194 x stage one's first loss; threshold 0.35 x
 scorecard.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 0.35 * losses_one[0],
-             f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two")
+             f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two", value=losses_a[0] / losses_one[0])
 scorecard.check("(a) the held-out loss keeps falling", after_a["loss"] < after_one["loss"],
              f"{base_scores['loss']:.3f} (base) -> {after_one['loss']:.3f} (stage one) -> {after_a['loss']:.3f}")
 closed_a = gap_closed(base_scores["new question"], after_a["new question"])
 # SEED 0-4 on both stacks: (a) closed 100% of the gap in all ten runs; threshold 80%
 scorecard.check("the two stages, continued with (a), teach the new question", closed_a >= 0.8,
                 f"{base_scores['new question']:.0%} -> {after_a['new question']:.0%} ({closed_a:.0%} of the gap)",
-                headline=True)
+                headline=True, value=closed_a)
 
 dir_a = Path(work.name, "a")
 continued.save_pretrained(dir_a)
@@ -363,7 +363,7 @@ scorecard.check_same("(b) training the second adapter leaves the first unchanged
 # SEED 0-4 on both stacks: (b)'s first loss was at least 4.9 x (a)'s; threshold 2.5 x
 scorecard.check("(b) the second adapter does not build on stage one: it starts above (a)",
              losses_b[0] > 2.5 * losses_a[0],
-             f"first loss on stage two's first batch: (b) {losses_b[0]:.3f}, (a) {losses_a[0]:.3f}")
+             f"first loss on stage two's first batch: (b) {losses_b[0]:.3f}, (a) {losses_a[0]:.3f}", value=losses_b[0] / losses_a[0])
 
 dir_b = Path(work.name, "b")
 two.save_pretrained(dir_b)  # one folder per adapter
@@ -385,7 +385,7 @@ scorecard.check_same("(b) reloaded, adapter stage_two gives its own outputs", st
                   opt.answer_logits(both, test_batches))
 gap = (stage_one_logits - stage_two_logits).abs().max().item()
 # SEED 0-4 on both stacks: at least 3.27; threshold 0.1
-scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}")
+scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}", value=gap)
 
 # %% [markdown]
 # ## Fix (c): merge stage one, then a fresh LoRA
@@ -513,7 +513,7 @@ if double.error is None:  # a PEFT that skips adapter layers: the double wrap we
     moved = (trained_logits - base_logits).abs().max().item()
     # SEED 0-4 on the current stack: at least 6.79; threshold 0.1
     scorecard.check("the trained double-wrapped model differs from the base", moved > 0.1,
-                 f"max |logit difference| = {moved:.2f}")
+                 f"max |logit difference| = {moved:.2f}", value=moved)
     scorecard.check_same("reloaded, it is the untrained base model exactly", base_logits,
                       opt.answer_logits(reloaded_twice, test_batches))
 else:

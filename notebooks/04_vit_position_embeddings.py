@@ -353,10 +353,10 @@ BELOW_LORA_ONLY_BY = 0.0
 lost = accuracy["LoRA + position embeddings"] - accuracy["reloaded by PEFT alone"]
 scorecard.check("PEFT alone reloads a worse model: the trained table is lost", lost >= LOST_AT_LEAST,
                 f"{accuracy['LoRA + position embeddings']:.1%} trained -> {accuracy['reloaded by PEFT alone']:.1%} "
-                f"reloaded ({lost:.1%} lost, needs {LOST_AT_LEAST:.0%})")
+                f"reloaded ({lost:.1%} lost, needs {LOST_AT_LEAST:.0%})", value=lost)
 below = accuracy["LoRA only"] - accuracy["reloaded by PEFT alone"]
 scorecard.check("...worse even than never training the table", below > BELOW_LORA_ONLY_BY,
-                f"reloaded {accuracy['reloaded by PEFT alone']:.1%} vs LoRA only {accuracy['LoRA only']:.1%}")
+                f"reloaded {accuracy['reloaded by PEFT alone']:.1%} vs LoRA only {accuracy['LoRA only']:.1%}", value=below)
 
 # %% [markdown]
 # That is the price of a silent loss: the LoRA weights learned to work *with* the moved table.

@@ -204,7 +204,7 @@ print(f"chance {chance:.0%} | ignore_mismatched_sizes: {trap_zero_shot} | own co
 scorecard.check("ignore_mismatched_sizes leaves zero-shot retrieval at chance",
              trap_zero_shot["image_to_text"] < 2 * chance and true_zero_shot["image_to_text"] >= 3 * chance,
              f"image-to-text {trap_zero_shot['image_to_text']:.0%} (chance {chance:.0%}); "
-             f"correctly loaded {true_zero_shot['image_to_text']:.0%}")
+             f"correctly loaded {true_zero_shot['image_to_text']:.0%}", value=trap_zero_shot["image_to_text"] / chance)
 
 # %% [markdown]
 # ## The fix: read the architecture from the checkpoint

@@ -1,4 +1,4 @@
-"""The ``peftlab`` command: ``run``, ``failures``, ``versions``, ``doctor``, ``drift``, ``matrix``, ``docs`` and ``readme``."""
+"""The ``peftlab`` command: ``run``, ``failures``, ``versions``, ``doctor``, ``drift``, ``matrix``, ``sweep``, ``docs`` and ``readme``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     from peftlab import drift
 
     drift.add_arguments(sub.add_parser("drift", help="run the notebooks on the newest releases: drift table"))
-    from peftlab import matrix
+    from peftlab import matrix, sweep
+
+    sweep.add_arguments(
+        sub.add_parser("sweep", help="notebooks over seeds and pre-training seeds: each check's spread")
+    )
 
     matrix.add_arguments(
         sub.add_parser("matrix", help="every notebook on every stack: failure x stack table")
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return drift.main(args)
     if args.command == "matrix":
         return matrix.main(args)
+    if args.command == "sweep":
+        return sweep.main(args)
     if args.command == "doctor":
         return run_command(args)
     if args.command == "readme":

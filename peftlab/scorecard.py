@@ -36,13 +36,16 @@ def record_failure(failure_id: str, reproduced: bool, outcome: str) -> None:
     _failures.append({"id": failure_id, "reproduced": reproduced, "outcome": outcome})
 
 
-def check(claim: str, passed: bool, figure: str, headline: bool = False) -> None:
+def check(claim: str, passed: bool, figure: str, headline: bool = False, value: float | None = None) -> None:
     """Assert ``passed``; record ``claim`` and the ``figure`` that proves (or disproves) it.
 
     ``headline`` marks the figure that ``peftlab run`` quotes in its summary (by default the first
-    :func:`check_gain`, else the first check).
+    :func:`check_gain`, else the first check); ``value``, the number the threshold judges, lets
+    ``peftlab sweep`` report its spread over seeds.
     """
-    _checks.append({"claim": claim, "passed": bool(passed), "figure": figure, "headline": headline})
+    _checks.append(
+        {"claim": claim, "passed": bool(passed), "figure": figure, "headline": headline, "value": value}
+    )
     print(f"{'PASS' if passed else 'FAIL'}  {claim}: {figure}")
     if not passed:
         raise AssertionError(f"{claim}: {figure}")
@@ -54,7 +57,8 @@ def check_gain(claim: str, before: float, after: float, min_gain: float, unit: s
         figure = f"{before:.0%} -> {after:.0%} (needs +{min_gain:.0%})"
     else:
         figure = f"{before:.4g} -> {after:.4g} (needs +{min_gain:.4g})"
-    check(claim, after - before >= min_gain, figure, headline=not any(c["headline"] for c in _checks))
+    check(claim, after - before >= min_gain, figure, headline=not any(c["headline"] for c in _checks),
+          value=after - before)  # fmt: skip
 
 
 def headroom_closed(before: float, after: float) -> float:
@@ -72,14 +76,14 @@ def check_headroom(claim: str, before: float, after: float, min_share: float) ->
     """
     share = headroom_closed(before, after)
     figure = f"{before:.0%} -> {after:.0%}: closes {share:.0%} of the gap to 100% (needs {min_share:.0%})"
-    check(claim, share >= min_share, figure, headline=not any(c["headline"] for c in _checks))
+    check(claim, share >= min_share, figure, headline=not any(c["headline"] for c in _checks), value=share)
 
 
 def check_same(claim: str, a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> None:
     """Check that two tensors agree to ``atol`` (0 means bit-for-bit equal)."""
     diff = (a.detach().float().cpu() - b.detach().float().cpu()).abs().max().item() if a.numel() else 0.0
     same = a.shape == b.shape and diff <= atol
-    check(claim, same, f"max |difference| = {diff:.3g} (allowed {atol:g})")
+    check(claim, same, f"max |difference| = {diff:.3g} (allowed {atol:g})", value=diff)
 
 
 def check_flagged(

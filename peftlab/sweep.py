@@ -1,0 +1,98 @@
+"""``peftlab sweep``: run notebooks over seeds and pre-training seeds; each check's spread in one table.
+
+A proof must hold where learners run it, not only on the machine where it was written. ``SEED`` (the
+notebooks' parameter) changes the data, the initialisation of the adapters and the training order;
+``PEFTLAB_PRETRAIN_SEED`` changes how the tiny checkpoints were pre-trained, a stand-in for another
+machine's float rounding. Each run is one papermill execution (the ecosystem's tool for
+parameterised notebooks: ``pip install papermill``); the scorecards it saves are tabulated per check:
+runs, passes, and the min / median / max of the value each threshold judges, from which thresholds
+are set with a stated margin. ``sweep.md`` and ``sweep.json`` go to the build folder (``build/sweep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from peftlab.runner import add_notebook_arguments, find_notebooks, table
+
+
+def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: int) -> dict:
+    """Execute one notebook with ``SEED=seed`` under ``PEFTLAB_PRETRAIN_SEED``; return its scorecard."""
+    import papermill
+
+    results = build / "results" / f"seed{seed}-pretrain{pretrain_seed}"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{path.stem}.json").unlink(missing_ok=True)
+    saved = {k: os.environ.get(k) for k in ("PEFTLAB_RESULTS_DIR", "PEFTLAB_PRETRAIN_SEED")}
+    os.environ.update(PEFTLAB_RESULTS_DIR=str(results.resolve()), PEFTLAB_PRETRAIN_SEED=str(pretrain_seed))
+    error = ""
+    try:
+        papermill.execute_notebook(str(path), str(results / path.name), parameters={"SEED": seed},
+                                   cwd=str(path.parent), execution_timeout=timeout, progress_bar=False)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001  (a failed check is a result of the sweep)
+        error = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    card_path = results / f"{path.stem}.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {"checks": []}
+    return {"notebook": path.stem, "seed": seed, "pretrain_seed": pretrain_seed, "error": error, **card}
+
+
+def summarise(runs: list[dict]) -> list[list[str]]:
+    """One row per notebook and check: runs, passes, min / median / max of its value, the worst figure."""
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        for check in run.get("checks", []):
+            rows.setdefault((run["notebook"], check["claim"]), []).append(check)
+    out = []
+    for (notebook, claim), checks in rows.items():
+        values = [c["value"] for c in checks if c.get("value") is not None]
+        spread = f"{min(values):.3g} / {statistics.median(values):.3g} / {max(values):.3g}" if values else "-"
+        failed = [c["figure"] for c in checks if not c["passed"]]
+        out.append([notebook, claim[:70], str(len(checks)), str(len(checks) - len(failed)), spread,
+                    failed[0][:60] if failed else ""])  # fmt: skip
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``peftlab sweep``."""
+    add_notebook_arguments(parser, "--build", Path("build/sweep"), "output folder")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="values of SEED")
+    parser.add_argument("--pretrain-seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="values of PEFTLAB_PRETRAIN_SEED (each pre-trains the tiny models anew)")  # fmt: skip
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the sweep; exit 1 if any run failed a check or stopped, 2 without papermill or notebooks."""
+    try:
+        import papermill  # noqa: F401
+    except ImportError:
+        print("error: peftlab sweep runs notebooks with papermill: pip install papermill", file=sys.stderr)
+        return 2
+    try:
+        paths = find_notebooks(args.notebooks, args.only)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    start, runs = time.perf_counter(), []
+    for path in paths:
+        for pretrain_seed in args.pretrain_seeds:
+            for seed in args.seeds:
+                run = run_once(path, seed, pretrain_seed, args.build, args.timeout)
+                print(f"{path.stem} SEED={seed} pretrain={pretrain_seed}: {run['error'] or 'every check passed'}",
+                      flush=True)  # fmt: skip
+                runs.append(run)
+    header = ["notebook", "check", "runs", "passed", "value min / median / max", "a failing figure"]
+    text = table(summarise(runs), header)
+    print(f"\n{text}\n\n{len(runs)} runs in {time.perf_counter() - start:.0f} s")
+    args.build.mkdir(parents=True, exist_ok=True)
+    (args.build / "sweep.md").write_text(text + "\n", encoding="utf-8")
+    (args.build / "sweep.json").write_text(json.dumps(runs, indent=2), encoding="utf-8")
+    return 1 if any(r["error"] for r in runs) else 0
