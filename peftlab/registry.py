@@ -95,14 +95,37 @@ CHANGES: dict[str, Change] = {
         "transformers",
         "4.52.0",
         "Blip2ForConditionalGeneration.forward takes **kwargs",
-        measured=("4.51.3", "4.52.0", "4.52.4", "4.53.0", "4.53.2", "4.54.0", "4.55.0", "4.57.0", "5.23.0"),
+        measured=(
+            "4.51.3",
+            "4.52.0",
+            "4.52.4",
+            "4.53.0",
+            "4.53.2",
+            "4.53.3",
+            "4.54.0",
+            "4.55.0",
+            "4.57.0",
+            "5.23.0",
+        ),
         bisected=True,
     ),
     "blip2_inputs_embeds": Change(
         "transformers",
         "4.54.0",
         "Blip2ForConditionalGeneration.forward declares inputs_embeds",
-        measured=("4.51.3", "4.52.0", "4.52.4", "4.53.0", "4.53.2", "4.54.0", "4.55.0", "4.57.0", "5.23.0"),
+        measured=(
+            "4.51.3",
+            "4.52.0",
+            "4.52.4",
+            "4.53.0",
+            "4.53.2",
+            "4.53.3",
+            "4.54.0",
+            "4.55.0",
+            "4.57.0",
+            "5.23.0",
+        ),
+        bisected=True,
     ),
     "load_report": Change(
         "transformers",
@@ -115,13 +138,26 @@ CHANGES: dict[str, Change] = {
         "transformers",
         "4.56.0",
         "from_pretrained takes dtype= (torch_dtype= is deprecated)",
-        measured=("4.51.3", "4.53.2", "4.57.0", "4.57.6", "5.0.0", "5.23.0"),
+        measured=("4.51.3", "4.53.2", "4.55.4", "4.56.0", "4.57.0", "4.57.6", "5.0.0", "5.23.0"),
+        bisected=True,
     ),
     "vit_attention_renamed": Change(
         "transformers",
         "5.9.0",
         "ViT's attention layers are q_proj/k_proj/v_proj/o_proj under vit.layers.N",
-        measured=("4.51.3", "4.53.2", "4.57.0", "4.57.6", "5.0.0", "5.13.1", "5.15.0", "5.23.0"),
+        measured=(
+            "4.51.3",
+            "4.53.2",
+            "4.57.0",
+            "4.57.6",
+            "5.0.0",
+            "5.8.1",
+            "5.9.0",
+            "5.13.1",
+            "5.15.0",
+            "5.23.0",
+        ),
+        bisected=True,
     ),
     "peft_mts_attribute_passthrough": Change(
         "peft",
@@ -367,7 +403,7 @@ register(Failure(
             reason="Blip2ForConditionalGeneration.forward has **kwargs but not yet inputs_embeds: "
             "the stray inputs_embeds=None lands in **kwargs and collides with the inputs_embeds BLIP-2 "
             "passes to its OPT.",
-            measured=("transformers 4.52.0", "transformers 4.52.4", "transformers 4.53.0", "colab-2025.07"),
+            measured=("transformers 4.52.0", "transformers 4.52.4", "transformers 4.53.0", "colab-2025.07", "transformers 4.53.3"),
         ),
         Expectation(
             when={"transformers": C["blip2_inputs_embeds"].since},
@@ -400,7 +436,7 @@ register(Failure(
             reason="PeftModelForCausalLM.forward(input_ids, attention_mask, ...) takes the images as "
             "input_ids and the token ids as attention_mask, then calls BLIP-2 by keyword, with no "
             "pixel_values.",
-            measured=("transformers 4.52.0", "transformers 4.53.0", "transformers 4.54.0", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08"),
+            measured=("transformers 4.52.0", "transformers 4.53.0", "transformers 4.54.0", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "transformers 4.53.3"),
         ),
     ),
 ))  # fmt: skip
@@ -501,7 +537,7 @@ register(Failure(
             raises=None,
             reason="ViT's attention keeps its query/key/value layers (under vit.encoder.layer.N), so the "
             "classic target list matches.",
-            measured=("documented", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "peft 0.16.0"),
+            measured=("documented", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "peft 0.16.0", "transformers 5.8.1"),
         ),
         Expectation(
             when={"transformers": C["vit_attention_renamed"].since,
@@ -511,7 +547,7 @@ register(Failure(
             reason="transformers renamed ViT's attention layers to q_proj/k_proj/v_proj/o_proj (under "
             "vit.layers.N); PEFT reports a target list matching nothing with NoMatchingPeftModuleError, "
             "a ValueError subclass.",
-            measured=("current", "peft 0.21.0"),
+            measured=("current", "peft 0.21.0", "transformers 5.9.0"),
         ),
         Expectation(
             when={"transformers": C["vit_attention_renamed"].since,
@@ -537,7 +573,7 @@ register(Failure(
             reason="modules_to_save matches module names, and position_embeddings is an nn.Parameter of "
             "ViTEmbeddings, not a module: nothing is wrapped, no warning is given and the table stays "
             "frozen.",
-            measured=("peft 0.13.2", "peft 0.14.0", "documented", "peft 0.17.0", "peft 0.20.0", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.21.0"),
+            measured=("peft 0.13.2", "peft 0.14.0", "documented", "peft 0.17.0", "peft 0.20.0", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.21.0", "peft 0.15.0"),
         ),
     ),
 ))  # fmt: skip
@@ -578,7 +614,7 @@ register(Failure(
             reason="save_pretrained writes the adapter's own weights and the modules_to_save copies; "
             "a base-model parameter unfrozen by hand is neither, so it is not written and the "
             "reloaded model silently keeps the original table.",
-            measured=("documented", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.20.0", "peft 0.21.0"),
+            measured=("documented", "current", "colab-2025.07", "colab-2025.10", "colab-2026.01", "colab-2026.04", "colab-2026.07", "colab-2026.08", "peft 0.16.0", "peft 0.20.0", "peft 0.21.0", "peft 0.13.2", "peft 0.14.0", "peft 0.15.0"),
         ),
     ),
 ))  # fmt: skip
