@@ -44,6 +44,4 @@ def test_captured_transformers_log_keeps_the_lines_and_restores_the_handlers(cap
         logger.warning("a LOAD REPORT line\nMISMATCH row")
     assert log.lines == ["a LOAD REPORT line", "MISMATCH row"]
     assert "LOAD REPORT" not in capfd.readouterr().err
-    assert logging.getLogger("transformers").handlers == before
-    logger.warning("shown again")
-    assert "shown again" in capfd.readouterr().err
+    assert logging.getLogger("transformers").handlers == before  # the library's own handlers are back
