@@ -83,8 +83,6 @@ from peftlab.capture import expect_failure
 from peftlab.models import opt
 from peftlab.train import count_parameters, to_device, train
 
-warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices, unrelated here
-
 peftlab.seed_everything(SEED)
 base, tokenizer = opt.load_opt(CHECKPOINT, device=DEVICE)
 stage_one_batches = opt.qa_batches(tokenizer, opt.scene_texts(data.make_shapes(128, seed=SEED)))
@@ -261,7 +259,10 @@ scorecard.check("the preview predicts get_peft_model's outcome", preview.predict
 
 # %%
 base_for_trap = opt.load_opt(CHECKPOINT, device=DEVICE)[0]
-base_for_trap.gradient_checkpointing_enable()  # as the QLoRA script and most LLM recipes do
+with warnings.catch_warnings(record=True) as said:  # transformers 5 renames it: show its notice as one line
+    warnings.simplefilter("always")
+    base_for_trap.gradient_checkpointing_enable()  # as the QLoRA script and most LLM recipes do
+print(*(f"transformers says: {w.message}" for w in said), sep="\n")
 frozen = PeftModel.from_pretrained(base_for_trap, stage_one_dir)  # is_trainable=True forgotten
 trainable, total = count_parameters(frozen)
 print(f"trainable parameters: {trainable:,} of {total:,}")

@@ -141,6 +141,9 @@ def test_notebook_page_shows_plots_and_only_expected_errors(browser, name):
     assert seen["expectedBoxes"] >= 1, "the expected failure's error box is missing"
     assert not seen["unexpectedBoxes"], f"unexpected outcome: {seen['unexpectedBoxes']}"
     assert not seen["cellErrors"] and not seen["tracebacks"], seen["cellErrors"] + seen["tracebacks"]
+    text = (SITE / f"{name}.html").read_text(encoding="utf-8")
+    for noise in ("FutureWarning", "kernels-community", "without encryption"):
+        assert noise not in text, f"third-party noise on the page: {noise}"
 
 
 def test_matrix_page_shows_the_heat_map_and_every_stack(browser):
