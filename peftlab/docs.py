@@ -278,11 +278,13 @@ th {{ background: #f3f3f3; font-weight: normal; }} td.bad {{ background: #fde8e8
 
 def matrix_html(path: Path) -> str:
     """The page of ``peftlab matrix``'s table (``matrix.json`` with ``matrix.png`` beside it)."""
+    from peftlab.matrix import versions_label
+
     table = json.loads(path.read_text(encoding="utf-8"))
     stacks = table["stacks"]
     versions = table.get("versions", {})
     head = "".join(
-        f"<th>{html.escape(s)}<br><small>{html.escape(_versions(versions.get(s)))}</small></th>"
+        f"<th>{html.escape(s)}<br><small>{html.escape(versions_label(versions.get(s)))}</small></th>"
         for s in stacks
     )
     rows, cells = [], []
@@ -308,12 +310,6 @@ def matrix_html(path: Path) -> str:
              f"{html.escape(table.get('date', 'date not recorded'))}.")  # fmt: skip
     png = base64.b64encode((path.parent / "matrix.png").read_bytes()).decode()
     return MATRIX.format(intro=intro, png=png, head=head, rows="\n".join(rows), summary=summary)
-
-
-def _versions(versions: dict | None) -> str:
-    if not versions:
-        return "not run"
-    return f"transformers {versions.get('transformers')}, peft {versions.get('peft')}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -122,7 +122,7 @@ def collect(build: Path, stacks: list[str]) -> dict:
 def markdown(table: dict) -> str:
     """The table as Markdown, with each stack's transformers / peft under its name."""
     stacks = table["stacks"]
-    head = [f"{s}<br>{_short(table['versions'].get(s))}" for s in stacks]
+    head = [f"{s}<br>{versions_label(table['versions'].get(s))}" for s in stacks]
     lines = ["| failure | " + " | ".join(head) + " |", "|---|" + "---|" * len(stacks)]
     for key, cells in table["rows"].items():
         lines.append(f"| `{key}` | " + " | ".join(_cell(cells[s]) for s in stacks) + " |")
@@ -132,7 +132,8 @@ def markdown(table: dict) -> str:
     return "\n".join(lines)
 
 
-def _short(versions: dict | None) -> str:
+def versions_label(versions: dict | None) -> str:
+    """``transformers 5.0.0 / peft 0.18.1`` for a stack's column, or ``not run``."""
     if not versions:
         return "not run"
     return f"transformers {versions.get('transformers')} / peft {versions.get('peft')}"
@@ -160,7 +161,7 @@ def heatmap(table: dict, path: Path) -> None:
         for j, stack in enumerate(stacks):
             ax.text(j, i, table["rows"][key][stack]["outcome"][:22], ha="center", va="center",
                     fontsize=6.5, color="white")  # fmt: skip
-    ax.set_xticks(range(len(stacks)), [f"{s}\n{_short(table['versions'].get(s))}" for s in stacks],
+    ax.set_xticks(range(len(stacks)), [f"{s}\n{versions_label(table['versions'].get(s))}" for s in stacks],
                   fontsize=6.5, rotation=30, ha="right")  # fmt: skip
     ax.set_yticks(range(len(keys)), keys, fontsize=7)
     ax.legend(handles=[Patch(color=c, label=k) for k, c in COLOURS.items()], fontsize=7,
