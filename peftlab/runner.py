@@ -15,7 +15,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,10 +77,26 @@ def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
     return found
 
 
+@contextmanager
+def ipc_kernel() -> Iterator[object]:
+    """A kernel manager on IPC sockets in a private folder (shut down on exit).
+
+    No TCP port, so the kernel prints no "running over TCP without encryption" warning.
+    """
+    from jupyter_client.manager import KernelManager
+
+    with tempfile.TemporaryDirectory(prefix="peftlab-kernel-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets, "kernel")))
+        try:
+            yield km
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=False)
+
+
 def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
     """Execute one notebook; write its executed copy, HTML copy and scorecard under ``build``."""
     import nbformat
-    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -88,9 +105,7 @@ def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
     notebook = nbformat.read(path, as_version=4)
     os.environ["PEFTLAB_RESULTS_DIR"] = str(results.resolve())  # the kernel inherits it
     start, error = time.perf_counter(), ""
-    with tempfile.TemporaryDirectory(prefix="peftlab-kernel-") as sockets:
-        # IPC sockets in a private folder: no TCP port, so no "running over TCP without encryption" warning
-        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets, "kernel")))
+    with ipc_kernel() as km:
         client = NotebookClient(notebook, km=km, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
         try:
@@ -99,9 +114,6 @@ def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
             error = str(exc).strip().splitlines()[-1][:200]
         except Exception as exc:  # noqa: BLE001  (a kernel that dies is a result too)
             error = f"{type(exc).__name__}: {exc}"[:200]
-        finally:
-            if km.has_kernel:
-                km.shutdown_kernel(now=False)
     seconds = time.perf_counter() - start
     (build / "notebooks").mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, build / "notebooks" / path.name)

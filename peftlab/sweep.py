@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from peftlab.runner import add_notebook_arguments, find_notebooks, table
+from peftlab.runner import add_notebook_arguments, find_notebooks, ipc_kernel, table
 
 
 def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: int) -> dict:
@@ -33,8 +33,9 @@ def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: in
     os.environ.update(PEFTLAB_RESULTS_DIR=str(results.resolve()), PEFTLAB_PRETRAIN_SEED=str(pretrain_seed))
     error = ""
     try:
-        papermill.execute_notebook(str(path), str(results / path.name), parameters={"SEED": seed},
-                                   cwd=str(path.parent), execution_timeout=timeout, progress_bar=False)  # fmt: skip
+        with ipc_kernel() as km:
+            papermill.execute_notebook(str(path), str(results / path.name), parameters={"SEED": seed}, km=km,
+                                       cwd=str(path.parent), execution_timeout=timeout, progress_bar=False)  # fmt: skip
     except Exception as exc:  # noqa: BLE001  (a failed check is a result of the sweep)
         error = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
     finally:
