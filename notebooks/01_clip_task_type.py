@@ -108,9 +108,9 @@ print("base model, image-to-text accuracy per colour:",
 # ## The failure
 #
 # **LoRA's `task_type`.** A `LoraConfig` may name a task, such as `CAUSAL_LM` or
-# `FEATURE_EXTRACTION`. It does not change the adapter: it tells `get_peft_model` which wrapper
-# class to put around the model (`PeftModelForCausalLM`, `PeftModelForFeatureExtraction`, ...),
-# and each wrapper has its own `forward`. Without a `task_type` you get the plain `PeftModel`.
+# `FEATURE_EXTRACTION`. Its main effect is the wrapper class `get_peft_model` puts around the
+# model (`PeftModelForCausalLM`, `PeftModelForFeatureExtraction`, ...), and each wrapper has its
+# own `forward`. Without a `task_type` you get the plain `PeftModel`.
 #
 # This is the configuration from the report. `get_peft_model` accepts it without complaint; the
 # error only comes with the first forward pass, i.e. the first training step.
@@ -360,8 +360,8 @@ scorecard.check_same("reloaded adapter gives identical logits", scores, scores_r
 # The fix targets `["q_proj", "v_proj"]`. PEFT matches each entry against the *end* of every
 # module's name, and CLIP has an attention block with a `q_proj` and a `v_proj` in every layer of
 # *both* towers. **Before running the counting cell**, predict: how many LoRA layers did the fix put
-# into the vision tower (`vision_model`)? The tiny CLIP has 2 layers per tower (printed by
-# `model.config.vision_config.num_hidden_layers`).
+# into the vision tower (`vision_model`)? The tiny CLIP has 2 layers per tower
+# (`model.config.vision_config.num_hidden_layers` says how many the loaded checkpoint has).
 
 # %%
 answer = None  # your answer: a number
