@@ -25,12 +25,34 @@
 # `task_type="CAUSAL_LM"`, or training stops with
 # `TypeError: Blip2ForConditionalGeneration.forward() got an unexpected keyword argument 'inputs_embeds'`.
 #
+# *NF4* ("4-bit NormalFloat", from the QLoRA paper) stores each weight as one of 16 values, spaced
+# to suit normally distributed weights, with one scale per block of 64 weights. *Double
+# quantisation* stores those scales in 8 bits instead of 32 (plus one 32-bit scale per 256 of
+# them): about 0.13 instead of 0.5 extra bits per weight. *QLoRA* is LoRA trained on top of such a
+# frozen 4-bit model.
+#
 # **What you will see here**, on a tiny BLIP-2 that knows the colours red, green and blue:
 # the report's import, which no longer exists on transformers 5; the `CAUSAL_LM` error where it
 # still happens, and on newer libraries the honest finding that it does not, with the reason and
 # what the wrapper still changes; the fix; and a QLoRA fine-tune (4-bit where the libraries allow
 # it) that teaches the model a colour it has never seen, proven by held-out answers. Last, what
 # 4-bit buys in memory, measured here and worked out for the real 2.7-billion-parameter model.
+#
+# **Learning goals**
+#
+# * Explain why a text `task_type` (`CAUSAL_LM`) is the wrong wrapper for an image-text model, and
+#   why the report's error appears on some transformers releases and not on others.
+# * Load BLIP-2 in 4-bit NF4 and train LoRA on it (QLoRA), knowing which parts the report's
+#   `q_proj`/`v_proj` reach and which stay untouched.
+# * Work out what 4-bit saves in memory, checked against `get_memory_footprint()`.
+#
+# **Prerequisites**: notebook 01 (`task_type` picks the wrapper class); what LoRA is (see
+# [`00_lora_primer.ipynb`](00_lora_primer.ipynb)); Python and PyTorch basics. No GPU needed.
+#
+# **Time**: about 30 minutes to read and run on the tiny default on a CPU (the run itself took about
+# 2 minutes on a 2-core CPU); with the real `Salesforce/blip2-opt-2.7b` on a Colab T4, about an
+# hour (an estimate, not measured: downloading about 15 GB and quantising it, then 150 steps of
+# 2 x 32 examples through a 3.7-billion-parameter model with gradient checkpointing).
 
 # %%
 import sys
@@ -82,12 +104,13 @@ with expect_failure("blip2_vision2seq_import"):
 # `Blip2ForConditionalGeneration`; `load_blip2` uses it. It also asks bitsandbytes for the
 # report's 4-bit NF4 weights with double quantisation. Whether that works depends on the libraries
 # and the device: the bitsandbytes of both stacks runs 4-bit on the CPU, but the documented stack's
-# transformers refuses any device other than a GPU before it gets there. The line below says which path ran here, and why.
+# transformers refuses the CPU before it gets there. The line below says which path ran here, and why.
 #
 # The tiny BLIP-2 is made like the real one, in miniature: a ViT (pre-trained on colour, shape
 # and position of base-colour images), an OPT language model (pre-trained on text, where it met
-# the word "yellow"), and between them the Q-Former, whose 8 learned query tokens turn the image
-# into 8 "soft words" for the OPT. It was then trained to answer questions about red, green and
+# the word "yellow"), and between them the Q-Former ("Querying Transformer": a small BERT-like
+# transformer whose 8 learned query tokens read the ViT's image features through cross-attention
+# and come out as 8 "soft words" that the OPT reads before the text; the real model has 32). It was then trained to answer questions about red, green and
 # blue shapes. It has never seen a yellow image; a real BLIP-2 has. So the base model's accuracy
 # per colour is measured below rather than assumed, and the fine-tune is judged by the share of
 # the remaining gap to 100% it closes.
@@ -95,7 +118,7 @@ with expect_failure("blip2_vision2seq_import"):
 # %%
 import torch
 
-from peftlab import data, memory, plots, scorecard, vqa
+from peftlab import data, exercises, memory, plots, scorecard, vqa
 from peftlab.models import blip2
 
 peftlab.seed_everything(SEED)
@@ -515,7 +538,72 @@ display(Markdown(
     if fp32 and fp16 and nf4 else f"Precisions computed here: {', '.join(real_bytes)}."))
 
 # %% [markdown]
-# ## Summary
+# ## Exercises
+#
+# Each exercise has a cell for your answer and a cell that checks it (it prints *correct*, or a
+# hint). They are cheap and change nothing the cells above use.
+#
+# ### Exercise 1: other target names (predict first)
+#
+# The report's `q_proj`/`v_proj` reached only the OPT. Suppose you target `["query", "value"]`
+# instead. **Before running the counting cell**, predict: which part of BLIP-2 would get LoRA
+# layers? Answer with one of `vision_model`, `qformer`, `language_projection`, `language_model`.
+
+# %%
+answer = None  # your answer: the name of one part
+
+# %%
+from peftlab.targets import lora_can_wrap, target_entry
+
+matches = {part: sum(1 for name, module in getattr(base, part).named_modules()
+                     if name and target_entry(f"{part}.{name}", ["query", "value"]) and lora_can_wrap(module))
+           for part in blip2.COMPONENTS}
+print("layers that ['query', 'value'] would adapt, per part:", matches)
+
+# %%
+exercises.check("02.1", answer, expected=" + ".join(part for part, n in matches.items() if n) or "none",
+                hint="Which part is BERT-like? BERT names its attention projections query, key and value.",
+                explain="Only the Q-Former uses query/key/value (BERT's names); the ViT has a fused qkv, the OPT "
+                        "q_proj/k_proj/v_proj. Names decide where LoRA lands.")
+
+# %% [markdown]
+# ### Exercise 2: NF4 by hand
+#
+# In the real `Salesforce/blip2-opt-2.7b`, each attention projection of the OPT (`q_proj`, for
+# example) is a linear layer of 2560 x 2560 weights. How many **bytes** do its weights take in
+# NF4, not counting the scales?
+
+# %%
+answer = None  # your answer: a whole number of bytes
+
+# %%
+opt_q_proj = next(module for name, module in real.named_modules()
+                  if name.startswith("language_model") and name.endswith("layers.0.self_attn.q_proj"))
+exercises.check("02.2", answer, test=lambda a: a == opt_q_proj.weight.numel() // 2,
+                hint="4 bits a weight: how many weights fit in one byte?",
+                explain="2560 x 2560 weights at half a byte each: 3,276,800 bytes, an eighth of float32.")
+
+# %% [markdown]
+# ### Exercise 3: what double quantisation saves
+#
+# NF4 keeps one scale per block of 64 weights. Without double quantisation each scale is a 32-bit
+# float; with it, each scale takes 8 bits, plus one 32-bit float per 256 scales. How many **bytes**
+# do the scales of that same `q_proj` take *with* double quantisation?
+
+# %%
+answer = None  # your answer: a whole number of bytes
+
+# %%
+import math
+
+blocks = math.ceil(opt_q_proj.weight.numel() / 64)
+exercises.check("02.3", answer, test=lambda a: a == blocks + 4 * math.ceil(blocks / 256),
+                hint="Count the blocks of 64 weights first; one byte per block, then 4 bytes per 256 blocks.",
+                explain=f"{blocks:,} blocks: {blocks:,} bytes of 8-bit scales plus {4 * math.ceil(blocks / 256):,} bytes "
+                        f"of 32-bit ones, against {4 * blocks:,} bytes without double quantisation.")
+
+# %% [markdown]
+# ## Recap
 #
 # * `task_type` is not a label for your data: it picks a wrapper class with its own `forward`.
 #   For BLIP-2 and other image-text models, leave it out; the plain `PeftModel` keeps the model's
@@ -523,12 +611,18 @@ display(Markdown(
 # * The report's error is real while BLIP-2's `forward` neither declares `inputs_embeds` nor takes
 #   `**kwargs`, changes its wording once it takes `**kwargs`, and is gone once it declares
 #   `inputs_embeds`; the report's `AutoModelForVision2Seq` is gone too (the releases are printed
-#   above). The registry in `peftlab.failures` records each range, and this notebook fails if the
+#   above). The registry (`peftlab.registry`) records each range, and this notebook fails if the
 #   installed versions do something else.
 # * `q_proj`/`v_proj` only reach BLIP-2's language model; for this task (naming a new colour)
 #   that was enough.
-# * In 4-bit NF4 the 2.7b model's weights take about a sixth of their fp32 memory (a third of fp16);
-#   the documented stack quantises on a GPU only, the current stack also on the CPU.
+# * In 4-bit NF4 the 2.7b model's weights take about a sixth of their fp32 memory (a third of fp16).
+#   The documented stack's transformers refuses 4-bit on the CPU (it is meant for a GPU); the
+#   current stack quantises on the CPU too.
+#
+# **Upstream threads**: [huggingface/peft#2528](https://github.com/huggingface/peft/issues/2528)
+# (BLIP-2 `blip2-opt-2.7b` loaded with `AutoModelForVision2Seq` in 4-bit NF4 with double
+# quantisation, LoRA on `q_proj`/`v_proj`, on this notebook's documented versions: removing
+# `task_type="CAUSAL_LM"` fixed it, and the maintainer's answer is that `task_type` is optional).
 #
 # The cell below prints this run's time, peak memory and accuracy before and after.
 
