@@ -28,7 +28,7 @@ from transformers import (
 
 from peftlab import data, vqa
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.registry import change
 from peftlab.train import train
@@ -134,15 +134,15 @@ def _build_tiny(folder: Path) -> None:
     size = TINY_BLIP2["image_size"]
     processor = Blip2Processor(BlipImageProcessor(size={"height": size, "width": size}), tokenizer,
                                num_query_tokens=TINY_BLIP2["query_tokens"])  # fmt: skip
-    p = PRETRAIN
+    p = {**PRETRAIN, "seed": pretrain_seed()}  # $PEFTLAB_PRETRAIN_SEED: another tiny checkpoint
     torch.manual_seed(p["seed"])
     model = Blip2ForConditionalGeneration(tiny_blip2_config(tokenizer))
     torch.nn.init.normal_(model.query_tokens, std=0.02)  # zeros would make every query the same
-    samples = data.make_shapes(p["images"], size, seed=1000, colours=data.BASE_COLOURS)
+    samples = data.make_shapes(p["images"], size, seed=1000 + p["seed"], colours=data.BASE_COLOURS)
     train(_VisionProbe(model.vision_model, TINY_BLIP2["width"]),
           _vision_batches(processor, samples, p["batch_size"]), p["vision_steps"], lr=p["lr"],
           loss_fn=lambda m, b: m(**b), desc="pre-training the tiny ViT (once, then cached)")  # fmt: skip
-    text = data.make_shapes(64, size, seed=999)
+    text = data.make_shapes(64, size, seed=999 - p["seed"])
     train(model.language_model, _caption_batches(tokenizer, text, p["batch_size"]), p["text_steps"],
           lr=p["lr"], desc="pre-training the tiny OPT on text (once, then cached)")  # fmt: skip
     model.vision_model.requires_grad_(False)
@@ -183,7 +183,7 @@ def autocast_dtype(device: torch.device | str, enabled: bool = True) -> torch.dt
 
 
 def _tiny_path() -> Path:
-    return tiny_checkpoint("blip2", {**TINY_BLIP2, **PRETRAIN}, _build_tiny,
+    return tiny_checkpoint("blip2", {**TINY_BLIP2, **PRETRAIN, "seed": pretrain_seed()}, _build_tiny,
                            sources=(data, vqa, _caption_batches, _vision_batches, _VisionProbe))  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcesso
 
 from peftlab import data, retrieval
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import clip_tokenizer
 
 #: The tiny CLIP: 2 layers of width 64 in each tower, 32 px images in 8 px patches.
@@ -37,8 +37,8 @@ def _words() -> list[str]:
     return " ".join(retrieval.prompts() + [s.caption for s in data.make_shapes(64)]).split()
 
 
-def _build_tiny(folder: Path) -> None:
-    """Make the tiny CLIP, pre-train it on the base colours, and save model + processor."""
+def _build_tiny(folder: Path, recipe: dict) -> None:
+    """Make the tiny CLIP, pre-train it on the base colours with ``recipe``, and save model + processor."""
     tokenizer = clip_tokenizer(_words(), folder)
     size = TINY_CLIP["image_size"]
     image_processor = CLIPImageProcessor(
@@ -46,12 +46,17 @@ def _build_tiny(folder: Path) -> None:
     )
     processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
     config = tiny_clip_config(len(tokenizer), tokenizer.eos_token_id, tokenizer.bos_token_id, size)
-    torch.manual_seed(PRETRAIN["seed"])
+    torch.manual_seed(recipe["seed"])
     model = CLIPModel(config)
-    retrieval.pretrain(model, processor, PRETRAIN, size, chinese=False,
+    retrieval.pretrain(model, processor, recipe, size, chinese=False,
                        desc="pre-training the tiny CLIP (once, then cached)")  # fmt: skip
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+
+
+def _tiny_folder(recipe: dict) -> Path:
+    return tiny_checkpoint("clip", {**TINY_CLIP, **recipe}, lambda folder: _build_tiny(folder, recipe),
+                           sources=(data, retrieval))  # fmt: skip
 
 
 def load_clip(checkpoint: str = TINY, device: str | None = None) -> tuple[CLIPModel, CLIPProcessor]:
@@ -61,7 +66,7 @@ def load_clip(checkpoint: str = TINY, device: str | None = None) -> tuple[CLIPMo
     path = resolve(
         checkpoint,
         "CLIP",
-        lambda: tiny_checkpoint("clip", {**TINY_CLIP, **PRETRAIN}, _build_tiny, sources=(data, retrieval)),
+        lambda: _tiny_folder({**PRETRAIN, "seed": pretrain_seed()}),
     )
     model = CLIPModel.from_pretrained(path)
     processor = CLIPProcessor.from_pretrained(path)

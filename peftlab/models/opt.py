@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, OPTConfig, OPTForCausalLM, PreTrainedTok
 
 from peftlab import data
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.train import model_device, to_device, train
 
@@ -130,10 +130,10 @@ def tiny_opt_config(tokenizer: PreTrainedTokenizerBase) -> OPTConfig:
 def _build_tiny(folder: Path) -> None:
     """Make the tiny OPT, pre-train it on the first three questions, and save model + tokenizer."""
     tokenizer = word_tokenizer(words(), folder)
-    p = PRETRAIN
+    p = {**PRETRAIN, "seed": pretrain_seed()}  # $PEFTLAB_PRETRAIN_SEED: another tiny checkpoint
     torch.manual_seed(p["seed"])
     model = OPTForCausalLM(tiny_opt_config(tokenizer))
-    scenes = data.make_shapes(p["scenes"], seed=1000)
+    scenes = data.make_shapes(p["scenes"], seed=1000 + p["seed"])
     batches = qa_batches(tokenizer, scene_texts(scenes, KINDS[:3]), p["batch_size"])
     train(model, batches, p["steps"], lr=p["lr"], desc="pre-training the tiny OPT (once, then cached)")
     model.save_pretrained(folder)
@@ -151,7 +151,7 @@ def load_opt(
         "OPT",
         lambda: tiny_checkpoint(
             "opt",
-            {**TINY_OPT, **PRETRAIN},
+            {**TINY_OPT, **PRETRAIN, "seed": pretrain_seed()},
             _build_tiny,
             sources=(data, tiny_opt_config, qa_batches, scene_texts, scene_prompt, words),
         ),
