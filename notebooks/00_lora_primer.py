@@ -177,7 +177,7 @@ exercises.check("00.1", answer, expected=trainable[8],
 mismatched = [r for r in RANKS if trainable[r] != formula[r]]
 scorecard.check("trainable parameters are r * (in + out) per wrapped layer, for every r", not mismatched,
                 f"r in {list(RANKS)}: {len(RANKS) - len(mismatched)} of {len(RANKS)} counts match the formula",
-                value=len(mismatched))
+                headline=True, value=len(mismatched))
 
 # %% [markdown]
 # ## The update `B @ A` has rank at most `r`
