@@ -426,7 +426,10 @@ def page_html(built: dict[str, float] | None = None) -> str:
         if timings
         else "No CPU seconds recorded yet."
     )
-    faq = "\n".join(f"<h3>{_html(q)}</h3><p>{_html(answer())}</p>" for q, answer in FAQ)
+    matrix = '<a href="matrix.html">the matrix page</a>'
+    faq = "\n".join(
+        f"<h3>{_html(q)}</h3><p>{_html(answer()).replace('the matrix page', matrix)}</p>" for q, answer in FAQ
+    )
     return PAGE.format(total=sum(s.minutes for s in AGENDA), agenda=_agenda_html(agenda_rows()),
                        needs=_needs_html(built), recorded=recorded, exercises=_exercises_html(), faq=faq)  # fmt: skip
 

@@ -165,3 +165,18 @@ def test_matrix_page_shows_the_heat_map_and_every_stack(browser):
         "return Array.from(document.querySelectorAll('#matrix th')).map(t => t.innerText)"
     )
     assert all(any(h.startswith(s) for h in heads) for s in stack_names()), heads
+
+
+def test_instructors_page_is_linked_and_lists_every_lesson(browser):
+    seen = open_page(browser, "index")
+    assert browser.execute_script("return document.querySelector('#instructors-link').href").endswith(
+        "instructors.html"
+    )
+    seen = open_page(browser, "instructors")
+    assert_clean(seen)
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#needs a')).map(a => a.getAttribute('href'))"
+    )
+    assert links == [f"{name}.html" for name in LESSONS], links
+    assert browser.execute_script("return document.querySelectorAll('#agenda tr').length") > len(LESSONS)
+    assert browser.execute_script("return document.querySelectorAll('details').length") >= 2, "no exercises"
