@@ -150,10 +150,10 @@ def is_primer(notebook: str) -> bool:
 def card(notebook: str | None = None, seconds: float | None = None) -> dict:
     """The notebook's results as a plain dictionary (``notebook`` derived from its failures if not given;
     without failures, the registry's primer)."""
-    derived = notebook_of_failures(_failures) or (None if _failures else primer_notebook())
+    derived = notebook_of_failures(_failures)
     if notebook and derived and notebook != derived:
         raise AssertionError(f"This scorecard is {notebook!r}, but its failures are taught in {derived!r}.")
-    name = notebook or derived or "unnamed"
+    name = notebook or derived or (None if _failures else primer_notebook()) or "unnamed"
     return {
         "notebook": name,
         "primer": is_primer(name),
