@@ -134,6 +134,7 @@ Table(["module"] + list(target_lists),
       "the layers each target list wrapped (only layers wrapped by at least one list are shown)")
 
 # %%
+print('by the same rule, ["proj"] matches', len(predicted_targets(linears, ["proj"])), "layers")
 differences = sum(len(wrapped[label] ^ predicted[label]) for label in target_lists)
 scorecard.check("the suffix / full-regex rule predicts exactly the layers PEFT wraps", differences == 0,
                 f"{len(target_lists)} target lists, {sum(map(len, wrapped.values()))} layers wrapped, "
