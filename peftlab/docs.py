@@ -4,7 +4,8 @@ Each notebook is copied to ``<out>/notebooks/`` and executed in place by nbmake 
 --overwrite``) on the embedded default, with inline plots and its scorecard saved to ``<out>/results/``.
 Each executed copy becomes ``<out>/<name>.html``; ``<out>/index.html`` holds the table of failures:
 notebook, error on this stack, the versions each one reproduces on (from the failure registry), the
-fix (the notebook's checks) and seconds.
+fix (the notebook's checks) and seconds (a primer, which shows no failure, gets one row saying so).
+``<out>/instructors.html`` is the instructor's guide (:mod:`peftlab.instructors`).
 
 The site works offline: plots are PNG data URIs, the page template loads no script from a CDN, a
 widget becomes a static picture (a progress bar at its final state, the figure an ``interactive``
@@ -27,9 +28,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from peftlab import instructors
 from peftlab.capture import OBSERVE_ENV
 from peftlab.registry import REGISTRY
 from peftlab.runner import Outcome, _write_html, add_notebook_arguments, find_notebooks, run_and_summarise
+from peftlab.scorecard import is_primer
 
 if TYPE_CHECKING:
     from nbconvert import HTMLExporter
@@ -94,6 +97,8 @@ def build(notebooks: Path, out: Path, only: list[str] | None = None, timeout: in
         print(f"  {'ok' if outcome.ok else 'FELL SHORT'} in {seconds:.0f} s", flush=True)
         outcomes.append(outcome)
     (out / "index.html").write_text(index_html(outcomes, titles), encoding="utf-8")
+    built = {o.notebook: o.seconds for o in outcomes}
+    (out / "instructors.html").write_text(instructors.page_html(built), encoding="utf-8")
     return outcomes
 
 
@@ -191,11 +196,13 @@ def failure_rows(outcome: Outcome, title: str) -> list[str]:
     link = (f'<a class="notebook-link" href="{outcome.notebook}.html">{outcome.notebook}</a>'
             f"<br><small>{_code(title)}</small>")  # fmt: skip
     rows = []
+    primer = is_primer(outcome.notebook)
     for i, failure in enumerate(failures):
         here = seen.get(failure.id) if failure else None
-        error = html.escape(here["outcome"] if here else "not reached (the notebook stopped)")
+        ran = outcome.card is not None and primer and failure is None  # a primer has no failure to reach
+        error = html.escape(here["outcome"] if here else "-" if ran else "not reached (the notebook stopped)")
         cells = [
-            _code(failure.title) if failure else "-",
+            _code(failure.title) if failure else ("none: a primer" if primer else "-"),
             error,
             html.escape(failure.reproduces_on() if failure else "-"),
         ]
@@ -237,6 +244,8 @@ code {{ font-size: 90%; background: #f4f4f4; padding: 0 3px; }}
 {rows}
 </tbody></table>
 <p>{summary}</p>
+<p><a id="instructors-link" href="instructors.html">Instructor's guide</a>: a 3-hour agenda, what each notebook
+needs on a CPU and a GPU, the exercises with their intended answers, and common questions.</p>
 <p><a href="matrix.html">Every failure on every stack</a> (the CI stacks and the Colab runtimes of 2025-2026).</p>
 </body></html>
 """

@@ -26,7 +26,7 @@ from datetime import date
 from pathlib import Path
 
 from peftlab.drift import NOTEBOOK_ROW, ROOT, build_venv, load_observations, torch_pin
-from peftlab.registry import REGISTRY
+from peftlab.registry import LESSONS, REGISTRY
 from peftlab.runner import add_notebook_arguments
 from peftlab.versions import stack_file, stack_names
 
@@ -101,7 +101,8 @@ def collect(build: Path, stacks: list[str]) -> dict:
         if (folder / "drift.json").exists():
             columns[stack] = outcomes(folder)
             versions[stack] = json.loads((folder / "drift.json").read_text())["versions"]
-    notebooks = sorted({f.notebook for f in REGISTRY.values()})
+    # every lesson, the primer included (it shows no failure, but it can stop like any notebook)
+    notebooks = [*LESSONS, *sorted({f.notebook for f in REGISTRY.values()} - set(LESSONS))]
     keys = [f.id for f in REGISTRY.values()]
     keys += [f"{nb} (runs to the end)" for nb in notebooks]
     rows = {}

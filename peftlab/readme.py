@@ -59,11 +59,12 @@ def stacks_table() -> str:
 def notebooks_table() -> str:
     """One row per notebook: its title with a Colab link, the failures it shows, the fix it proves."""
     rows = []
-    for number, (name, lesson) in enumerate(LESSONS.items(), start=1):
+    for name, lesson in LESSONS.items():
         path = f"notebooks/{name}.ipynb"
         badge = f"[![Colab]({COLAB}/assets/colab-badge.svg)]({COLAB}/github/{REPO}/blob/main/{path})"
         failures = ", ".join(f"`{f.id}`" for f in REGISTRY.values() if f.notebook == name)
-        rows.append([f"{number:02d}", f"[{lesson.title}]({path}) {badge}", failures, lesson.fix])
+        failures = failures or ("none (a primer)" if lesson.primer else "")
+        rows.append([name.split("_", 1)[0], f"[{lesson.title}]({path}) {badge}", failures, lesson.fix])
     return markdown_table(["#", "notebook", "failures shown (see below)", "the fix it proves"], rows)
 
 
@@ -105,8 +106,23 @@ def changes_table() -> str:
     return markdown_table(["change", "what changed", "where (from runs)", "releases run"], rows)
 
 
+def instructors_agenda() -> str:
+    """The "For instructors" agenda (from :mod:`peftlab.instructors`)."""
+    from peftlab.instructors import readme_agenda
+
+    return readme_agenda()
+
+
+def instructors_faq() -> str:
+    """The "For instructors" common questions (from :mod:`peftlab.instructors`)."""
+    from peftlab.instructors import readme_faq
+
+    return readme_faq()
+
+
 TABLES = {"stacks-table": stacks_table, "notebooks-table": notebooks_table, "failures-table": failures_table,
-          "changes-table": changes_table}  # fmt: skip
+          "changes-table": changes_table, "instructors-agenda": instructors_agenda,
+          "instructors-faq": instructors_faq}  # fmt: skip
 
 
 def render(text: str) -> str:

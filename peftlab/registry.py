@@ -283,13 +283,20 @@ class Lesson:
 
     notebook: str  # file name without suffix
     title: str  # Markdown
-    fix: str  # Markdown
+    fix: str  # Markdown (for a primer: what it shows)
+    #: A primer shows no failure: it teaches what the failures build on. Its scorecard holds checks
+    #: only, and it is named from this registry (the one lesson that is a primer), never typed.
+    primer: bool = False
 
 
 #: The notebooks, in order.
 LESSONS: dict[str, Lesson] = {
     lesson.notebook: lesson
     for lesson in (
+        Lesson("00_lora_primer", "LoRA in ten minutes: `r`, `lora_alpha`, `target_modules`, `task_type`, "
+               "`modules_to_save`",
+               "none to fix: each argument's effect counted and measured (parameters vs `r`, rank of `B @ A`, "
+               "the `lora_alpha / r` scale)", primer=True),
         Lesson("01_clip_task_type", "CLIP + `task_type=FEATURE_EXTRACTION`",
                "no `task_type`: the plain `PeftModel` keeps CLIP's forward"),
         Lesson("02_blip2_inputs_embeds", 'BLIP-2 + `task_type="CAUSAL_LM"`, 4-bit NF4',

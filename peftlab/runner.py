@@ -32,22 +32,19 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        """True when the notebook ran, showed its failure and passed every check."""
+        """True when the notebook ran, showed its failure (a primer shows none) and passed every check."""
         card = self.card
-        return (not self.error and card is not None and bool(card["failures"]) and bool(card["checks"])
-                and all(c["passed"] for c in card["checks"]))  # fmt: skip
+        return (not self.error and card is not None and (bool(card["failures"]) or card.get("primer", False))
+                and bool(card["checks"]) and all(c["passed"] for c in card["checks"]))  # fmt: skip
 
     def row(self) -> list[str]:
         """The summary-table row: notebook, stack, failure, fix, seconds."""
         if self.card is None:
             return [self.notebook, "-", "no", f"no ({self.error or 'no scorecard'})", f"{self.seconds:.0f}"]
-        failures = (
-            "; ".join(
-                f"yes ({f['outcome']})" if f["reproduced"] else "explained: no error on these versions"
-                for f in self.card["failures"]
-            )
-            or "no"
-        )
+        failures = "; ".join(
+            f"yes ({f['outcome']})" if f["reproduced"] else "explained: no error on these versions"
+            for f in self.card["failures"]
+        ) or ("none (a primer)" if self.card.get("primer") else "no")
         checks = self.card["checks"]
         headline = next((c for c in checks if c.get("headline")), checks[0] if checks else None)
         passed = sum(c["passed"] for c in checks)

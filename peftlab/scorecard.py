@@ -3,7 +3,7 @@
 A notebook calls :func:`check` (and its two short forms) for every claim its fix makes; each one
 is a real assertion. ``expect_failure`` records each reproduced failure here. The last cell calls
 :func:`save`, which names the notebook from the failures it recorded (the registry knows where each
-is taught, so the name cannot be mistyped), shows the scorecard as a table and, when ``peftlab run`` executes the notebook (it sets
+is taught, so the name cannot be mistyped; a notebook with no failure is the registry's primer), shows the scorecard as a table and, when ``peftlab run`` executes the notebook (it sets
 ``PEFTLAB_RESULTS_DIR``), writes it as JSON for the summary table. Nothing is written otherwise.
 """
 
@@ -123,13 +123,40 @@ def notebook_of_failures(failures: list[dict]) -> str | None:
     return names.pop() if names else None
 
 
+def primer_notebook() -> str | None:
+    """The lesson that is a primer (it shows no failure), named by the registry; None if there is none.
+
+    A notebook that recorded no failure is that primer: its name comes from ``registry.LESSONS``,
+    never typed in the notebook. ``peftlab run`` then finds its scorecard only under the primer's
+    own name, so another notebook that lost its failures still falls short ("no scorecard").
+    """
+    from peftlab.registry import LESSONS
+
+    primers = [lesson.notebook for lesson in LESSONS.values() if lesson.primer]
+    if len(primers) > 1:
+        raise AssertionError(
+            f"Several lessons are primers {primers}: a scorecard without failures is ambiguous."
+        )
+    return primers[0] if primers else None
+
+
+def is_primer(notebook: str) -> bool:
+    """True when the registry's lesson ``notebook`` is a primer (it shows no failure)."""
+    from peftlab.registry import LESSONS
+
+    return notebook in LESSONS and LESSONS[notebook].primer
+
+
 def card(notebook: str | None = None, seconds: float | None = None) -> dict:
-    """The notebook's results as a plain dictionary (``notebook`` derived from its failures if not given)."""
+    """The notebook's results as a plain dictionary (``notebook`` derived from its failures if not given;
+    without failures, the registry's primer)."""
     derived = notebook_of_failures(_failures)
     if notebook and derived and notebook != derived:
         raise AssertionError(f"This scorecard is {notebook!r}, but its failures are taught in {derived!r}.")
+    name = notebook or derived or (None if _failures else primer_notebook()) or "unnamed"
     return {
-        "notebook": notebook or derived or "unnamed",
+        "notebook": name,
+        "primer": is_primer(name),
         "stack": stack_name(),
         "versions": installed(),
         "failures": list(_failures),
@@ -151,13 +178,14 @@ def as_table(scores: dict) -> str:
 def save(notebook: str | None = None, seconds: float | None = None) -> dict:
     """Show the scorecard; write it to ``$PEFTLAB_RESULTS_DIR/<notebook>.json`` when that is set.
 
-    Fails when the notebook recorded no failure or no check: a notebook must prove something.
+    Fails when the notebook recorded no check, or no failure (unless it is the registry's primer,
+    which shows none): a notebook must prove something.
     """
     scores = card(notebook, seconds)
-    if not scores["failures"] or not scores["checks"]:
+    if not scores["checks"] or not (scores["failures"] or scores["primer"]):
         raise AssertionError(
             f"{scores['notebook']} recorded {len(_failures)} failures and {len(_checks)} checks; "
-            "a notebook must show its failure and prove its fix."
+            "a notebook must show its failure and prove its fix (a primer: prove its claims)."
         )
     print(as_table(scores))
     target = os.environ.get("PEFTLAB_RESULTS_DIR")

@@ -121,6 +121,20 @@ def test_build_writes_pages_and_index(tmp_path, monkeypatch):
     assert outcome.ok and (out / "notebooks" / "01_toy.ipynb").exists()
     assert "<progress" in (out / "01_toy.html").read_text()
     assert 'href="01_toy.html"' in (out / "index.html").read_text()
+    assert 'href="instructors.html"' in (out / "index.html").read_text()
+    assert "Instructor's guide" in (out / "instructors.html").read_text()
+
+
+def test_index_row_of_a_primer_says_it_shows_no_failure():
+    from peftlab.registry import LESSONS
+
+    primer = next(name for name, lesson in LESSONS.items() if lesson.primer)
+    card = {"notebook": primer, "primer": True, "stack": "current", "failures": [],
+            "checks": [{"claim": "c", "passed": True, "figure": "8 layers", "headline": True}]}  # fmt: skip
+    page = docs.index_html([Outcome(primer, 9.0, card)], {primer: "t"})
+    assert "none: a primer" in page and "not reached" not in page and '<tr class="ok">' in page
+    stopped = docs.index_html([Outcome(primer, 9.0, None, "a cell failed under nbmake")], {primer: "t"})
+    assert "not reached" in stopped and '<tr class="short">' in stopped
 
 
 def test_docs_without_notebooks_folder(tmp_path, monkeypatch, capsys):

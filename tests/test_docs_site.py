@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from peftlab.registry import LESSONS
 from peftlab.runner import find_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,10 +139,16 @@ def test_notebook_page_shows_plots_and_only_expected_errors(browser, name):
     seen = open_page(browser, name)
     assert_clean(seen)
     assert seen["plots"] >= 1 and all(i["width"] > 0 for i in seen["images"]), "no plot on the page"
-    assert seen["expectedBoxes"] >= 1, "the expected failure's error box is missing"
+    if LESSONS[name].primer:  # a primer shows no failure: no error box, and its exercises unanswered
+        assert seen["expectedBoxes"] == 0, "a primer shows no failure"
+    else:
+        assert seen["expectedBoxes"] >= 1, "the expected failure's error box is missing"
     assert not seen["unexpectedBoxes"], f"unexpected outcome: {seen['unexpectedBoxes']}"
     assert not seen["cellErrors"] and not seen["tracebacks"], seen["cellErrors"] + seen["tracebacks"]
     text = (SITE / f"{name}.html").read_text(encoding="utf-8")
+    if "exercises.check(" in (ROOT / "notebooks" / f"{name}.py").read_text(encoding="utf-8"):
+        # the site is the learner's view: exercises unanswered, no stored solution shown
+        assert "not answered yet" in text and "stored solution" not in text, "exercises must show unanswered"
     for noise in ("FutureWarning", "kernels-community", "without encryption"):
         assert noise not in text, f"third-party noise on the page: {noise}"
 
@@ -158,3 +165,18 @@ def test_matrix_page_shows_the_heat_map_and_every_stack(browser):
         "return Array.from(document.querySelectorAll('#matrix th')).map(t => t.innerText)"
     )
     assert all(any(h.startswith(s) for h in heads) for s in stack_names()), heads
+
+
+def test_instructors_page_is_linked_and_lists_every_lesson(browser):
+    seen = open_page(browser, "index")
+    assert browser.execute_script("return document.querySelector('#instructors-link').href").endswith(
+        "instructors.html"
+    )
+    seen = open_page(browser, "instructors")
+    assert_clean(seen)
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#needs a')).map(a => a.getAttribute('href'))"
+    )
+    assert links == [f"{name}.html" for name in LESSONS], links
+    assert browser.execute_script("return document.querySelectorAll('#agenda tr').length") > len(LESSONS)
+    assert browser.execute_script("return document.querySelectorAll('details').length") >= 2, "no exercises"

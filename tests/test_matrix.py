@@ -63,6 +63,16 @@ def test_a_changed_cell_or_a_stopped_notebook_fails_the_matrix(tmp_path):
     assert "**changed**" in matrix.markdown(table)
 
 
+def test_the_primer_has_a_runs_to_the_end_row_though_it_shows_no_failure(tmp_path):
+    from peftlab.registry import LESSONS
+
+    (primer,) = [name for name, lesson in LESSONS.items() if lesson.primer]
+    fake_stack(tmp_path / "current", {}, {}, stopped=primer)
+    table = matrix.collect(tmp_path, ["current"])
+    assert table["rows"][f"{primer} (runs to the end)"]["current"]["outcome"] == "stopped"
+    assert list(table["rows"]).index(f"{primer} (runs to the end)") == len(REGISTRY)  # first notebook row
+
+
 def test_unknown_stack_is_refused(tmp_path, capsys):
     assert main(["matrix", "--collect", "--build", str(tmp_path), "--stacks", "nope"]) == 2
     assert "unknown stacks ['nope']" in capsys.readouterr().err

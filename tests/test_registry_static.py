@@ -25,7 +25,13 @@ def test_every_notebook_is_a_lesson_and_every_lesson_a_notebook():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_expect_failure_ids_are_registered_under_their_notebook(path):
     used = CALL.findall(path.read_text(encoding="utf-8"))
-    assert used, f"{path.name} shows no failure"
+    if LESSONS[path.stem].primer:  # a primer shows no failure, and none is registered under it
+        assert not used, f"{path.name} is a primer (registry.Lesson.primer) but shows failures: {used}"
+        assert not any(f.notebook == path.stem for f in REGISTRY.values()), (
+            f"failures registered under {path.stem}"
+        )
+        return
+    assert used, f"{path.name} shows no failure (only a lesson marked primer=True may show none)"
     for failure_id in used:
         assert failure_id in REGISTRY, f"{path.name}: {failure_id!r} is not registered"
         assert REGISTRY[failure_id].notebook == path.stem, f"{failure_id!r} is registered elsewhere"
@@ -37,6 +43,20 @@ def test_expect_failure_ids_are_registered_under_their_notebook(path):
 def test_scorecard_name_is_derived_not_typed(path):
     saves = re.findall(r"scorecard\.save\((.*)\)", path.read_text(encoding="utf-8"))
     assert saves and all(not args.lstrip().startswith(("'", '"')) for args in saves), saves
+
+
+def test_at_most_one_primer_so_its_scorecard_name_is_derived():
+    """scorecard.save() names a notebook without failures after the registry's one primer."""
+    from peftlab import scorecard
+
+    primers = [name for name, lesson in LESSONS.items() if lesson.primer]
+    assert len(primers) <= 1, primers
+    scorecard.reset()
+    scorecard.check("a claim", True, "1 = 1")
+    scores = scorecard.card()
+    assert scores["notebook"] == (primers[0] if primers else "unnamed")
+    assert scores["primer"] == bool(primers)
+    scorecard.reset()
 
 
 def test_expectations_name_known_libraries_and_changes_are_used():

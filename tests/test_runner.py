@@ -46,3 +46,17 @@ def test_run_without_notebooks_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run"]) == 2
     assert "No notebooks folder" in capsys.readouterr().err
+
+
+def test_a_primer_needs_checks_but_no_failure():
+    from peftlab.runner import Outcome
+
+    checks = [{"claim": "c", "passed": True, "figure": "f", "headline": True}]
+    primer = Outcome(
+        "00_p", 1.0, {"notebook": "00_p", "primer": True, "stack": "s", "failures": [], "checks": checks}
+    )
+    other = Outcome(
+        "01_x", 1.0, {"notebook": "01_x", "primer": False, "stack": "s", "failures": [], "checks": checks}
+    )
+    assert primer.ok and "none (a primer)" in primer.row()
+    assert not other.ok and "no" in other.row()

@@ -1,0 +1,450 @@
+"""The instructor's guide: a 3-hour agenda, what each notebook needs, where the answers are, and FAQ.
+
+Everything the guide states is read at build time from the one place it lives:
+
+* the lessons and their order: :data:`peftlab.registry.LESSONS`;
+* each notebook's goals, prerequisites and time, and its real checkpoint (and the memory its
+  parameters cell states): the notebook's own first cell and ``parameters`` cell (``notebooks/*.py``);
+* the exercises, their intended answers and why: ``solutions/<notebook>.py`` (function docstrings,
+  read with :mod:`ast`, never imported) and the ``### Exercise N: title`` headings of the notebook;
+* the stacks (the Colab runtimes' versions): the pin files, through :mod:`peftlab.versions`;
+* CPU seconds: ``docs/instructors/timings.json``, written by :func:`record_timings` from the
+  scorecards of a ``peftlab run`` (and, on the docs page, the seconds of the build itself).
+
+Only the agenda (:data:`AGENDA`: minutes and what to stress) and the answers to common questions
+(:data:`FAQ`) are written here: they are the guide's own content. ``peftlab docs`` publishes the
+page as ``instructors.html``; ``peftlab readme`` writes the README's "For instructors" tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import html
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from peftlab.registry import LESSONS, Lesson
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+SOLUTIONS = ROOT / "solutions"
+TIMINGS = ROOT / "docs" / "instructors" / "timings.json"
+REPO_URL = "https://github.com/peftlab/peftlab/blob/main"
+WORKSHOP_MINUTES = 180
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One block of the workshop: a notebook (its number) or, with ``number=""``, a break or setup."""
+
+    minutes: int
+    number: str  # "00".."07", or "" for a slot without a notebook
+    activity: str  # what happens; for a notebook, what to stress (Markdown)
+
+
+#: The 3-hour workshop. Notebooks 06 and 07 join when their lessons are in the registry.
+AGENDA: tuple[Slot, ...] = (
+    Slot(10, "", "Welcome; everyone opens notebook 00 on Colab (or a local venv) and runs the versions "
+                 "cell: compare the stacks in the room."),
+    Slot(15, "00", "Predict before running (exercise 1). Stress `lora_alpha / r` and that `task_type` "
+                   "picks a wrapper: both come back."),
+    Slot(20, "01", "Let the error happen first; ask who predicted it in notebook 00. Then the "
+                   "ten-line signature check."),
+    Slot(20, "02", "The error depends on the transformers release: compare two neighbours' messages. "
+                   "4-bit runs where the libraries allow it."),
+    Slot(10, "", "Break (first runs on a fresh Colab runtime pre-train the tiny models: start 03-05 now)."),
+    Slot(20, "03", "A LoRA layer is a module too: what `find_all_linear_names` collects, and the "
+                   "three ways to train a second stage."),
+    Slot(20, "04", "What `modules_to_save` really saves; the silent losses are the point, not the "
+                   "`ValueError`."),
+    Slot(15, "05", "Read the architecture from the checkpoint's tensor shapes before trusting a config."),
+    Slot(10, "", "Break."),
+    Slot(15, "06", "Gradient checkpointing with a frozen base: let it fail first, then ask what a "
+                   "checkpointed block needs to run its backward pass."),
+    Slot(20, "07", "LoRA that lands in the vision tower: target names per tower (notebook 00's "
+                   "exercise 3), and proving the tower changed."),
+    Slot(5, "", "Wrap-up: `peftlab doctor` on the learners' own models; where the solutions are."),
+)  # fmt: skip
+
+
+def lesson(number: str) -> Lesson | None:
+    """The registry's lesson whose notebook starts with ``number`` ("01"), or None if not in this checkout."""
+    return next((lesson for name, lesson in LESSONS.items() if name.split("_", 1)[0] == number), None)
+
+
+# --- reading the notebooks and the solutions --------------------------------------------------
+
+_CELL = re.compile(r"^# %%(.*)$", re.MULTILINE)
+
+
+def cells(name: str) -> list[tuple[str, str]]:
+    """The notebook's cells as (header, source without the ``# `` of Markdown) from its ``.py`` file."""
+    text = (NOTEBOOKS / f"{name}.py").read_text(encoding="utf-8")
+    parts = _CELL.split(text)[1:]
+    out = []
+    for header, body in zip(parts[::2], parts[1::2]):
+        if "[markdown]" in header:
+            body = "\n".join(
+                line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines()
+            )
+        out.append((header, body.strip("\n")))
+    return out
+
+
+@dataclass
+class Overview:
+    """What a notebook's first cell and parameters cell say about it."""
+
+    goals: list[str]
+    prerequisites: str
+    time: str
+    checkpoint: str  # the real checkpoint id named in the parameters cell's CHECKPOINT comment
+    gpu: str  # that comment, which states where it runs (and its memory, where the notebook gives it)
+    memory: str  # the memory that comment states ("about 1 GB ..."), or ""
+
+
+def _field(text: str, label: str) -> str:
+    found = re.search(rf"\*\*{label}\*\*:?\s*(.+?)(?:\n\s*\n|\n\*\*|\Z)", text, re.DOTALL)
+    return " ".join(found.group(1).split()) if found else ""
+
+
+def overview(name: str) -> Overview:
+    """Learning goals, prerequisites, time and the real checkpoint of notebook ``name``."""
+    all_cells = cells(name)
+    first = next((body for header, body in all_cells if "[markdown]" in header), "")
+    goals_block = re.search(r"\*\*Learning goals\*\*\s*\n((?:\s*[*-] .+\n?(?:\s{2,}.+\n?)*)+)", first)
+    goals = (
+        [
+            " ".join(g.split())
+            for g in re.split(r"^\s*[*-] ", goals_block.group(1), flags=re.MULTILINE)
+            if g.strip()
+        ]
+        if goals_block
+        else []
+    )
+    params = next((body for header, body in all_cells if '"parameters"' in header), "")
+    line = next((x for x in params.splitlines() if x.startswith("CHECKPOINT")), "")
+    comment = line.split("#", 1)[1].strip() if "#" in line else ""
+    ids = [i for i in re.findall(r'"([^"]+)"', comment) if "/" in i]
+    memory = re.search(r"(?:about|under|~)?\s*\d+(?:\.\d+)?\s*[GM]i?B[^);,]*", comment)
+    return Overview(goals, _field(first, "Prerequisites"), _field(first, "Time"), ids[0] if ids else "", comment,
+                    memory.group(0).strip() if memory else "")  # fmt: skip
+
+
+@dataclass
+class Exercise:
+    """One exercise: its key, the title in the notebook, and the stored solution's docstring."""
+
+    key: str
+    title: str
+    answer: str  # the docstring's first paragraph: the intended answer
+    why: str  # the rest: why, and what to discuss
+
+
+def exercises(name: str) -> list[Exercise]:
+    """The exercises of notebook ``name``: solutions from ``solutions/<name>.py``, titles from the notebook."""
+    path = SOLUTIONS / f"{name}.py"
+    if not path.exists():
+        return []
+    number = name.split("_", 1)[0]
+    titles = dict(
+        re.findall(r"^### Exercise (\d+):\s*(.+)$", "\n".join(b for _, b in cells(name)), re.MULTILINE)
+    )
+    found = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        match = re.fullmatch(r"exercise_(\d+)", getattr(node, "name", ""))
+        if isinstance(node, ast.FunctionDef) and match:
+            doc = (ast.get_docstring(node) or "").strip()
+            answer, _, why = doc.partition("\n\n")
+            n = match.group(1)
+            found.append(Exercise(f"{number}.{n}", titles.get(n, ""), " ".join(answer.split()), why.strip()))
+    return sorted(found, key=lambda e: int(e.key.split(".")[1]))
+
+
+# --- measured seconds -------------------------------------------------------------------------
+
+
+def record_timings(results: Path, machine: str, target: Path = TIMINGS) -> dict:
+    """Write ``target`` from the scorecards in ``results`` (``peftlab run``'s ``build/results``).
+
+    A scorecard's ``seconds`` is the notebook's own measure, from its first cell to ``scorecard.save``
+    (the kernel's start, a few seconds, is not in it).
+    """
+    cards = [json.loads(p.read_text()) for p in sorted(Path(results).glob("*.json"))]
+    old = load_timings(target)
+    seconds = {
+        **old.get("seconds", {}),
+        **{c["notebook"]: round(c["seconds"]) for c in cards if c.get("seconds")},
+    }
+    stacks = {c["stack"] for c in cards}
+    record = {"date": date.today().isoformat(), "stack": ", ".join(sorted(stacks)), "machine": machine,
+              "seconds": dict(sorted(seconds.items()))}  # fmt: skip
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def load_timings(path: Path = TIMINGS) -> dict:
+    """The recorded CPU seconds (empty when none were recorded)."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+# --- the agenda as rows -----------------------------------------------------------------------
+
+
+def agenda_rows(seconds: dict[str, float] | None = None) -> list[dict]:
+    """One row per slot: start (h:mm), minutes, notebook name and title (or None), activity, CPU seconds."""
+    seconds = load_timings().get("seconds", {}) if seconds is None else seconds
+    rows, start = [], 0
+    for slot in AGENDA:
+        found = lesson(slot.number) if slot.number else None
+        name = found.notebook if found else None
+        rows.append({"start": f"{start // 60}:{start % 60:02d}", "minutes": slot.minutes, "number": slot.number,
+                     "notebook": name, "title": found.title if found else "", "activity": slot.activity,
+                     "seconds": seconds.get(name) if name else None})  # fmt: skip
+        start += slot.minutes
+    return rows
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def readme_agenda() -> str:
+    """The README's agenda table (Markdown): time, notebook, CPU seconds, the real checkpoint, exercises."""
+    from peftlab.readme import markdown_table
+
+    timings = load_timings()
+    rows = []
+    for row in agenda_rows(timings.get("seconds", {})):
+        if not row["number"]:
+            rows.append([row["start"], str(row["minutes"]), "-", "-", "-", "-", _md_escape(row["activity"])])
+            continue
+        name = row["notebook"]
+        if name is None:
+            rows.append([row["start"], str(row["minutes"]), f"{row['number']} (not in this checkout yet)", "-", "-", "-",
+                         _md_escape(row["activity"])])  # fmt: skip
+            continue
+        info, count = overview(name), len(exercises(name))
+        cpu = f"{row['seconds']:.0f} s" if row["seconds"] is not None else "not measured yet"
+        gpu = (
+            f"`{info.checkpoint}`, {info.memory or 'memory not stated in its parameters cell'}"
+            if info.checkpoint
+            else "-"
+        )
+        answers = f"[{count}](solutions/{name}.py)" if count else "none yet"
+        rows.append([row["start"], str(row["minutes"]), f"[{name}](notebooks/{name}.ipynb)", cpu, gpu, answers,
+                     _md_escape(row["activity"])])  # fmt: skip
+    header = [
+        "start",
+        "min",
+        "notebook",
+        "CPU, tiny default",
+        "GPU: real checkpoint",
+        "exercises",
+        "what to stress",
+    ]
+    note = (f"\n\nCPU seconds measured on {timings['machine']} ({timings['stack']} stack, {timings['date']}); "
+            "each notebook's own measure, from its first cell to its scorecard." if timings else "")  # fmt: skip
+    return markdown_table(header, rows) + note
+
+
+def readme_faq() -> str:
+    """The README's common questions (Markdown): each question with its answer."""
+    return "\n\n".join(f"**{q}** {answer()}" for q, answer in FAQ)
+
+
+# --- common questions -------------------------------------------------------------------------
+
+
+def _colab_stacks() -> str:
+    from peftlab.versions import pinned_versions, stack_names
+
+    names = [n for n in stack_names() if n.startswith("colab-")]
+    return "; ".join(
+        f"{n}: transformers {pinned_versions(n)['transformers']}, peft {pinned_versions(n)['peft']}"
+        for n in names
+    )
+
+
+def _cpu_range() -> str:
+    seconds = load_timings().get("seconds", {})
+    if not seconds:
+        return "not measured yet"
+    return f"{min(seconds.values()):.0f} to {max(seconds.values()):.0f} s per notebook, measured on {load_timings()['machine']}"
+
+
+#: The questions a workshop hits, with answers built from the sources (Markdown; `code` allowed).
+FAQ: tuple[tuple[str, Callable[[], str]], ...] = (
+    ("Colab's library versions are not the notebook's: is that a problem?",
+     lambda: "No. Every notebook prints the versions it runs on first, and asks the failure registry what those "
+             f"versions do. Colab's default runtimes are pinned as stacks and every failure was run on each: "
+             f"{_colab_stacks()} (the matrix page). On releases newer than every stack, a difference is shown in an "
+             "orange box and the notebook goes on to the fix. Pinning versions on Colab means reinstalling and "
+             "restarting the runtime; the notebooks do not need it."),
+    ('"The failure did not happen" (or another error came) on a new release.',
+     lambda: "That is a result, not a broken notebook: the orange box names the installed versions, the recorded "
+             "expectation and what happened. Ask the room what changed (release notes), then run `peftlab drift` "
+             "after the workshop; README, \"When the registry is out of date\", says how to record it. In CI or "
+             "with `PEFTLAB_STRICT=1` it stays an error."),
+    ("How long does each notebook take on a CPU, and on a T4?",
+     lambda: f"On a CPU with the tiny default: {_cpu_range()}; the first run on a machine also pre-trains and "
+             "caches the tiny models (fresh Colab runtimes start empty). With a real checkpoint on a T4, loading "
+             "the weights dominates; the GPU column names each checkpoint and the memory its parameters cell "
+             "states. No T4 timing has been measured: try your agenda's notebooks on one before the day."),
+    ("Do learners need a GPU?",
+     lambda: "No. Every notebook runs its whole story on the CPU with the tiny default (`CHECKPOINT = \"tiny\"`). "
+             "A GPU only matters for the real checkpoints (the parameters cell)."),
+    ("The Hub is blocked (offline room, firewall).",
+     lambda: "The tiny default needs no network: the models are built from configs and cached in "
+             "`~/.cache/peftlab` (or `$PEFTLAB_CACHE`; copy a warm cache onto the machines). A Hub id fails at "
+             "once with `OfflineError`; a local folder with `config.json` and weights works everywhere."),
+    ("bitsandbytes / 4-bit on a CPU (notebook 02).",
+     lambda: "Notebook 02 says which path ran and why: bitsandbytes runs 4-bit on the CPU on the current stack, "
+             "but the documented stack's transformers refuses any device but a GPU, so there the notebook trains "
+             "the same LoRA unquantised. Both are expected; the memory table is worked out for the real model."),
+    ("Where are the intended answers?",
+     lambda: "In `solutions/<notebook>.py`: one `exercise_N(ns)` per exercise, its docstring the answer and why "
+             "(the exercises table here is read from them). `PEFTLAB_SOLUTIONS=1` runs a notebook with the stored "
+             "solutions and fails it if one is judged wrong; the test suite does that on both stacks. The docs "
+             "pages show the learner's view: \"not answered yet\"."),
+    ("A learner sees FAIL or an AssertionError in a check.",
+     lambda: "Each check is a real assertion whose threshold comes from a seed sweep with a margin. Ask for the "
+             "figure it printed and the versions table; a changed `SEED` should still pass. Reproduce with "
+             "`peftlab run --only NN`, and `peftlab sweep` shows the spread."),
+    ("Can the notebooks run in another order?",
+     lambda: "Yes, each one stands alone. Notebook 00 first helps: 01 and 04 build on what it shows about "
+             "`task_type` and `modules_to_save`."),
+)  # fmt: skip
+
+
+def _html(text: str) -> str:
+    """Markdown-ish ``text`` (backticks, quotes) as HTML."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
+
+
+# --- the docs page ----------------------------------------------------------------------------
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>peftlab: instructor's guide</title>
+<style>
+body {{ font: 15px/1.5 sans-serif; margin: 24px auto; max-width: 1200px; padding: 0 16px; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; margin: 8px 0 16px; }}
+th, td {{ border: 1px solid #ccc; padding: 5px 8px; vertical-align: top; text-align: left; }}
+th {{ background: #f3f3f3; }} td.num {{ text-align: right; }} tr.pause td {{ background: #f7f7f7; color: #555; }}
+code {{ font-size: 90%; background: #f4f4f4; padding: 0 3px; }} details {{ margin: 4px 0; }}
+</style></head>
+<body><nav><a href="index.html">&larr; peftlab: all notebooks</a></nav>
+<h1>Instructor's guide</h1>
+<p>A 3-hour workshop on the notebooks, 00 first. Everything below is read from the sources when the site is built:
+the lessons (<code>peftlab/registry.py</code>), each notebook's first cell and parameters cell, the stack files and
+<code>solutions/</code>.</p>
+<h2>Agenda ({total} minutes)</h2>
+<table id="agenda"><thead><tr><th>start</th><th>min</th><th>notebook</th><th>what to stress</th></tr></thead>
+<tbody>
+{agenda}
+</tbody></table>
+<h2>What each notebook needs</h2>
+<table id="needs"><thead><tr><th>notebook</th><th>time (the notebook's estimate)</th>
+<th>CPU, tiny default: this build</th><th>CPU: recorded</th><th>GPU: real checkpoint (the parameters cell)</th>
+<th>prerequisites</th></tr></thead>
+<tbody>
+{needs}
+</tbody></table>
+<p>{recorded}</p>
+<h2>Exercises and the intended answers</h2>
+<p>The answers are in <code>solutions/&lt;notebook&gt;.py</code> (one <code>exercise_N(ns)</code> each); the
+pages of this site show the learner's view. Open an answer below.</p>
+{exercises}
+<h2>Common questions</h2>
+{faq}
+</body></html>
+"""
+
+
+def _agenda_html(rows: list[dict]) -> str:
+    out = []
+    for row in rows:
+        if row["notebook"]:
+            what = f'<a href="{row["notebook"]}.html">{row["notebook"]}</a><br><small>{_html(row["title"])}</small>'
+        elif row["number"]:
+            what = f"{row['number']} <small>(not in this checkout yet)</small>"
+        else:
+            what = "-"
+        kind = "" if row["number"] else ' class="pause"'
+        out.append(f"<tr{kind}><td>{row['start']}</td><td class=\"num\">{row['minutes']}</td><td>{what}</td>"
+                   f"<td>{_html(row['activity'])}</td></tr>")  # fmt: skip
+    return "\n".join(out)
+
+
+def _needs_html(built: dict[str, float]) -> str:
+    recorded = load_timings().get("seconds", {})
+    out = []
+    for name in LESSONS:
+        info = overview(name)
+        this = f"{built[name]:.0f} s" if name in built else "not built"
+        rec = f"{recorded[name]:.0f} s" if name in recorded else "not recorded"
+        out.append(f'<tr><td><a href="{name}.html">{name}</a></td><td>{_html(info.time or "not stated")}</td>'
+                   f'<td class="num">{this}</td><td class="num">{rec}</td><td>{_html(info.gpu or "-")}</td>'
+                   f"<td>{_html(info.prerequisites or 'not stated')}</td></tr>")  # fmt: skip
+    return "\n".join(out)
+
+
+def _exercises_html() -> str:
+    out = []
+    for name in LESSONS:
+        found = exercises(name)
+        link = f'<a href="{REPO_URL}/solutions/{name}.py"><code>solutions/{name}.py</code></a>'
+        if not found:
+            out.append(f"<h3>{name}</h3><p>No exercises yet ({link} is missing).</p>")
+            continue
+        goals = "".join(f"<li>{_html(g)}</li>" for g in overview(name).goals)
+        items = "".join(
+            f"<li><b>{e.key}</b> {_html(e.title or '(untitled)')}<details><summary>intended answer</summary>"
+            f"<p>{_html(e.answer)}</p><p>{_html(e.why).replace(chr(10) + chr(10), '</p><p>')}</p></details></li>"
+            for e in found
+        )
+        goals_html = f"<p>Learning goals:</p><ul>{goals}</ul>" if goals else ""
+        out.append(f'<h3 id="ex-{name}">{name}</h3>{goals_html}<p>{len(found)} exercises, answers in {link}:</p>'
+                   f"<ol class=\"exercises\">{items}</ol>")  # fmt: skip
+    return "\n".join(out)
+
+
+def page_html(built: dict[str, float] | None = None) -> str:
+    """The guide as one static page; ``built``: the seconds each notebook took in this docs build."""
+    built = built or {}
+    timings = load_timings()
+    recorded = (
+        f"Recorded on {_html(timings['machine'])} ({timings['stack']} stack, {timings['date']}; "
+        "<code>docs/instructors/timings.json</code>): each notebook's own measure, from its first cell to its "
+        "scorecard. This build's seconds include the kernel's start."
+        if timings
+        else "No CPU seconds recorded yet."
+    )
+    matrix = '<a href="matrix.html">the matrix page</a>'
+    faq = "\n".join(
+        f"<h3>{_html(q)}</h3><p>{_html(answer()).replace('the matrix page', matrix)}</p>" for q, answer in FAQ
+    )
+    return PAGE.format(total=sum(s.minutes for s in AGENDA), agenda=_agenda_html(agenda_rows()),
+                       needs=_needs_html(built), recorded=recorded, exercises=_exercises_html(), faq=faq)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m peftlab.instructors record build/results --machine "..."``: record CPU seconds."""
+    parser = argparse.ArgumentParser(prog="python -m peftlab.instructors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    record = sub.add_parser("record", help="record the CPU seconds of a peftlab run's scorecards")
+    record.add_argument("results", type=Path, help="the results folder of peftlab run (build/results)")
+    record.add_argument("--machine", required=True, help="where it ran, e.g. '2-core CPU, load average 4'")
+    args = parser.parse_args(argv)
+    print(json.dumps(record_timings(args.results, args.machine), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""The instructor's guide (peftlab.instructors): its agenda, and every fact read from its one source."""
+
+import importlib.util
+import json
+import re
+
+from peftlab import instructors
+from peftlab.registry import LESSONS
+from peftlab.versions import pinned_versions, stack_names
+
+PRIMER = next(name for name, lesson in LESSONS.items() if lesson.primer)
+
+
+def test_agenda_fills_three_hours_and_holds_every_lesson_once():
+    assert sum(slot.minutes for slot in instructors.AGENDA) == instructors.WORKSHOP_MINUTES == 180
+    numbers = [slot.number for slot in instructors.AGENDA if slot.number]
+    assert len(numbers) == len(set(numbers)) and numbers == sorted(numbers)
+    assert {name.split("_", 1)[0] for name in LESSONS} <= set(numbers), "a lesson has no slot in the agenda"
+    assert {"06", "07"} <= set(numbers)
+    rows = instructors.agenda_rows({})
+    assert rows[0]["start"] == "0:00" and rows[-1]["start"] == f"2:{180 - rows[-1]['minutes'] - 120:02d}"
+    assert [r["notebook"] for r in rows if r["notebook"]] == list(LESSONS)  # in the registry's order
+
+
+def test_overview_is_read_from_the_notebook():
+    info = instructors.overview(PRIMER)
+    text = (instructors.NOTEBOOKS / f"{PRIMER}.py").read_text()
+    assert len(info.goals) == 3 and all(g.split()[0] in text for g in info.goals)
+    assert info.prerequisites and info.prerequisites.split()[0] in text and "Time" not in info.prerequisites
+    assert info.time and info.time.split(";")[0].split()[-1] in text
+    comment = next(line for line in text.splitlines() if line.startswith("CHECKPOINT =")).split("#", 1)[1]
+    assert info.checkpoint and f'"{info.checkpoint}"' in comment and info.memory and info.memory in comment
+
+
+def test_exercises_are_the_solution_files_docstrings_and_the_notebook_headings():
+    for name in LESSONS:
+        path = instructors.SOLUTIONS / f"{name}.py"
+        found = instructors.exercises(name)
+        if not path.exists():
+            assert found == []
+            continue
+        spec = importlib.util.spec_from_file_location("solution_under_test", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        functions = sorted(n for n in vars(module) if re.fullmatch(r"exercise_\d+", n))
+        assert [e.key for e in found] == [
+            f"{name[:2]}.{f.split('_')[1]}" for f in sorted(functions, key=lambda f: int(f.split("_")[1]))
+        ]
+        headings = (instructors.NOTEBOOKS / f"{name}.py").read_text()
+        for exercise in found:
+            doc = getattr(module, f"exercise_{exercise.key.split('.')[1]}").__doc__
+            assert exercise.answer and exercise.answer.split()[0] in doc
+            assert exercise.title and f"Exercise {exercise.key.split('.')[1]}: {exercise.title}" in headings
+    assert len(instructors.exercises(PRIMER)) >= 2
+
+
+def test_record_timings_reads_the_scorecards(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    for name, seconds in ((PRIMER, 12.4), ("01_x", 61.6)):
+        (results / f"{name}.json").write_text(
+            json.dumps({"notebook": name, "stack": "current", "seconds": seconds})
+        )
+    target = tmp_path / "timings.json"
+    record = instructors.record_timings(results, "a test machine", target)
+    assert record["seconds"] == {PRIMER: 12, "01_x": 62} and record["machine"] == "a test machine"
+    assert instructors.load_timings(target) == record
+
+
+def test_page_shows_agenda_needs_answers_and_questions():
+    built = {name: 3.0 for name in LESSONS}
+    page = instructors.page_html(built)
+    for name in LESSONS:
+        assert f'<a href="{name}.html">{name}</a>' in page
+    for exercise in instructors.exercises(PRIMER):
+        assert f"<b>{exercise.key}</b>" in page
+    assert page.count("<details>") == sum(len(instructors.exercises(n)) for n in LESSONS)
+    for question, _ in instructors.FAQ:
+        assert instructors._html(question) in page
+    assert 6 <= len(instructors.FAQ) <= 10
+    colab = [n for n in stack_names() if n.startswith("colab-")]
+    assert all(f"transformers {pinned_versions(n)['transformers']}" in page for n in colab)  # from the pins
+    assert instructors.overview(PRIMER).checkpoint in page and "3 s" in page
+    assert 'src="http' not in page and "<script" not in page  # opens offline
+    recorded = instructors.load_timings().get("seconds", {})
+    for seconds in recorded.values():
+        assert f"{seconds:.0f} s" in page
+
+
+def test_readme_agenda_and_faq_come_from_the_same_sources():
+    agenda = instructors.readme_agenda()
+    for name in LESSONS:
+        assert f"[{name}](notebooks/{name}.ipynb)" in agenda
+        checkpoint = instructors.overview(name).checkpoint
+        assert not checkpoint or f"`{checkpoint}`" in agenda
+    assert f"[{len(instructors.exercises(PRIMER))}](solutions/{PRIMER}.py)" in agenda
+    faq = instructors.readme_faq()
+    assert all(f"**{q}**" in faq for q, _ in instructors.FAQ)
