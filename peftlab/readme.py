@@ -59,7 +59,8 @@ def stacks_table() -> str:
 def notebooks_table() -> str:
     """One row per notebook: its title with a Colab link, the failures it shows, the fix it proves."""
     rows = []
-    for number, (name, lesson) in enumerate(LESSONS.items(), start=1):
+    for name, lesson in LESSONS.items():
+        number = int(name.split("_", 1)[0])  # the file's own number, not its place in the list
         path = f"notebooks/{name}.ipynb"
         badge = f"[![Colab]({COLAB}/assets/colab-badge.svg)]({COLAB}/github/{REPO}/blob/main/{path})"
         failures = ", ".join(f"`{f.id}`" for f in REGISTRY.values() if f.notebook == name)
