@@ -303,8 +303,10 @@ scorecard.check("the report's setup: the vision tower's outputs moved in trainin
                 f"max |difference| = {moved:.3g}", value=moved)
 
 # %% [markdown]
-# What a serving stack receives: the saved adapter's tensors, per part. vLLM, for one, loads LoRA for
-# a LLaVA's language model and refuses modules it does not support (see the recap's threads).
+# What a serving stack receives: the saved adapter's tensors, per part. vLLM serves LoRA on the language
+# model of an image-text model only: in vllm#21500 (Qwen2.5-VL) an adapter with vision-tower tensors
+# stopped the server with `ValueError: ... is unsupported LoRA weight`; its later releases filter such
+# tensors out instead, so the adapter is served without the part that was trained there.
 
 # %%
 import tempfile

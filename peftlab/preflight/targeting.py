@@ -178,7 +178,7 @@ def multi_tower_findings(
         f"No error: get_peft_model puts LoRA on {len(vision)} layers of the vision tower as well as "
         f"{len(language)} of the language model ({len(parts['projector'])} in the projector): more trainable "
         "parameters than meant, a vision encoder that moves in training, and an adapter with vision-tower "
-        "weights that LoRA serving stacks (vLLM, for one) may refuse.",
+        "weights that a LoRA serving stack may refuse or drop (vLLM has done both).",
         f"target_modules={targets!r} matches {vision[0]} and {language[0]}, among others "
         f"(vision tower: {', '.join(vision_towers(base))}).{trap}",
         f"Anchor the targets on the language model, e.g. target_modules=r'^(?!.*{tower}).*\\.(q_proj|v_proj)' "
