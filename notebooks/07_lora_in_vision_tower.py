@@ -333,8 +333,9 @@ for name in before:
     print(f"{name:<24} base {before[name]:>4.0%}   fix {after['fix'][name]:>4.0%}   report {after['report'][name]:>4.0%}")
 
 # %%
-# Thresholds: from the spread over SEED 0-4 on both stacks (see the report of this notebook's author
-# in the commit message); the fix closed at least MIN_CLOSED of the yellow images' gap to 100%.
+# Thresholds from 14 runs: SEED 0-4 on both stacks and pre-training seeds 1, 2 (the proof cells alone, LoRA
+# initialised from another random state), and this notebook at SEED 0 on both stacks. The fix closed 40%-92%
+# of the yellow images' gap; threshold 20%, half the smallest. Shape and position moved by -6 to +6 points.
 MIN_CLOSED = 0.2
 scorecard.check_headroom("fix: colour answers on held-out yellow images", before["colour (yellow images)"],
                          after["fix"]["colour (yellow images)"], MIN_CLOSED)  # fmt: skip
