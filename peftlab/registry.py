@@ -717,3 +717,83 @@ register(Failure(
         ),
     ),
 ))  # fmt: skip
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 07 (LLaVA: LoRA that lands in the vision tower). One self-contained block: its change,
+# its detector, its lesson and its failures.
+# ---------------------------------------------------------------------------------------------
+CHANGES["peft_exclude_modules"] = Change(
+    "peft",
+    "0.14.0",
+    "LoraConfig takes exclude_modules (names or a regular expression that target_modules must not match)",
+    measured=("0.13.2", "0.14.0", "0.15.2", "0.21.2"),
+    bisected=True,
+)
+PEFTLAB_DETECTORS["VisionTowerAdaptedError"] = (
+    "LoRA layers in the vision tower of a model whose language model alone was meant to be adapted"
+)
+LESSONS["07_lora_in_vision_tower"] = Lesson(
+    "07_lora_in_vision_tower", "LLaVA: LoRA that lands in the vision tower",
+    "an anchored regular expression, or `exclude_modules` as a regular expression; the vision tower "
+    "stays bit-identical",
+)  # fmt: skip
+
+_VISION_TOWER_EVERYWHERE = ("documented", "current", "peft 0.13.2", "peft 0.14.0")
+
+register(Failure(
+    id="llava_qv_vision_tower",
+    notebook="07_lora_in_vision_tower",
+    title='LoRA target_modules=["q_proj", "v_proj"] on LLaVA adapts the vision tower too',
+    expectations=(
+        Expectation(
+            when={},
+            raises="VisionTowerAdaptedError",
+            match=r"LoRA on [1-9]\d* layers of the vision tower",
+            reason="A list entry matches every module whose name ends in '.q_proj' or '.v_proj': the CLIP "
+            "vision tower names its attention layers exactly like the Llama does, so get_peft_model "
+            "wraps both, silently.",
+            measured=_VISION_TOWER_EVERYWHERE,
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="llava_all_linear_vision_tower",
+    notebook="07_lora_in_vision_tower",
+    title='LoRA target_modules="all-linear" on LLaVA adapts the vision tower and the projector too',
+    expectations=(
+        Expectation(
+            when={},
+            raises="VisionTowerAdaptedError",
+            match=r"LoRA on [1-9]\d* layers of the vision tower",
+            reason="PEFT expands 'all-linear' to every linear layer of the model except the output layer "
+            "(get_output_embeddings()), whatever tower it lies in.",
+            measured=_VISION_TOWER_EVERYWHERE,
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="llava_exclude_modules_list",
+    notebook="07_lora_in_vision_tower",
+    title='exclude_modules=["vision_tower"] excludes nothing inside the vision tower',
+    expectations=(
+        Expectation(
+            when={"peft": C["peft_exclude_modules"].before},
+            raises="TypeError",
+            match=r"unexpected keyword argument 'exclude_modules'",
+            reason="LoraConfig has no exclude_modules yet.",
+            measured=("peft 0.13.2",),
+        ),
+        Expectation(
+            when={"peft": C["peft_exclude_modules"].since},
+            raises="VisionTowerAdaptedError",
+            match=r"LoRA on [1-9]\d* layers of the vision tower",
+            reason="A list in exclude_modules is matched like target_modules, against each candidate's own "
+            "name (equal to an entry, or ending in '.' + entry): 'vision_tower' names the tower, not the "
+            "q_proj layers inside it, so nothing is excluded. A regular expression (a string) over the "
+            "whole name does exclude them.",
+            measured=("documented", "current", "peft 0.14.0"),
+        ),
+    ),
+))  # fmt: skip

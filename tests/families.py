@@ -94,4 +94,54 @@ def swin() -> tuple[torch.nn.Module, dict]:
     return SwinForImageClassification(config).eval(), {"pixel_values": _pixels()}
 
 
-FAMILIES = {"siglip": siglip, "altclip": altclip, "blip": blip, "llava": llava, "deit": deit, "swin": swin}
+def _llama_like(**extra: object) -> dict:
+    return dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=4, max_position_embeddings=64, bos_token_id=1, eos_token_id=2,
+                pad_token_id=0) | extra  # fmt: skip
+
+
+def paligemma() -> torch.nn.Module:
+    """PaliGemma: a SigLIP vision tower (q_proj, v_proj...), a linear projector and a Gemma."""
+    from transformers import (
+        GemmaConfig,
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        SiglipVisionConfig,
+    )
+
+    torch.manual_seed(SEED)
+    text = GemmaConfig(**_llama_like(num_key_value_heads=1, head_dim=8))
+    config = PaliGemmaConfig(vision_config=SiglipVisionConfig(**_vision()).to_dict(), text_config=text.to_dict(),
+                             image_token_index=VOCAB - 1, projection_dim=32)  # fmt: skip
+    return PaliGemmaForConditionalGeneration(config).eval()
+
+
+def idefics3() -> torch.nn.Module:
+    """Idefics3 (SmolVLM's architecture): a SigLIP-style vision model, a pixel-shuffle connector, a Llama."""
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, LlamaConfig
+
+    torch.manual_seed(SEED)
+    config = Idefics3Config(vision_config=_vision(), text_config=LlamaConfig(**_llama_like()).to_dict(),
+                            image_token_id=VOCAB - 1, scale_factor=2)  # fmt: skip
+    return Idefics3ForConditionalGeneration(config).eval()
+
+
+def qwen2_vl() -> torch.nn.Module:
+    """Qwen2-VL: a vision transformer with fused ``qkv`` attention and a patch merger, and a Qwen2."""
+    import inspect
+
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    torch.manual_seed(SEED)
+    text = _llama_like(num_key_value_heads=2, rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]})
+    vision = dict(depth=2, embed_dim=32, hidden_size=32, num_heads=4, mlp_ratio=2, patch_size=4, spatial_merge_size=2,
+                  temporal_patch_size=2, in_channels=3)  # fmt: skip
+    if "text_config" in inspect.signature(Qwen2VLConfig.__init__).parameters:  # transformers 5: nested
+        config = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=VOCAB - 1)
+    else:  # transformers 4.x: the text model's settings at the top level
+        config = Qwen2VLConfig(**text, vision_config=vision, image_token_id=VOCAB - 1)
+    return Qwen2VLForConditionalGeneration(config).eval()
+
+
+FAMILIES = {"siglip": siglip, "altclip": altclip, "blip": blip, "llava": llava, "deit": deit, "swin": swin,
+            "paligemma": paligemma, "idefics3": idefics3, "qwen2_vl": qwen2_vl}  # fmt: skip

@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 import torch
-from families import altclip, blip, deit, llava, siglip, swin
+from families import altclip, blip, deit, idefics3, llava, paligemma, qwen2_vl, siglip, swin
 from packaging.version import Version
 from peft import LoraConfig, PeftModel, get_peft_model
 
@@ -150,6 +150,61 @@ def test_both_towers_healthy_and_confirmed() -> None:
     assert "targets.one_tower" not in peftlab.doctor(model, config).codes()
     wrapped = get_peft_model(model, config)
     assert _lora_layers(wrapped, "vision_model") > 0 and _lora_layers(wrapped, "text_model") > 0
+
+
+#: Each image-text family's vision tower, by the name component transformers gives it (read off the
+#: models on both stacks), so that the check below does not reuse the doctor's own reading of names.
+VISION_TOWER = {paligemma: "vision_tower", idefics3: "vision_model", qwen2_vl: "visual"}
+
+
+def _lora_in_vision_tower(model: torch.nn.Module, build) -> tuple[int, int]:  # noqa: ANN001
+    """(LoRA layers inside the family's vision tower, LoRA layers elsewhere), after get_peft_model."""
+    names = [n for n, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "base_layer")]
+    inside = sum(f".{VISION_TOWER[build]}." in n for n in names)
+    return inside, len(names) - inside
+
+
+@pytest.mark.parametrize(("build", "targets"), [(paligemma, ["q_proj", "v_proj"]), (idefics3, ["q_proj", "v_proj"]),
+                                                (qwen2_vl, "all-linear")], ids=["paligemma", "idefics3", "qwen2_vl"])  # fmt: skip
+def test_targets_in_two_towers_flagged_and_confirmed(build, targets) -> None:
+    config = LoraConfig(target_modules=targets)
+    d = peftlab.doctor(build(), config)
+    assert any(f.code == "targets.multi_tower" and f.severity == "warning" for f in d), str(d)
+    vision, elsewhere = _lora_in_vision_tower(get_peft_model(build(), config), build)
+    assert vision > 0 and elsewhere > 0
+
+
+def _anchored(build) -> LoraConfig:  # noqa: ANN001
+    return LoraConfig(target_modules=rf"^(?!.*{VISION_TOWER[build]}).*\.(q_proj|v_proj)")
+
+
+@pytest.mark.parametrize(
+    ("build", "config"),
+    [(paligemma, _anchored(paligemma)), (idefics3, _anchored(idefics3)),
+     (idefics3, LoraConfig(target_modules="all-linear", exclude_modules=r".*vision_model.*")),
+     (qwen2_vl, LoraConfig(target_modules=["q_proj", "v_proj"]))],  # Qwen2-VL's vision attention is a fused qkv
+    ids=["paligemma_regex", "idefics3_regex", "idefics3_exclude_regex", "qwen2_vl_q_v"],
+)  # fmt: skip
+def test_targets_in_one_tower_clear_and_confirmed(build, config: LoraConfig) -> None:
+    d = peftlab.doctor(build(), config)
+    assert "targets.multi_tower" not in d.codes() and d.ok, str(d)
+    vision, elsewhere = _lora_in_vision_tower(get_peft_model(build(), config), build)
+    assert vision == 0 and elsewhere > 0
+
+
+def test_a_tower_name_in_an_exclude_list_flagged_and_confirmed() -> None:
+    config = LoraConfig(target_modules=["q_proj", "v_proj"], exclude_modules=["vision_tower"])
+    finding = next(f for f in peftlab.doctor(paligemma(), config) if f.code == "targets.multi_tower")
+    assert "excludes nothing inside it" in finding.evidence
+    vision, _ = _lora_in_vision_tower(get_peft_model(paligemma(), config), paligemma)
+    assert vision > 0
+
+
+def test_contrastive_towers_adapted_together_are_not_flagged() -> None:
+    config = LoraConfig(
+        target_modules=["q_proj", "v_proj", "query", "value"]
+    )  # notebook 05's fix, on AltCLIP
+    assert "targets.multi_tower" not in peftlab.doctor(altclip()[0], config).codes()
 
 
 def _saved_adapter(tmp_path, model: torch.nn.Module, config: LoraConfig):  # noqa: ANN202

@@ -3,7 +3,9 @@
 Built on :func:`peftlab.targets.preview_targets` (notebook 03), which applies PEFT's own matching
 rules for the installed version: a type LoRA cannot wrap (a Dropout matched by the adapter name
 ``default``), nothing matched, layers that already carry an adapter. Added here: a contrastive
-two-tower model (CLIP-like) whose targets adapt only one tower (notebook 05).
+two-tower model (CLIP-like) whose targets adapt only one tower (notebook 05), and an image-text
+generator (LLaVA-like) whose targets land in its vision tower as well as its language model
+(notebook 07).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any
 
 import torch
 
-from peftlab.module_names import base_model, linear_layer_names
+from peftlab.module_names import all_linear_names, base_model, linear_layer_names, tower_of, vision_towers
 from peftlab.preflight.findings import Finding
-from peftlab.targets import adapter_layers, preview_targets
+from peftlab.registry import change
+from peftlab.targets import adapter_layers, preview_targets, target_entry
 
 #: Words in a child module's name that mark a vision tower or a text tower.
 TOWER_WORDS = {"vision": ("vision", "visual", "image"), "text": ("text", "language")}
@@ -69,13 +72,17 @@ def target_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
         return [missing]
     findings = []
     adapters = adapter_layers(model)
+    exclude = getattr(peft_config, "exclude_modules", None)
     if targets != "all-linear":
-        preview = preview_targets(model, targets, getattr(peft_config, "exclude_modules", None))
+        preview = preview_targets(model, targets, exclude)
         findings += _preview_findings(model, targets, preview)
         findings += _tower_findings(model, targets, preview.wrapped)
+        wrapped = preview.wrapped if not preview.unsupported else []
         wraps = bool(preview.wrapped) and not preview.unsupported
     else:
+        wrapped = [n for n in all_linear_names(model) if not (exclude and target_entry(n, exclude))]
         wraps = True
+    findings += multi_tower_findings(model, targets, exclude, wrapped)
     if adapters:
         findings.append(Finding(
             "targets", "targets.already_adapted", "silent loss" if wraps else "warning",
@@ -133,5 +140,50 @@ def _tower_findings(model: torch.nn.Module, targets: Any, wrapped: list[str]) ->
         f"layers {sorted(names)}.",
         f"Add the {idle[0]} tower's names for the same projections to target_modules (for example its query "
         "and value layers), or freeze one tower on purpose and say so.",
+        when="training",
+    )]  # fmt: skip
+
+
+def multi_tower_findings(
+    model: torch.nn.Module, targets: Any, exclude: Any, wrapped: list[str]
+) -> list[Finding]:
+    """Targets that land in the vision tower of an image-text generator as well as in its language model.
+
+    Applies to a model with a vision tower (by name, :func:`peftlab.module_names.vision_towers`) and an
+    output layer, and no ``logit_scale`` (a contrastive model adapts both towers on purpose): LLaVA,
+    PaliGemma, Idefics3, Qwen2-VL, BLIP-2... ``wrapped`` are the modules ``get_peft_model`` will wrap.
+    """
+    base = base_model(model)
+    getter = getattr(base, "get_output_embeddings", None)
+    if towers(model) or not callable(getter) or getter() is None or not vision_towers(base):
+        return []
+    parts = {"vision tower": [], "projector": [], "language model": []}
+    for name in wrapped:
+        parts[tower_of(name)].append(name)
+    vision, language = parts["vision tower"], parts["language model"]
+    if not vision or not language:
+        return []
+    tower = vision_towers(base)[0].rsplit(".", 1)[-1]
+    named = [e for e in ([exclude] if isinstance(exclude, str) else exclude or []) if tower in e]
+    trap = (
+        (
+            f" exclude_modules={exclude!r} leaves them in: a list entry is matched against each target's own "
+            "name (equal, or ending in '.' + entry), so a tower's name excludes nothing inside it."
+        )
+        if named
+        else ""
+    )
+    return [Finding(
+        "targets", "targets.multi_tower", "warning",
+        f"No error: get_peft_model puts LoRA on {len(vision)} layers of the vision tower as well as "
+        f"{len(language)} of the language model ({len(parts['projector'])} in the projector): more trainable "
+        "parameters than meant, a vision encoder that moves in training, and an adapter with vision-tower "
+        "weights that a LoRA serving stack may refuse or drop (vLLM has done both).",
+        f"target_modules={targets!r} matches {vision[0]} and {language[0]}, among others "
+        f"(vision tower: {', '.join(vision_towers(base))}).{trap}",
+        f"Anchor the targets on the language model, e.g. target_modules=r'^(?!.*{tower}).*\\.(q_proj|v_proj)' "
+        "(a string is a regular expression over the whole module name), or add "
+        f"exclude_modules=r'.*{tower}.*' (from {change('peft_exclude_modules').phrase()}). Adapt the vision "
+        "tower only on purpose, and then serve the adapter with a stack that accepts it.",
         when="training",
     )]  # fmt: skip
