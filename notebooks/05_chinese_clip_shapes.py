@@ -27,10 +27,29 @@
 # **What you will see here.** The same mistake with transformers: a "large" checkpoint loaded into a
 # model built from the "base" config, strictly and through `from_pretrained` (each library version
 # says it differently), and the wall of errors folded into a table of a few rows. Then the trap:
-# `ignore_mismatched_sizes=True` makes the error go away by throwing the weights away, which we prove.
-# The fix reads the architecture from the checkpoint's own tensor shapes, names the published model it
-# matches and builds the right config. Last, LoRA on Chinese-CLIP: `["q_proj", "v_proj"]` adapts only
-# one of its two towers; a target list that covers both, and retrieval that rises in both directions.
+# `ignore_mismatched_sizes=True` (a `from_pretrained` option meant for swapping in a head of another
+# size) makes the error go away by throwing the weights away, which we prove.
+# Two fixes: the simplest, load the checkpoint with its own `config.json`; and, when there is no
+# config or it disagrees with the tensors, read the architecture from the checkpoint's tensor shapes,
+# name the published model it matches and build the right config. Last, LoRA on Chinese-CLIP:
+# `["q_proj", "v_proj"]` adapts only one of its two towers; a target list that covers both, and
+# retrieval that rises in both directions.
+#
+# **Learning goals**
+# * Read a wall of `size mismatch` errors: fold it by tensor family and see which two models disagree.
+# * Load a checkpoint with the architecture it was saved with (its own `config.json`, or a config read
+#   from its tensor shapes) and prove every tensor arrived; never "fix" the error with
+#   `ignore_mismatched_sizes=True`.
+# * Put LoRA on both towers of Chinese-CLIP (CLIP-style and BERT-style names) and check that each tower
+#   is adapted and trains.
+#
+# **Prerequisites**: loading models with `from_pretrained` and what a config is; LoRA with PEFT
+# (`LoraConfig`, `get_peft_model`); CLIP-style image-text retrieval (notebook 01).
+#
+# **Time**: about 25 minutes to read and run with the tiny default on a CPU (the run itself takes
+# TINY_RUN_TIME on 2 CPU cores, measured). With `OFA-Sys/chinese-clip-vit-large-patch14` on a Colab T4,
+# about 10-15 minutes: an estimate (a 1.6 GB download, a few loads of a 400 M-parameter model, 150
+# LoRA steps of batch 64 at 224 px), not measured.
 
 # %%
 import sys
@@ -150,9 +169,11 @@ checkpoints.summarise_mismatch(REPORTED)
 #   mismatched tensor in the file stops everything, and the message names only that module's class
 #   and the parameter's short name (`Error(s) in loading state_dict for Linear: size mismatch for
 #   weight`), not which of the model's many `Linear` layers it was;
-# * **transformers 5.x** loads everything, prints a *LOAD REPORT* table (one row per tensor, layers
-#   folded, above the error) and then raises *"You set `ignore_mismatched_sizes` to `False`, thus
-#   raising an error"*.
+# * **transformers 5.x** loads everything, prints a *LOAD REPORT* table and then raises *"You set
+#   `ignore_mismatched_sizes` to `False`, thus raising an error"*. The load report is what transformers
+#   5 prints after a load that did not fit perfectly: one row per checkpoint tensor that is MISSING
+#   (the model has it, the file does not), UNEXPECTED (the file has it, the model does not) or a
+#   MISMATCH (both have it, in different shapes), with numbered layers folded into one row.
 
 # %%
 with expect_failure("chinese_clip_wrong_config") as seen_pretrained:
@@ -207,7 +228,37 @@ scorecard.check("ignore_mismatched_sizes leaves zero-shot retrieval at chance",
              f"correctly loaded {true_zero_shot['image_to_text']:.0%}", value=trap_zero_shot["image_to_text"] / chance)
 
 # %% [markdown]
-# ## The fix: read the architecture from the checkpoint
+# ## Fix 1: let the checkpoint bring its own config
+#
+# A folder written by `save_pretrained` (or a Hub model) holds a `config.json` next to its tensors,
+# written from the very model whose tensors they are. The report's error came from building the model
+# from a *separate* description of it (the original script's `--vision-model`; here `WRONG_CONFIG`).
+# The simplest fix is to not do that: `from_pretrained(folder)` with no `config=` reads the folder's own
+# `config.json` (`AutoConfig.from_pretrained(folder)` shows what it says). Then prove it, as after any load.
+
+# %%
+from transformers import AutoConfig
+
+own_config = AutoConfig.from_pretrained(folder)  # the checkpoint's own config.json
+own_model = ChineseCLIPModel.from_pretrained(folder)  # no config=...: the same file is read
+n_tensors = len(checkpoints.read_shapes(folder))
+n_own = assert_loaded(own_model, folder)  # raises WeightsNotLoadedError if any tensor differs
+print(f"config.json: vision width {own_config.vision_config.hidden_size}, "
+      f"{own_config.vision_config.num_hidden_layers} vision layers, projection {own_config.projection_dim} "
+      f"| WRONG_CONFIG: {wrong_config.vision_config.hidden_size}, {wrong_config.vision_config.num_hidden_layers}, "
+      f"{wrong_config.projection_dim}")
+scorecard.check("the checkpoint's own config.json loads every tensor, bit for bit", n_own == n_tensors,
+                f"{n_own} of {n_tensors} tensors", value=n_own / n_tensors)
+
+# %% [markdown]
+# **When fix 1 applies, and when it does not.** Use it whenever the checkpoint comes as a transformers
+# folder or a Hub id: its `config.json` and its tensors were saved together. It cannot help when
+# there is no `config.json` (the original repository's `.pt` files carry tensors only; its scripts
+# take the architecture from a command-line flag), or when the `config.json` does not describe the
+# tensors beside it (copied from another model, edited by hand, a conversion gone wrong): then
+# `from_pretrained` fails exactly as above. In those cases the tensors are the truth: fix 2.
+#
+# ## Fix 2: read the architecture from the checkpoint's tensors
 #
 # A checkpoint's tensors carry its architecture in their shapes. The patch-embedding kernel is
 # `(width, 3, patch, patch)`; the position table has one row per patch plus the class token, so its
@@ -296,7 +347,6 @@ with torch.device("meta"):
 # %%
 right_config = build_config(identified)
 fixed_model = ChineseCLIPModel.from_pretrained(folder, config=right_config).to(peftlab.train.model_device(model))
-n_tensors = len(checkpoints.read_shapes(folder))
 n_loaded = assert_loaded(fixed_model, folder)
 fixed_zero_shot = retrieval.accuracy(fixed_model, zero_shot_batches)
 scorecard.check("every tensor of the checkpoint loaded", n_loaded == n_tensors,
@@ -460,20 +510,6 @@ plots.grouped_bars({"image -> text": {"base": before["image -> text"], "LoRA, bo
                                                      "LoRA, both towers": after["text -> image, R-precision"]}},
                    "retrieval on held-out images, 16 Chinese captions", "accuracy")
 
-# %% [markdown]
-# ## Summary
-#
-# * A size mismatch means the config and the checkpoint describe different models. Fold the wall of
-#   lines by tensor family (`summarise_mismatch`) and the two widths show at once.
-# * `ignore_mismatched_sizes=True` is not a fix: it re-initialises what does not fit. After any load,
-#   `assert_loaded(model, checkpoint)` proves the weights arrived.
-# * The shapes tell the architecture (`read_architecture` above); `identify(checkpoint)` names the
-#   published model and `build_config` gives the config to load it with (head counts come from the
-#   table: no shape shows them).
-# * On Chinese-CLIP, `["q_proj", "v_proj"]` adapts the vision tower only; add `query`/`value` for the
-#   BERT-style text tower, count the adapted layers per tower, and check that the loss's gradient
-#   reaches both towers before training.
-
 # %%
 print(f"zero-shot retrieval, pre-training colours (chance {chance:.0%}): "
       f"ignore_mismatched_sizes {trap_zero_shot['image_to_text']:.0%} image-to-text; "
@@ -483,6 +519,94 @@ print("LoRA on both towers, 16 captions incl. yellow: "
       + "; ".join(f"{k} {before[k]:.0%} -> {after[k]:.0%}" for k in before))
 print("MEASURED", {"trap_i2t": trap_zero_shot["image_to_text"], "zero_shot": fixed_zero_shot, "chance": chance,
                    "before": before, "after": after})
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise: edit the `answer` cell, then run the cell after it. It prints *correct*, or a hint.
+#
+# ### Exercise 1: predict first, what does `ignore_mismatched_sizes=True` keep?
+#
+# In `trap_model` (the "base" config, loaded with `ignore_mismatched_sizes=True`) the vision tower did
+# not fit. The text tower has the same shapes in both configs. How many of the checkpoint's text-tower
+# tensors does `trap_model` hold bit for bit: `"all"`, `"some"` or `"none"`? Predict, then run the
+# experiment.
+
+# %%
+answer = None  # your prediction: "all", "some" or "none"
+
+# %%
+# The experiment: compare trap_model's text tower with the checkpoint's tensors (nothing is changed).
+saved = checkpoints.read_state_dict(folder)
+loaded = trap_model.state_dict()
+text_names = [k for k in saved if k.startswith("text_model.") and "position_ids" not in k]
+kept = sum(k in loaded and loaded[k].shape == saved[k].shape and torch.equal(loaded[k].cpu(), saved[k].to(loaded[k].dtype))
+           for k in text_names)
+happened = "all" if kept == len(text_names) else "none" if kept == 0 else "some"
+print(f"{kept} of {len(text_names)} text-tower tensors of the checkpoint are in trap_model as saved: {happened}")
+import peftlab.exercises  # the self-checking exercise cells
+
+_ = peftlab.exercises.check(
+    "05.1", answer, expected=happened,
+    hint="ignore_mismatched_sizes re-initialises the tensors whose shapes differ; which tower's shapes differ?",
+    explain="only mismatched tensors are re-initialised: the text tower arrived intact, and retrieval is still "
+            "at chance, because one random tower is enough to break the match between images and captions.",
+)
+
+# %% [markdown]
+# ### Exercise 2: which tensor tells the vision width?
+#
+# Give the name of one tensor of the checkpoint (a key of `shapes`) whose *first* dimension is the
+# vision tower's width. The check looks the name up in `shapes`.
+
+# %%
+answer = None  # your answer: a tensor name, e.g. "vision_model.something.weight"
+
+# %%
+_ = peftlab.exercises.check(
+    "05.2", answer,
+    test=lambda name: name.startswith("vision_model.") and shapes[name][0] == architecture["vision_width"],
+    hint="the patch embedding is a convolution from 3 colour channels to `width` channels; layer norms have one value per channel",
+    explain="the patch-embedding kernel is (width, 3, patch, patch), and every vision layer norm has `width` values.",
+)
+
+# %% [markdown]
+# ### Exercise 3: count the layers
+#
+# No single shape gives the number of layers: each layer adds its own numbered tensors. Write a
+# function of a `shapes` dict (tensor name -> shape) that returns the number of vision layers. The
+# check runs it on the checkpoint's shapes and on those of `wrong_model` (the "base" config), which
+# has fewer layers.
+
+# %%
+answer = None  # your answer: a function, e.g. lambda shapes: ...
+
+# %%
+wrong_shapes = {name: tuple(t.shape) for name, t in wrong_model.state_dict().items()}
+_ = peftlab.exercises.check(
+    "05.3", answer,
+    test=lambda count: (count(shapes), count(wrong_shapes)) == (architecture["vision_layers"],
+                                                               wrong_config.vision_config.num_hidden_layers),
+    hint="collect the distinct N of the names vision_model.encoder.layers.N.… (a set), and count them",
+    explain="the layer count is the number of distinct layer indices in the names (count_blocks above).",
+)
+
+# %% [markdown]
+# ## Recap
+#
+# * A wall of `size mismatch` lines means the config and the checkpoint describe different models.
+#   Fold it by tensor family (`summarise_mismatch`) and the two widths show at once.
+# * `ignore_mismatched_sizes=True` is not a fix: it re-initialises every tensor that does not fit.
+#   After any load, `assert_loaded(model, checkpoint)` proves the weights arrived.
+# * Fix 1, where the checkpoint has a `config.json` that matches it: `from_pretrained(folder)` without
+#   `config=`. Fix 2, where there is none or it disagrees: the shapes tell the architecture
+#   (`read_architecture`), `identify` names the published model and `build_config` gives its config
+#   (head counts come from the table: no shape shows them).
+# * On Chinese-CLIP, `["q_proj", "v_proj"]` adapts the vision tower only; add `query`/`value` for the
+#   BERT-style text tower, count the adapted layers per tower, and check that the gradient reaches both.
+#
+# **Upstream threads**: the report, [OFA-Sys/Chinese-CLIP#302](https://github.com/OFA-Sys/Chinese-CLIP/issues/302)
+# (fine-tuning with a ViT-L/14-336 checkpoint while the script built a ViT-B/16: `size mismatch ... [1024] ... [768]`).
 
 # %%
 scorecard.save(seconds=time.perf_counter() - started)
