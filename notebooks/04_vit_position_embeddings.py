@@ -43,10 +43,12 @@
 # **Prerequisites**: LoRA with PEFT (`LoraConfig`, `get_peft_model`, `save_pretrained`,
 # `PeftModel.from_pretrained`); how a ViT cuts an image into patches. Notebook 01 covers the PEFT basics.
 #
-# **Time**: about 25 minutes to read and run with the tiny default on a CPU (the run itself takes
-# TINY_RUN_TIME on 2 CPU cores, measured). With `google/vit-base-patch16-224-in21k` at 512 px on a
-# Colab T4, about 30-40 minutes: an estimate from the model's size (86 M parameters, 1,025 tokens per
-# image, three 200-step trainings of batch 32), not measured.
+# **Time**: about 25 minutes to read and run with the tiny default on a CPU. The run itself, measured
+# on a busy shared 2-core machine: 40-70 s of CPU time, 5-8 minutes of wall time (most of it three
+# 200-step trainings), plus the tiny model's pre-training the first time (then cached). With
+# `google/vit-base-patch16-224-in21k` at 512 px on a Colab T4, about 30-40 minutes: an estimate from
+# the model's size (86 M parameters, 1,025 tokens per image, three 200-step trainings of batch 32),
+# not measured.
 
 # %%
 import sys
@@ -318,7 +320,8 @@ with expect_failure("vit_modules_to_save_parameter"):
 # PEFT added `LoraConfig(target_parameters=[...])`, which puts LoRA on an `nn.Parameter`.
 # It is made for weight matrices such as those of mixture-of-experts layers, and it wraps the
 # *module that owns* the parameter. Here that is `ViTEmbeddings`, and `ViTModel.forward` reads
-# `embeddings.patch_embeddings` through the wrapper, which does not pass the attribute on.
+# `embeddings.patch_embeddings` through the wrapper, which does not pass the attribute on. (A PEFT
+# release from before `target_parameters` refuses the keyword instead: see the release printed below.)
 
 # %%
 print("target_parameters exists from", change("peft_target_parameters").phrase())
