@@ -18,8 +18,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/peftlab/peftlab/blob/main/notebooks/05_chinese_clip_shapes.ipynb)
 #
-# **The report.** Someone fine-tunes Chinese-CLIP with the original project's scripts and loading the
-# pre-trained weights stops with a wall of lines such as
+# **The report** (Chinese-CLIP issue #302, retold in a Chinese write-up). Someone fine-tunes
+# Chinese-CLIP with the original project's scripts, and loading the pre-trained weights stops with a
+# wall of lines such as
 # `size mismatch for ...mlp.c_proj.bias: copying a param with shape torch.Size([1024]) from checkpoint,
 # the shape in current model is torch.Size([768])`. The checkpoint was a ViT-L/14 (width 1024); the
 # script built a ViT-B/16 (width 768) because its `--vision-model` said so.
@@ -46,10 +47,11 @@
 # **Prerequisites**: loading models with `from_pretrained` and what a config is; LoRA with PEFT
 # (`LoraConfig`, `get_peft_model`); CLIP-style image-text retrieval (notebook 01).
 #
-# **Time**: about 25 minutes to read and run with the tiny default on a CPU (the run itself takes
-# TINY_RUN_TIME on 2 CPU cores, measured). With `OFA-Sys/chinese-clip-vit-large-patch14` on a Colab T4,
-# about 10-15 minutes: an estimate (a 1.6 GB download, a few loads of a 400 M-parameter model, 150
-# LoRA steps of batch 64 at 224 px), not measured.
+# **Time**: about 25 minutes to read and run with the tiny default on a CPU. The run itself, measured
+# on a busy shared 2-core machine: about 100 s of wall time once the tiny checkpoint is cached, plus
+# its pre-training the first time (about a minute of CPU time). With
+# `OFA-Sys/chinese-clip-vit-large-patch14` on a Colab T4, about 10-15 minutes: an estimate (a 1.6 GB
+# download, a few loads of a 400 M-parameter model, 150 LoRA steps of batch 64 at 224 px), not measured.
 
 # %%
 import sys
@@ -147,8 +149,9 @@ mismatch_table = checkpoints.summarise_mismatch(seen.error)
 mismatch_table
 
 # %% [markdown]
-# The original report quotes three of its lines, shortened to `mlp.c_proj.bias`, `ln_2.weight` and
-# `attn.in_proj_weight`. Written out with the original code's full names, they fold the same way: 1024
+# The write-up of the report quotes three of its lines, shortened to `mlp.c_proj.bias`, `ln_2.weight`
+# and `attn.in_proj_weight` (the issue itself pastes dozens). Written out with the original code's full
+# names (less the `module.` prefix that its distributed training adds), they fold the same way: 1024
 # against 768 is ViT-L/14 against ViT-B/16.
 
 # %%
