@@ -223,8 +223,9 @@ with expect_failure("chinese_clip_ignore_mismatched_sizes"):
 trap_zero_shot = retrieval.accuracy(trap_model.to(peftlab.train.model_device(model)), zero_shot_batches)
 true_zero_shot = retrieval.accuracy(model, zero_shot_batches)
 print(f"chance {chance:.0%} | ignore_mismatched_sizes: {trap_zero_shot} | own config: {true_zero_shot}")
-# Over SEED 0-4 and pre-training seeds 0-2 on both stacks (peftlab sweep, 2026-12-02), ignore_mismatched_sizes
-# gave 0.75-1.25 x chance (threshold: under 2 x) and the own config at least 7.4 x chance (median 10 x; threshold 3 x).
+# Over SEED 0-4 and pre-training seeds 0-2 on both stacks (peftlab sweep, 2026-12-02),
+# ignore_mismatched_sizes gave 0.75-1.25 x chance (threshold: under 2 x) and the own config at least
+# 7.4 x chance (median 10 x; threshold 3 x).
 scorecard.check("ignore_mismatched_sizes leaves zero-shot retrieval at chance",
              trap_zero_shot["image_to_text"] < 2 * chance and true_zero_shot["image_to_text"] >= 3 * chance,
              f"image-to-text {trap_zero_shot['image_to_text']:.0%} (chance {chance:.0%}); "
@@ -485,12 +486,13 @@ plots.loss_curves({"Chinese-CLIP + LoRA, both towers": losses})
 # %%
 display(Markdown("| retrieval on held-out images | base | LoRA, both towers | change |\n|---|---|---|---|\n" + "\n".join(
     f"| {k} | {before[k]:.1%} | {after[k]:.1%} | {after[k] - before[k]:+.1%} |" for k in before)))
-# Thresholds, as shares of the gap closed: min over SEED 0-4 (pre-training seed 0) and pre-training
-# seeds 1-2 (PEFTLAB_PRETRAIN_SEED, SEED 0) on both stacks was 24% image-to-text (median 44-47%),
-# 50% yellow (median 60-73%), 18% text-to-image R-precision (median 44-47%); thresholds well below.
-MIN_SHARE_IMAGE_TO_TEXT = 0.05
+# Thresholds, as shares of the gap closed: over SEED 0-4 x pre-training seeds 0-2 (PEFTLAB_PRETRAIN_SEED)
+# on both stacks (peftlab sweep, 2026-12-02), the min (median) was 9.0% (17%) image-to-text on the
+# current stack, 16% (40%) on the documented one; 38% (50%) and 46% (61%) yellow; 9.2% (21%) and 21%
+# (36%) text-to-image R-precision. Thresholds: about half the smallest min.
+MIN_SHARE_IMAGE_TO_TEXT = 0.045
 MIN_SHARE_YELLOW = 0.20
-MIN_SHARE_TEXT_TO_IMAGE = 0.07
+MIN_SHARE_TEXT_TO_IMAGE = 0.045
 scorecard.check_headroom("image-to-text retrieval rises over the base model", before["image -> text"],
                          after["image -> text"], MIN_SHARE_IMAGE_TO_TEXT)
 scorecard.check_headroom("image-to-text retrieval of the new colour (yellow) rises",
