@@ -48,7 +48,7 @@
 # (`LoraConfig`, `get_peft_model`); CLIP-style image-text retrieval (notebook 01).
 #
 # **Time**: about 25 minutes to read and run with the tiny default on a CPU. The run itself, measured
-# on a busy shared 2-core machine: about 100 s of wall time once the tiny checkpoint is cached, plus
+# on a shared 2-core machine: 50-100 s of wall time once the tiny checkpoint is cached, plus
 # its pre-training the first time (about a minute of CPU time). With
 # `OFA-Sys/chinese-clip-vit-large-patch14` on a Colab T4, about 10-15 minutes: an estimate (a 1.6 GB
 # download, a few loads of a 400 M-parameter model, 150 LoRA steps of batch 64 at 224 px), not measured.
