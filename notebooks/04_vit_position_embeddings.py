@@ -44,7 +44,7 @@
 # `PeftModel.from_pretrained`); how a ViT cuts an image into patches. Notebook 01 covers the PEFT basics.
 #
 # **Time**: about 25 minutes to read and run with the tiny default on a CPU. The run itself, measured
-# on a busy shared 2-core machine: 40-70 s of CPU time, 5-8 minutes of wall time (most of it three
+# on a shared 2-core machine: about 80 s of wall time (5-8 minutes while it was busy; most of it three
 # 200-step trainings), plus the tiny model's pre-training the first time (then cached). With
 # `google/vit-base-patch16-224-in21k` at 512 px on a Colab T4, about 30-40 minutes: an estimate from
 # the model's size (86 M parameters, 1,025 tokens per image, three 200-step trainings of batch 32),
