@@ -21,8 +21,9 @@
 # **The report** (PEFT issue #2099, retold in a Chinese write-up). Someone fine-tunes
 # `google/vit-base-patch16-224-in21k` with LoRA on 512 px images instead of 224 px. The position
 # embeddings must change with the resolution, so they want to train them too and list them in
-# `modules_to_save`. It does not work: the table is an `nn.Parameter`, and `modules_to_save` is
-# made for modules.
+# `modules_to_save` (a `LoraConfig` option: the modules it names are trained and saved *in full*,
+# next to LoRA's small matrices; the usual use is a classification head). It does not work: the
+# table is an `nn.Parameter`, and `modules_to_save` is made for modules.
 #
 # **What you will see here**, with a tiny ViT pre-trained at 32 px and fine-tuned at 64 px:
 # the size error and two ways past it (a picture shows what interpolating the table does);
@@ -30,6 +31,24 @@
 # raise nothing at all, so the notebook checks for them); what PEFT's own fix for the report
 # changed; and two fixes that work on both library stacks, proven by an exact save/reload round
 # trip and by the test accuracy in one table.
+#
+# **Learning goals**
+# * Move a pre-trained ViT to a new resolution: interpolate its table of position embeddings once
+#   (or pass `interpolate_pos_encoding=True` at every call), and update every place that remembers the size.
+# * Tell why `modules_to_save` cannot train or save an `nn.Parameter`, and catch the silent failures
+#   (nothing trained, nothing saved, an adapter that does not reload) with checks before and after training.
+# * Save a trained table with its adapter so that it reloads exactly: a safetensors sidecar file, or
+#   `modules_to_save=["vit.embeddings"]` by its full path.
+#
+# **Prerequisites**: LoRA with PEFT (`LoraConfig`, `get_peft_model`, `save_pretrained`,
+# `PeftModel.from_pretrained`); how a ViT cuts an image into patches. Notebook 01 covers the PEFT basics.
+#
+# **Time**: about 25 minutes to read and run with the tiny default on a CPU. The run itself, measured
+# on a shared 2-core machine: about 80 s of wall time (5-8 minutes while it was busy; most of it three
+# 200-step trainings), plus the tiny model's pre-training the first time (then cached). With
+# `google/vit-base-patch16-224-in21k` at 512 px on a Colab T4, about 30-40 minutes: an estimate from
+# the model's size (86 M parameters, 1,025 tokens per image, three 200-step trainings of batch 32),
+# not measured.
 
 # %%
 import sys
@@ -112,6 +131,9 @@ with expect_failure("vit_image_size"):
 
 # %% [markdown]
 # ## Two ways forward
+#
+# *Interpolating* the table means resizing it like a small image: each position of the finer grid
+# gets a smooth blend of the learned embeddings of its nearest positions on the old grid.
 #
 # 1. **At every call:** `model(pixel_values, interpolate_pos_encoding=True)`. The model resizes
 #    its table on the fly, at every forward pass; every caller (your loop, `Trainer`, a pipeline)
@@ -273,9 +295,11 @@ print(f"LoRA only: {accuracy['LoRA only']:.1%}")
 # %% [markdown]
 # ## Trap 1: `modules_to_save=["position_embeddings"]` trains nothing
 #
-# `modules_to_save` looks for *modules* whose name ends with the entry. `position_embeddings` is
-# an `nn.Parameter` of the `ViTEmbeddings` module, so nothing matches, and PEFT says nothing. The
-# trainable parameter count gives it away: exactly the same as LoRA only.
+# For each module whose name ends with an entry of `modules_to_save`, PEFT puts a
+# `ModulesToSaveWrapper` in its place: the wrapper keeps the original module (frozen) and a trainable
+# copy, runs the copy, and `save_pretrained` writes the copy's weights. It matches *modules* only.
+# `position_embeddings` is an `nn.Parameter` of the `ViTEmbeddings` module, so nothing matches, and
+# PEFT says nothing. The trainable parameter count gives it away: exactly the same as LoRA only.
 
 # %%
 wrong = get_peft_model(fresh_base(), lora_config("position_embeddings"))
@@ -296,7 +320,8 @@ with expect_failure("vit_modules_to_save_parameter"):
 # PEFT added `LoraConfig(target_parameters=[...])`, which puts LoRA on an `nn.Parameter`.
 # It is made for weight matrices such as those of mixture-of-experts layers, and it wraps the
 # *module that owns* the parameter. Here that is `ViTEmbeddings`, and `ViTModel.forward` reads
-# `embeddings.patch_embeddings` through the wrapper, which does not pass the attribute on.
+# `embeddings.patch_embeddings` through the wrapper, which does not pass the attribute on. (A PEFT
+# release from before `target_parameters` refuses the keyword instead: see the release printed below.)
 
 # %%
 print("target_parameters exists from", change("peft_target_parameters").phrase())
@@ -366,6 +391,9 @@ scorecard.check("...worse even than never training the table", below > BELOW_LOR
 #
 # PEFT offers no switch for a base-model parameter it does not wrap, so save it yourself: the
 # table goes into its own safetensors file next to the adapter, under its name in the base model.
+# Such an extra file is a *sidecar*: it travels in the adapter's folder, and safetensors is the same
+# plain tensor format (a header of names and shapes, then the raw numbers) that `save_pretrained`
+# writes for the adapter itself.
 # To reload, prepare the base the same way (resized to 64 px), copy the table in, then load the
 # adapter as usual. Same trained model as above, nothing retrained.
 
@@ -481,9 +509,8 @@ scorecard.check_same('modules_to_save=["vit.embeddings"] round trip: identical l
                      vit.logits(whole, test_batches), vit.logits(whole_reloaded, test_batches))
 
 # %% [markdown]
-# The same rule holds here: `from_pretrained` needs a base resized as before saving. Loaded onto
-# the 32 px model, the saved 65-row table does not fit and `from_pretrained` stops with a size
-# mismatch error: loud, at least.
+# The same rule holds here: `from_pretrained` needs a base resized as before saving. What happens
+# when you forget is exercise 2 below.
 
 # %% [markdown]
 # ## The doctor would have told you
@@ -566,23 +593,122 @@ print("MEASURED", {**accuracy, "zero_shot_old_size": zero_shot_old_size})
 plots.loss_curves(losses, f"fine-tuning at {NEW_SIZE} px")
 
 # %% [markdown]
-# ## Summary
+# ## Exercises
+#
+# Each exercise: edit the `answer` cell, then run the cell after it. It prints *correct*, or a hint.
+#
+# ### Exercise 1: predict first, which table comes back?
+#
+# Fix 2 saved its adapter in `whole_dir` with `modules_to_save=["vit.embeddings"]`. Reload it onto a
+# fresh resized base and read `vit.embeddings.position_embeddings` through the reloaded model's
+# `ModulesToSaveWrapper`. Is the table you read the **trained** one, or the **base** one (the
+# interpolated table before training)? Answer `"trained"` or `"base"` *before* you run the experiment.
+
+# %%
+answer = None  # your prediction: "trained" or "base"
+
+# %%
+# The experiment: a new reload (the models above are left as they are).
+reread = PeftModel.from_pretrained(fresh_base(), whole_dir).get_base_model().vit.embeddings.position_embeddings
+trained_table = whole.get_base_model().vit.embeddings.modules_to_save["default"].position_embeddings
+happened = ("trained" if torch.equal(reread, trained_table)
+            else "base" if torch.equal(reread, pe.vit_embeddings(base).position_embeddings) else "neither")
+print("the reloaded model's table is the", happened, "one")
+import peftlab.exercises  # the self-checking exercise cells
+
+_ = peftlab.exercises.check(
+    "04.1", answer, expected=happened,
+    hint="the wrapper holds two copies of ViTEmbeddings; which one runs, and which one did save_pretrained write?",
+    explain="save_pretrained wrote the trained copy of the whole module, from_pretrained put it back as the "
+            "wrapper's active copy, and (since PEFT PR #2117) reading an attribute through the wrapper reads that copy.",
+)
+
+# %% [markdown]
+# ### Exercise 2: predict first, fix 2's adapter on a base that was not resized
+#
+# Fix 2 needs a base resized as before saving. Suppose you forget, and load the adapter in
+# `whole_dir` onto the pre-trained 32 px model as it comes. Does `PeftModel.from_pretrained` stop with
+# an **error**, or does it **load** (and leave you a model that fails later, or silently)? Answer
+# `"error"` or `"loads"`, then run the experiment.
+
+# %%
+answer = None  # your prediction: "error" or "loads"
+
+# %%
+# The experiment: the adapter (a 65-row table inside) onto a fresh, unresized 32 px base.
+try:
+    PeftModel.from_pretrained(load_vit(CHECKPOINT, device=DEVICE)[0], whole_dir)
+    happened, said = "loads", "no error"
+except Exception as error:  # noqa: BLE001  (whatever the installed versions raise is the answer)
+    happened, said = "error", f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:160]}"
+print(happened, "|", said)
+_ = peftlab.exercises.check(
+    "04.2", answer, expected=happened,
+    hint="the saved copy of vit.embeddings holds a table of 65 rows; how many rows has the 32 px model's table?",
+    explain="the saved table (65 rows) does not fit the 32 px model's (17 rows): from_pretrained refuses, loudly. "
+            "Resize the base first (fresh_base above), then load.",
+)
+
+# %% [markdown]
+# ### Exercise 3: how many position embeddings?
+#
+# The real checkpoint, `google/vit-base-patch16-224-in21k`, cuts images into 16 px patches and was
+# pre-trained at 224 px (a table of 197 rows). How many rows does its table need at 512 px, the
+# report's resolution? (An integer; `interpolate_table` above shows where each row comes from.)
+
+# %%
+answer = None  # your answer: an integer
+
+# %%
+_ = peftlab.exercises.check(
+    "04.3", answer, expected=1 + (512 // 16) ** 2,
+    hint="one row per patch of the grid (side = image size / patch size), plus one for the class token",
+    explain="(512 / 16)² = 1,024 patch rows plus the class token's row: 1,025, interpolated from 196 + 1.",
+)
+
+# %% [markdown]
+# ### Exercise 4: a `modules_to_save` entry that wraps `ViTEmbeddings` alone
+#
+# Write the `modules_to_save` entry (a string) that trains and saves the whole embeddings module of
+# this ViT, and nothing inside it twice. The check builds a PEFT model with your entry and lists what
+# was wrapped (`pe.wrapped_modules`); it must be the embeddings module only.
+
+# %%
+answer = None  # your answer: a string, e.g. "something.embeddings"
+
+# %%
+def wraps_embeddings_alone(entry: str) -> bool:
+    """True when ``modules_to_save=[entry]`` wraps exactly one module, the ``ViTEmbeddings``."""
+    wrapped = pe.wrapped_modules(get_peft_model(fresh_base(), LoraConfig(r=8, target_modules=TARGETS,
+                                                                         modules_to_save=[entry])))
+    return wrapped == ["vit.embeddings"]
+
+
+_ = peftlab.exercises.check(
+    "04.4", answer, test=wraps_embeddings_alone,
+    hint='entries match name suffixes, and "embeddings" also ends "vit.embeddings.patch_embeddings"',
+    explain="the full path matches one module only; a bare suffix also wraps patch_embeddings inside it (trap 4).",
+)
+
+# %% [markdown]
+# ## Recap
 #
 # * A ViT remembers its resolution in its table of position embeddings. Resize the table once
-#   (`resize_position_embeddings` above) and the model, config included, is a new-resolution model;
-#   `interpolate_pos_encoding=True` gives the same logits but must be passed at every call.
-# * The table is an `nn.Parameter`. `modules_to_save=["position_embeddings"]` silently trains
-#   nothing; unfrozen by hand it trains, and `save_pretrained` silently drops it. The reloaded
-#   model is then *worse* than LoRA alone, because LoRA learned to work with the moved table.
-#   Check with `pe.require_trainable` before training and `pe.require_same_parameters` after reload.
-# * `modules_to_save=["embeddings"]` wraps `patch_embeddings` too and the saved adapter does not
-#   load (releases above). Name modules by their full path: `["vit.embeddings"]` works on both
-#   stacks, thanks to PEFT's fix for the report (PR #2117).
-# * To train only LoRA plus the table, keep the table beside the adapter (`save_table` /
-#   `load_table` above; `pe.save_extra_parameters` / `pe.load_extra_parameters` for any parameters).
-# * Either way, reload onto a base prepared exactly as before saving (resized first).
-# * LoRA target names are per transformers version: ViT's `query`/`value` became `q_proj`/`v_proj`
-#   (release above). List the linear layers' names (`module_names.linear_layer_names`) rather than copying a list.
+#   (`resize_position_embeddings` above: table, `config.image_size` and the embeddings' sizes) or pass
+#   `interpolate_pos_encoding=True` at every call: same logits.
+# * The table is an `nn.Parameter`: `modules_to_save=["position_embeddings"]` trains nothing, and a
+#   table unfrozen by hand trains but is not saved, so the reloaded model is *worse* than LoRA alone.
+#   Check with `pe.require_trainable` before training and `pe.require_same_parameters` after reloading.
+# * `modules_to_save` entries match name suffixes: `["embeddings"]` wraps `patch_embeddings` too and
+#   the adapter does not reload; the full path `["vit.embeddings"]` works, or keep the table in a
+#   sidecar file beside the adapter (`save_table` / `load_table`). Reload onto a base resized as before.
+# * LoRA target names change with the transformers version (`query`/`value` became `q_proj`/`v_proj`):
+#   list the linear layers' names rather than copying a list.
+#
+# **Upstream threads**: the report, [huggingface/peft#2099](https://github.com/huggingface/peft/issues/2099)
+# (ViT at a larger resolution, position embeddings in `modules_to_save`); the maintainer's fix,
+# [huggingface/peft#2117](https://github.com/huggingface/peft/pull/2117) (attribute reads pass through
+# `ModulesToSaveWrapper`: what fix 2 relies on).
 
 # %%
 scorecard.save(seconds=time.perf_counter() - started)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
@@ -52,11 +53,14 @@ def train(
     weight_decay: float = 0.0,
     desc: str = "training",
     progress: bool = True,
+    schedule: Callable[[int], float] | None = None,
 ) -> list[float]:
     """Train ``model`` for ``steps`` optimiser steps on ``batches`` (cycled); return the losses.
 
     Each step averages ``grad_accum`` micro-batches. ``autocast_dtype`` (e.g. ``torch.bfloat16``)
-    turns on mixed precision on the model's device. Refuses to run when nothing is trainable.
+    turns on mixed precision on the model's device. ``schedule(step)`` multiplies ``lr`` at each
+    step (e.g. :func:`warmup_cosine`); without it the rate is constant. Refuses to run when nothing
+    is trainable.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -68,6 +72,7 @@ def train(
         raise ValueError(f"steps and grad_accum must be at least 1 (got {steps}, {grad_accum}).")
     device = model_device(model)
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule) if schedule else None
     source = itertools.cycle(list(batches))
     model.train()
     losses: list[float] = []
@@ -82,11 +87,24 @@ def train(
             total += loss.item()
         optimiser.step()
         optimiser.zero_grad(set_to_none=True)
+        if scheduler is not None:
+            scheduler.step()
         losses.append(total)
         bar.set_postfix(loss=f"{total:.3f}", refresh=False)
     bar.close()
     model.eval()
     return losses
+
+
+def warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:
+    """A ``schedule`` for :func:`train`: linear warm-up over ``warmup`` steps, then a cosine decay to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    return factor
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

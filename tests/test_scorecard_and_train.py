@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from peftlab import scorecard
-from peftlab.train import NothingToTrainError, count_parameters, train
+from peftlab.train import NothingToTrainError, count_parameters, train, warmup_cosine
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +57,22 @@ def test_train_lowers_loss():
     losses = train(model, [batch], steps=100, lr=0.05, loss_fn=loss_fn, grad_accum=2, progress=False)
     assert len(losses) == 100 and losses[-1] < 0.1 * losses[0]
     assert count_parameters(model) == (5, 5)
+
+
+def test_warmup_cosine_schedule_reaches_the_optimiser():
+    factor = warmup_cosine(steps=10, warmup=2)
+    assert [round(factor(s), 3) for s in (0, 1, 2, 6, 9)] == [0.5, 1.0, 1.0, 0.5, 0.038]
+    model = torch.nn.Linear(1, 1)
+    seen = []
+
+    def loss_fn(m, b):  # records the rate the optimiser used at each step
+        seen.append(m.weight.detach().clone())
+        return m(torch.ones(1, 1)).sum()
+
+    train(model, [{}], steps=10, lr=0.1, loss_fn=loss_fn, schedule=factor, progress=False)
+    steps = [(a - b).abs().item() for a, b in zip(seen, seen[1:])]  # Adam's first steps are about lr
+    assert steps[0] == pytest.approx(0.05, rel=0.05) and steps[1] == pytest.approx(0.1, rel=0.05)
+    assert steps[-1] < 0.05
 
 
 def test_headroom_is_the_share_of_the_gap_closed():
