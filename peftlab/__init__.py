@@ -3,7 +3,7 @@
 Importing peftlab only defines things: no model is built and nothing is downloaded or written.
 """
 
-from peftlab import capture, data, plots, registry, retrieval, scorecard, train
+from peftlab import capture, data, exercises, plots, registry, retrieval, scorecard, train
 from peftlab.device import pick_device, seed_everything
 from peftlab.noise import quiet_known_noise
 from peftlab.preflight import doctor
@@ -12,6 +12,6 @@ from peftlab.versions import installed, stack_name, versions_table
 __version__ = "0.1.0"
 
 __all__ = [
-    "capture", "data", "plots", "registry", "retrieval", "scorecard", "train",
+    "capture", "data", "exercises", "plots", "registry", "retrieval", "scorecard", "train",
     "doctor", "installed", "pick_device", "quiet_known_noise", "seed_everything", "stack_name", "versions_table",
 ]  # fmt: skip
