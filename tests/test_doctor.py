@@ -499,7 +499,9 @@ def _checkpointed(build, use_reentrant: bool, text_hook: bool | None):  # noqa: 
                 if makes_grad(hook):
                     del module._forward_hooks[key]
     if text_hook:
-        tokens = next(m for n, m in base.named_modules() if isinstance(m, torch.nn.Embedding) and "token" in n)
+        tokens = next(
+            m for n, m in base.named_modules() if isinstance(m, torch.nn.Embedding) and "token" in n
+        )
         tokens.register_forward_hook(lambda module, args, out: out.requires_grad_(True))
     return wrapped.train(), inputs
 
@@ -507,11 +509,15 @@ def _checkpointed(build, use_reentrant: bool, text_hook: bool | None):  # noqa: 
 def _backward(wrapped, inputs) -> set[str]:  # noqa: ANN001
     """Run one backward pass; return the trainable parameters that got no (or an all-zero) gradient."""
     out = wrapped(**inputs)
-    logits = next(getattr(out, k) for k in ("logits", "logits_per_image") if getattr(out, k, None) is not None)
+    logits = next(
+        getattr(out, k) for k in ("logits", "logits_per_image") if getattr(out, k, None) is not None
+    )
     logits.float().pow(2).mean().backward()
-    return {n.removeprefix("base_model.model.") for n, p in wrapped.named_parameters()
-            if p.requires_grad and (p.grad is None or not p.grad.any())
-            and "lora_A" not in n}  # fmt: skip  (lora_A's gradient is zero at step 1: lora_B starts at zero)
+    return {
+        n.removeprefix("base_model.model.")
+        for n, p in wrapped.named_parameters()
+        if p.requires_grad and (p.grad is None or not p.grad.any()) and "lora_A" not in n
+    }  # fmt: skip  (lora_A's gradient is zero at step 1: lora_B starts at zero)
 
 
 @pytest.mark.parametrize("build", [deit, swin, siglip], ids=["deit", "swin", "siglip"])
@@ -542,7 +548,9 @@ def test_vision_tower_without_gradient_flagged_and_confirmed(build) -> None:
                                                   (siglip, None), (llava, True), (llava, None)],
                          ids=["deit", "deit-installed_hooks", "siglip", "siglip-text_hook", "siglip-installed_hooks",
                               "llava-text_hook", "llava-installed_hooks"])  # fmt: skip
-def test_non_reentrant_checkpointing_is_healthy_and_every_adapter_learns(build, text_hook: bool | None) -> None:
+def test_non_reentrant_checkpointing_is_healthy_and_every_adapter_learns(
+    build, text_hook: bool | None
+) -> None:
     wrapped, inputs = _checkpointed(build, use_reentrant=False, text_hook=text_hook)
     assert not peftlab.doctor(wrapped).of("checkpointing")
     assert _backward(wrapped, inputs) == set()
