@@ -144,13 +144,17 @@ def fresh():
     return blip2.load_blip2_4bit(CHECKPOINT, DEVICE, quantize=QUANTIZE)[0]
 
 
-def enable_checkpointing(model, **kwargs):
-    """model.gradient_checkpointing_enable(**kwargs); transformers 5's rename notice is shown as one line."""
+renamed = []  # transformers 5 renames gradient_checkpointing_*: its notice is shown once, as one line
+
+
+def enable_checkpointing(model, enable=True, **kwargs):
+    """model.gradient_checkpointing_enable(**kwargs) (or _disable() with enable=False)."""
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always", FutureWarning)
-        model.gradient_checkpointing_enable(**kwargs)
+        model.gradient_checkpointing_enable(**kwargs) if enable else model.gradient_checkpointing_disable()
     for warning in said:
-        if issubclass(warning.category, FutureWarning) and "checkpointing" in str(warning.message):
+        if issubclass(warning.category, FutureWarning) and "checkpointing" in str(warning.message) and not renamed:
+            renamed.append(warning)
             print(f"transformers says: {warning.message}")
 
 
@@ -260,9 +264,9 @@ print("modules whose output is made to require grad:", *hooked, sep="\n  ")
 default_change, towers_change = change("gc_default_non_reentrant"), change("input_grads_every_tower")
 display(Markdown(
     f"`gradient_checkpointing_enable()` defaults to `use_reentrant=False` from {default_change.phrase()}, "
-    f"and `enable_input_require_grads()` hooks the input embeddings of every tower (the ViT's patch "
-    f"embedding, the Q-Former's, the OPT's) from {towers_change.phrase()}; before that it hooks the "
-    "language model's token embeddings only. "
+    f"and `enable_input_require_grads()` hooks the input embeddings of every sub-model that has them "
+    f"(here: {', '.join(f'`{name}`' for name in hooked)}) from {towers_change.phrase()}; before that it "
+    "hooks the language model's token embeddings only. "
     + ("On this stack the defaults are reentrant and only the OPT's input is hooked: the ViT's layers see "
        "pixels through a frozen patch embedding, so its LoRA gets nothing"
        + (", and neither does the Q-Former's, whose layers are checkpointed here too and whose input is "
@@ -356,8 +360,10 @@ scorecard.check("after training, every lora_B of every tower has moved from zero
                 "; ".join(f"{part} {d}/{t}" for part, (d, t) in moved.items()))
 
 # %%
-# Thresholds from SEED 0-4 on both stacks (10 runs): PENDING
-LOSS_RATIO_MAX, MIN_CLOSED = 0.6, {"colour": 0.3, "colour (yellow images)": 0.3}
+# Thresholds from SEED 0-4 on both stacks (10 runs of this training in a script, 2026-12-02). Loss, last 5 /
+# first 5 steps: at most 0.40 (documented at most 0.26): threshold 0.6. Share of the gap to 100% closed, min over
+# the 10 runs: colour 45%, yellow images 42% (documented 64%, 56%): thresholds 30% and 25%.
+LOSS_RATIO_MAX, MIN_CLOSED = 0.6, {"colour": 0.30, "colour (yellow images)": 0.25}
 first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
 scorecard.check("loss falls", last < LOSS_RATIO_MAX * first,
                 f"mean of first 5 steps {first:.3f} -> last 5 steps {last:.3f}", value=last / first)
@@ -392,7 +398,7 @@ kept = {"checkpointing off": None, "checkpointing on": None}
 peaks = {}
 for setting in kept:
     if setting == "checkpointing off":
-        fixed_model.get_base_model().gradient_checkpointing_disable()
+        enable_checkpointing(fixed_model.get_base_model(), enable=False)
     else:
         enable_checkpointing(fixed_model.get_base_model(), gradient_checkpointing_kwargs=checkpointing_kwargs)
     kept[setting] = checkpointing.saved_activation_bytes(forward_loss, fixed_model)
@@ -401,12 +407,25 @@ for setting in kept:
     peak = f", peak of a training step {peaks[setting] / 1e6:.1f} MB" if peaks[setting] else ""
     print(f"{setting:<18} saved for backward {kept[setting] / 1e6:6.2f} MB{peak}")
 share = kept["checkpointing on"] / kept["checkpointing off"]
+# Measured (the same for every seed): 42% on the documented stack, whose Q-Former is not checkpointed, 15% on
+# the current one; threshold 50%.
 scorecard.check("checkpointing keeps less than half the activations for the backward pass", share < 0.5,
                 f"{kept['checkpointing on'] / 1e6:.2f} MB vs {kept['checkpointing off'] / 1e6:.2f} MB ({share:.0%})",
                 value=share)
 checkpointing.memory_figure(peaks if all(peaks.values()) else kept,
                             "peak memory of a training step" if all(peaks.values())
                             else f"activations kept for the backward pass (batch of {BATCH_SIZE})")
+
+# %%
+from peftlab.preflight.checkpointing import checkpointed_layers
+
+parts_checkpointed = {checkpointing.part_of(name) for name in checkpointed_layers(fixed_model)}
+display(Markdown(
+    f"Checkpointing keeps {share:.0%} of the activations here. The layers checkpointed on this stack: "
+    + ", ".join(label for part, label in checkpointing.PARTS.items() if part in parts_checkpointed) + "."
+    + ("" if "qformer" in parts_checkpointed else " The Q-Former's are not (its encoder reads "
+       "`config.gradient_checkpointing`, which `gradient_checkpointing_enable()` does not set), so all of its "
+       "activations are kept; a transformers that checkpoints them keeps less.")))
 
 # %% [markdown]
 # ## The doctor would have told you
@@ -419,6 +438,7 @@ checkpointing.memory_figure(peaks if all(peaks.values()) else kept,
 
 # %%
 from peftlab.preflight.checkpointing import dead_stacks
+
 
 def outcome(error, norms):
     """What a setup did at step 1: 'error', 'no gradient: <parts>' or 'learns'."""

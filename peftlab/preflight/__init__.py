@@ -44,7 +44,7 @@ def doctor(
     * ``checkpoint``: a checkpoint about to be loaded into this model (a ``save_pretrained`` folder,
       a weights file or a state dict): every tensor whose shape disagrees, and the config that fits.
 
-    Nothing is trained, loaded or changed. Used by notebooks 01-05 ("the doctor would have told you").
+    Nothing is trained, loaded or changed. Used by every notebook ("the doctor would have told you").
     """
     from peft import PeftModel
 
