@@ -719,6 +719,108 @@ register(Failure(
 ))  # fmt: skip
 
 # ---------------------------------------------------------------------------------------------
+# Notebook 06: gradient checkpointing with a frozen base (tiny BLIP-2, measured 2026-12-02 on the
+# documented and current stacks and the six Colab runtimes' pins; /tmp measurement in the report).
+# ---------------------------------------------------------------------------------------------
+_GC_RELEASES = ("4.51.3", "4.53.2", "4.57.0", "4.57.6", "5.0.0", "5.13.1", "5.15.0", "5.23.0")
+CHANGES.update(
+    {
+        "gc_default_non_reentrant": Change(
+            "transformers",
+            "5.0.0",
+            "gradient_checkpointing_enable() defaults to use_reentrant=False (4.x passes use_reentrant=True)",
+            measured=_GC_RELEASES,
+            bisected=True,
+        ),
+        "input_grads_every_tower": Change(
+            "transformers",
+            "5.0.0",
+            "enable_input_require_grads() hooks the input embeddings of every sub-model (each tower), "
+            "not only the language model's",
+            measured=_GC_RELEASES,
+            bisected=True,
+        ),
+    }
+)
+LESSONS["06_gradient_checkpointing"] = Lesson(
+    "06_gradient_checkpointing",
+    "gradient checkpointing with a frozen base (BLIP-2's towers)",
+    '`gradient_checkpointing_kwargs={"use_reentrant": False}` and `enable_input_require_grads()` before '
+    "`get_peft_model`; gradients checked per tower at step 1",
+)
+_GC_BEFORE_5 = ("documented", "colab-2025.07", "colab-2025.10", "colab-2026.01")
+_GC_FROM_5 = ("current", "colab-2026.04", "colab-2026.07", "colab-2026.08")
+_NO_GRAD_FN = r"element 0 of tensors does not require grad and does not have a grad_fn"
+
+register(Failure(
+    id="gc_enabled_after_peft_model",
+    notebook="06_gradient_checkpointing",
+    title="gradient_checkpointing_enable() with its defaults, called after get_peft_model (LoRA on the OPT)",
+    expectations=(
+        Expectation(
+            when={"transformers": C["gc_default_non_reentrant"].before},
+            raises="RuntimeError",
+            match=_NO_GRAD_FN,
+            reason="gradient_checkpointing_enable() picks reentrant checkpointing, which gives a layer's output "
+            "a grad_fn only when an input requires grad. Under the frozen base nothing before the OPT's first "
+            "layer does: get_peft_model hooks the input embeddings only when checkpointing is already on.",
+            measured=_GC_BEFORE_5,
+        ),
+        Expectation(
+            when={"transformers": C["gc_default_non_reentrant"].since},
+            raises=None,
+            reason="gradient_checkpointing_enable() defaults to non-reentrant checkpointing, which records the "
+            "graph through the LoRA parameters inside each layer, whatever requires grad upstream.",
+            measured=_GC_FROM_5,
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="gc_reentrant_after_peft_model",
+    notebook="06_gradient_checkpointing",
+    title='gradient_checkpointing_kwargs={"use_reentrant": True}, switched on after get_peft_model',
+    expectations=(
+        Expectation(
+            when={},
+            raises="RuntimeError",
+            match=_NO_GRAD_FN,
+            reason="Reentrant checkpointing on every layer that trains, and no hook makes an input require "
+            "grad (get_peft_model adds one only when checkpointing is already on; BLIP-2's main input is "
+            "pixel_values, so transformers 5 does not add one either): the loss has no grad_fn.",
+            measured=_GC_BEFORE_5 + _GC_FROM_5,
+        ),
+    ),
+))  # fmt: skip
+
+register(Failure(
+    id="gc_tower_without_gradient",
+    notebook="06_gradient_checkpointing",
+    title="Checkpointing on before get_peft_model, LoRA on the ViT, Q-Former and OPT: a tower gets no gradient",
+    expectations=(
+        Expectation(
+            when={"transformers": C["input_grads_every_tower"].before},
+            raises="SilentLossError",
+            match=r"get no gradient: vision_model: 2 of 2",
+            reason="Reentrant checkpointing (the default) and one require-grad hook, on the OPT's token "
+            "embeddings (enable_input_require_grads, called by get_peft_model): the OPT learns, the ViT's "
+            "layers see pixels through a frozen patch embedding and their LoRA gets no gradient. On the "
+            "documented stack the Q-Former's layers are not checkpointed (its encoder reads "
+            "config.gradient_checkpointing, which is never set) and learn; on later 4.x releases they are, "
+            "and get no gradient either.",
+            measured=_GC_BEFORE_5,
+        ),
+        Expectation(
+            when={"transformers": C["input_grads_every_tower"].since},
+            raises=None,
+            reason="Non-reentrant checkpointing by default, and enable_input_require_grads() hooks every "
+            "tower's input embeddings: every adapted layer gets its gradient.",
+            measured=_GC_FROM_5,
+        ),
+    ),
+))  # fmt: skip
+
+# ---------------------------------------------------------------------------------------------
 # Notebook 07 (LLaVA: LoRA that lands in the vision tower). One self-contained block: its change,
 # its detector, its lesson and its failures.
 # ---------------------------------------------------------------------------------------------

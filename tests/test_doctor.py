@@ -527,3 +527,109 @@ def test_a_100m_parameter_model_is_checked_in_a_fraction_of_a_second() -> None:
     # The best of 3 (another process only slows a run down) was 0.047-0.058 s on both stacks, on a
     # 2-core CPU shared with other jobs; 0.4 s is 7x that: a 10x slower doctor fails here.
     assert min(timings) < 0.4, timings
+
+
+# --- 6. checkpointing with frozen inputs ------------------------------------------------------------
+
+
+def _checkpointed(build, use_reentrant: bool, text_hook: bool | None):  # noqa: ANN001, ANN202
+    """LoRA on every attention projection, then gradient checkpointing (the order a Trainer uses).
+
+    ``text_hook=None`` keeps the require-grad hooks the installed transformers adds (transformers 5
+    hooks every tower's embeddings for a model whose main input is ``input_ids``). Otherwise those are
+    removed, and with ``text_hook=True`` one is put on the token embeddings only: the state transformers
+    4.x's ``enable_input_require_grads()`` (and PEFT's fallback) leaves, built alike on every version.
+    """
+    from peftlab.preflight.checkpointing import makes_grad
+
+    model, inputs = build()
+    names = set(linear_layer_names(model))
+    targets = [t for t in ("q_proj", "v_proj", "query", "value") if t in names]
+    wrapped = get_peft_model(model, LoraConfig(target_modules=targets))
+    base = wrapped.get_base_model()
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
+    if text_hook is not None:
+        for module in base.modules():
+            for key, hook in list(module._forward_hooks.items()):
+                if makes_grad(hook):
+                    del module._forward_hooks[key]
+    if text_hook:
+        tokens = next(
+            m for n, m in base.named_modules() if isinstance(m, torch.nn.Embedding) and "token" in n
+        )
+        tokens.register_forward_hook(lambda module, args, out: out.requires_grad_(True))
+    return wrapped.train(), inputs
+
+
+def _backward(wrapped, inputs) -> set[str]:  # noqa: ANN001
+    """Run one backward pass; return the trainable parameters that got no (or an all-zero) gradient."""
+    out = wrapped(**inputs)
+    logits = next(
+        getattr(out, k) for k in ("logits", "logits_per_image") if getattr(out, k, None) is not None
+    )
+    logits.float().pow(2).mean().backward()
+    return {
+        n.removeprefix("base_model.model.")
+        for n, p in wrapped.named_parameters()
+        if p.requires_grad and (p.grad is None or not p.grad.any()) and "lora_A" not in n
+    }  # fmt: skip  (lora_A's gradient is zero at step 1: lora_B starts at zero)
+
+
+@pytest.mark.parametrize("build", [deit, swin, siglip], ids=["deit", "swin", "siglip"])
+def test_reentrant_checkpointing_with_no_input_grad_flagged_and_raises(build) -> None:
+    wrapped, inputs = _checkpointed(build, use_reentrant=True, text_hook=False)
+    d = peftlab.doctor(wrapped)
+    finding = next(f for f in d if f.code == "checkpointing.no_input_requires_grad")
+    assert finding.severity == "error" and finding.raises == "RuntimeError"
+    with pytest.raises(RuntimeError, match="does not require grad and does not have a grad_fn"):
+        _backward(wrapped, inputs)
+
+
+@pytest.mark.parametrize("build", [llava, siglip], ids=["llava", "siglip"])
+def test_vision_tower_without_gradient_flagged_and_confirmed(build) -> None:
+    from peftlab.preflight.checkpointing import dead_stacks
+
+    wrapped, inputs = _checkpointed(build, use_reentrant=True, text_hook=True)
+    d = peftlab.doctor(wrapped)
+    finding = next(f for f in d if f.code == "checkpointing.tower_without_gradient")
+    assert finding.severity == "silent loss" and "vision" in finding.what
+    predicted = {n for stack in dead_stacks(wrapped)[0] for n in stack.trainable if "lora_A" not in n}
+    no_gradient = _backward(wrapped, inputs)  # runs: no error
+    assert predicted and predicted == no_gradient, (sorted(predicted), sorted(no_gradient))
+    assert all("vision" in n for n in no_gradient)
+
+
+@pytest.mark.parametrize(("build", "text_hook"), [(deit, False), (deit, None), (siglip, False), (siglip, True),
+                                                  (siglip, None), (llava, True), (llava, None)],
+                         ids=["deit", "deit-installed_hooks", "siglip", "siglip-text_hook", "siglip-installed_hooks",
+                              "llava-text_hook", "llava-installed_hooks"])  # fmt: skip
+def test_non_reentrant_checkpointing_is_healthy_and_every_adapter_learns(
+    build, text_hook: bool | None
+) -> None:
+    wrapped, inputs = _checkpointed(build, use_reentrant=False, text_hook=text_hook)
+    assert not peftlab.doctor(wrapped).of("checkpointing")
+    assert _backward(wrapped, inputs) == set()
+
+
+def test_without_checkpointing_the_class_is_silent() -> None:
+    model, inputs = llava()
+    wrapped = get_peft_model(model, LoraConfig(target_modules=["q_proj", "v_proj"])).train()
+    assert not peftlab.doctor(wrapped).of("checkpointing")
+    assert _backward(wrapped, inputs) == set()
+
+
+@pytest.mark.parametrize("build", [deit, swin, siglip, llava], ids=["deit", "swin", "siglip", "llava"])
+def test_reentrant_checkpointing_as_installed_predicted_exactly(build) -> None:
+    """With the hooks the installed transformers adds itself, whatever they are on this version: the
+    doctor's error, or its list of tensors without gradient (possibly none), is what backward shows."""
+    from peftlab.preflight.checkpointing import dead_stacks
+
+    wrapped, inputs = _checkpointed(build, use_reentrant=True, text_hook=None)
+    d = peftlab.doctor(wrapped)
+    if "checkpointing.no_input_requires_grad" in d.codes():
+        with pytest.raises(RuntimeError, match="does not have a grad_fn"):
+            _backward(wrapped, inputs)
+        return
+    predicted = {n for stack in dead_stacks(wrapped)[0] for n in stack.trainable if "lora_A" not in n}
+    assert predicted == _backward(wrapped, inputs)
+    assert bool(predicted) == ("checkpointing.tower_without_gradient" in d.codes())

@@ -1,12 +1,14 @@
-"""``peftlab.doctor``: a pre-flight check that predicts the collection's five failure classes.
+"""``peftlab.doctor``: a pre-flight check that predicts the collection's failure classes.
 
-What notebooks 01-05 teach on five models, applied to any model, without training:
+What the notebooks teach on their models, applied to any model, without training:
 
 1. wrapper/forward mismatch (:mod:`~peftlab.preflight.signatures`, notebooks 01 and 02),
 2. bad targets (:mod:`~peftlab.preflight.targeting`, notebooks 03, 04 and 05),
 3. unsaved trainables (:mod:`~peftlab.preflight.saving`, notebooks 03 and 04),
 4. checkpoint/config mismatch (:mod:`~peftlab.preflight.shapes`, notebook 05),
-5. version advisories (:mod:`~peftlab.preflight.advisories`).
+5. version advisories (:mod:`~peftlab.preflight.advisories`),
+6. checkpointing with frozen inputs (:mod:`~peftlab.preflight.checkpointing`, notebook 06): reentrant
+   gradient checkpointing where no input requires grad, or one tower's does not.
 
 Every check reads the installed code and the model in front of it (signatures, module names and
 types, tensor shapes), never a list of model classes (the one table of model types, in the
@@ -42,11 +44,11 @@ def doctor(
     * ``checkpoint``: a checkpoint about to be loaded into this model (a ``save_pretrained`` folder,
       a weights file or a state dict): every tensor whose shape disagrees, and the config that fits.
 
-    Nothing is trained, loaded or changed. Used by notebooks 01-05 ("the doctor would have told you").
+    Nothing is trained, loaded or changed. Used by every notebook ("the doctor would have told you").
     """
     from peft import PeftModel
 
-    from peftlab.preflight import advisories, saving, shapes, signatures, targeting
+    from peftlab.preflight import advisories, checkpointing, saving, shapes, signatures, targeting
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"doctor() needs a torch model, not {type(model).__name__}.")
@@ -63,6 +65,7 @@ def doctor(
     if checkpoint is not None:
         findings += shapes.checkpoint_findings(model, checkpoint)
     findings += advisories.advisory_findings(model, peft_config)
+    findings += checkpointing.checkpointing_findings(model)
     return Diagnosis(_subject(model, peft_config, checkpoint), findings, time.perf_counter() - start)
 
 

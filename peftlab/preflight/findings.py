@@ -10,13 +10,14 @@ import html
 import textwrap
 from dataclasses import asdict, dataclass, field
 
-#: The five failure classes, in the order the doctor checks them.
+#: The failure classes, in the order the doctor checks them.
 CLASSES = {
     "wrapper": "wrapper/forward mismatch",
     "targets": "bad targets",
     "unsaved": "unsaved trainables",
     "checkpoint": "checkpoint/config mismatch",
     "versions": "version advisory",
+    "checkpointing": "checkpointing with frozen inputs",  # notebook 06
 }
 
 #: Severities, worst first. An advisory is about another library version, not about this run.
