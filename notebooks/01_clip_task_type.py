@@ -62,7 +62,7 @@ peftlab.quiet_known_noise()  # three third-party messages that teach nothing her
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # or "openai/clip-vit-base-patch32" on Colab / a GPU machine
+CHECKPOINT = "tiny"  # or "openai/clip-vit-base-patch32" on Colab / a GPU machine (about 2 GB of GPU memory, estimated: fp32, batch 64)
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 LORA_STEPS = 150
 SEED = 0

@@ -74,7 +74,7 @@ peftlab.quiet_known_noise()  # three third-party messages that teach nothing her
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # or "Salesforce/blip2-opt-2.7b" on a Colab GPU (then GRADIENT_CHECKPOINTING = True)
+CHECKPOINT = "tiny"  # or "Salesforce/blip2-opt-2.7b" on a Colab GPU (then GRADIENT_CHECKPOINTING = True; about 6 GB in 4-bit NF4, estimated)
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 QUANTIZE = True  # 4-bit NF4 wherever the installed libraries and the device allow it
 AUTOCAST = True  # mixed precision where it pays (a GPU); the CPU computes in float32
