@@ -24,6 +24,16 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def placement(target: torch.device, quantization_config: object | None = None) -> dict:
+    """``from_pretrained`` keywords that put a model on ``target``: none unquantised (move it after
+    loading); with a bitsandbytes ``quantization_config``, the config and a ``device_map``, because
+    bitsandbytes places the weights itself."""
+    if quantization_config is None:
+        return {}
+    return {"quantization_config": quantization_config,
+            "device_map": {"": (target.index or 0) if target.type == "cuda" else target.type}}  # fmt: skip
+
+
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())

@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from peftlab import data, vqa
-from peftlab.device import pick_device
+from peftlab.device import pick_device, placement
 from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.registry import change
@@ -209,9 +209,7 @@ def load_blip2(
     kwargs: dict = {}
     if dtype is not None:
         kwargs["dtype" if change("dtype_keyword").holds() else "torch_dtype"] = dtype
-    if quantization_config is not None:  # bitsandbytes places the weights itself
-        kwargs["quantization_config"] = quantization_config
-        kwargs["device_map"] = {"": (target.index or 0) if target.type == "cuda" else target.type}
+    kwargs |= placement(target, quantization_config)
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     if quantization_config is None:
         model = model.to(target)

@@ -31,7 +31,7 @@ from transformers import (
 )
 
 from peftlab import data, vqa
-from peftlab.device import pick_device
+from peftlab.device import pick_device, placement
 from peftlab.models.blip2 import _caption_batches, _vision_batches
 from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
@@ -180,12 +180,8 @@ def load_llava(
     model comes back on ``device`` in eval mode.
     """
     path = resolve(checkpoint, "LLaVA", _tiny_path)
-    kwargs: dict = {}
     target = pick_device(device)
-    if quantization_config is not None:  # bitsandbytes places the weights itself
-        kwargs["quantization_config"] = quantization_config
-        kwargs["device_map"] = {"": (target.index or 0) if target.type == "cuda" else target.type}
-    model = LlavaForConditionalGeneration.from_pretrained(path, **kwargs)
+    model = LlavaForConditionalGeneration.from_pretrained(path, **placement(target, quantization_config))
     if quantization_config is None:
         model = model.to(target)
     processor = LlavaProcessor.from_pretrained(path)
