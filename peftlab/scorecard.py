@@ -48,6 +48,7 @@ def check(claim: str, passed: bool, figure: str, headline: bool = False, value: 
     )
     print(f"{'PASS' if passed else 'FAIL'}  {claim}: {figure}")
     if not passed:
+        _write(card() | {"stopped": claim})  # a failed run's figures count in peftlab sweep's spread
         raise AssertionError(f"{claim}: {figure}")
 
 
@@ -188,8 +189,13 @@ def save(notebook: str | None = None, seconds: float | None = None) -> dict:
             "a notebook must show its failure and prove its fix (a primer: prove its claims)."
         )
     print(as_table(scores))
+    _write(scores)
+    return scores
+
+
+def _write(scores: dict) -> None:
+    """Write ``scores`` to ``$PEFTLAB_RESULTS_DIR/<notebook>.json`` when ``peftlab run``/``sweep`` set it."""
     target = os.environ.get("PEFTLAB_RESULTS_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         Path(target, f"{scores['notebook']}.json").write_text(json.dumps(scores, indent=2))
-    return scores

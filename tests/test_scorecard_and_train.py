@@ -39,6 +39,17 @@ def test_save_needs_a_failure_and_a_check(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "nb.json").read_text())["failures"][0]["id"] == "f"
 
 
+def test_a_failed_check_still_leaves_its_figures_for_the_sweep(tmp_path, monkeypatch):
+    monkeypatch.setenv("PEFTLAB_RESULTS_DIR", str(tmp_path))
+    scorecard.record_failure("clip_task_type", True, "TypeError")
+    scorecard.check("ok", True, "x", value=0.9)
+    with pytest.raises(AssertionError):
+        scorecard.check_headroom("gain", 0.6, 0.5, 0.3)
+    written = json.loads((tmp_path / "01_clip_task_type.json").read_text())
+    assert written["stopped"] == "gain" and [c["passed"] for c in written["checks"]] == [True, False]
+    assert written["checks"][1]["value"] == pytest.approx(-0.25)
+
+
 def test_train_refuses_a_frozen_model():
     model = torch.nn.Linear(2, 1).requires_grad_(False)
     with pytest.raises(NothingToTrainError, match="0 trainable parameters"):
