@@ -150,10 +150,10 @@ renamed = []  # transformers 5 renames gradient_checkpointing_*: its notice is s
 def enable_checkpointing(model, enable=True, **kwargs):
     """model.gradient_checkpointing_enable(**kwargs) (or _disable() with enable=False)."""
     with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always", FutureWarning)
+        warnings.simplefilter("always")
         model.gradient_checkpointing_enable(**kwargs) if enable else model.gradient_checkpointing_disable()
     for warning in said:
-        if issubclass(warning.category, FutureWarning) and "checkpointing" in str(warning.message) and not renamed:
+        if "checkpointing" in str(warning.message) and "deprecated" in str(warning.message) and not renamed:
             renamed.append(warning)
             print(f"transformers says: {warning.message}")
 
