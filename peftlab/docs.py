@@ -313,6 +313,9 @@ def matrix_html(path: Path) -> str:
     summary = f"{good} of {len(cells)} cells as documented" + (
         f"; measured in {seconds:.0f} s." if seconds else "."
     )
+    missing = [failure_id for failure_id in REGISTRY if failure_id not in table["rows"]]
+    if missing:  # registered after the last run: say so rather than let the title claim them
+        summary += f" Registered after this run, so not in it yet: {', '.join(missing)}."
     intro = ("Each notebook run in observe mode on each pinned stack (peftlab/stacks/*.txt: the CI stacks and "
              "the Colab runtimes, over torch 2.13.0+cpu). A cell is the outcome and, where it differs from the "
              "registry, the verdict. Written by <code>peftlab matrix</code>; this page shows its last run, "

@@ -141,3 +141,19 @@ def test_docs_without_notebooks_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["docs"]) == 2
     assert "No notebooks folder" in capsys.readouterr().err
+
+
+def test_matrix_page_names_the_failures_registered_after_its_run(tmp_path):
+    import json
+
+    from peftlab.docs import matrix_html
+
+    first = next(iter(REGISTRY))
+    cell = {"outcome": "TypeError", "kind": "as documented", "verdict": "as documented"}
+    (tmp_path / "matrix.json").write_text(
+        json.dumps({"date": "2026-12-02", "stacks": ["current"], "rows": {first: {"current": cell}}})
+    )
+    (tmp_path / "matrix.png").write_bytes(b"png")
+    page = matrix_html(tmp_path / "matrix.json")
+    later = [f for f in REGISTRY if f != first]
+    assert "1 of 1 cells as documented" in page and f"not in it yet: {', '.join(later)}." in page
