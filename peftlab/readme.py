@@ -17,6 +17,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from peftlab.instructors import readme_agenda, readme_faq
 from peftlab.registry import CHANGES, LESSONS, REGISTRY, Failure
 from peftlab.versions import CI_STACKS, pinned_versions, real_runtime, stack_description, stack_names
 
@@ -106,23 +107,9 @@ def changes_table() -> str:
     return markdown_table(["change", "what changed", "where (from runs)", "releases run"], rows)
 
 
-def instructors_agenda() -> str:
-    """The "For instructors" agenda (from :mod:`peftlab.instructors`)."""
-    from peftlab.instructors import readme_agenda
-
-    return readme_agenda()
-
-
-def instructors_faq() -> str:
-    """The "For instructors" common questions (from :mod:`peftlab.instructors`)."""
-    from peftlab.instructors import readme_faq
-
-    return readme_faq()
-
-
 TABLES = {"stacks-table": stacks_table, "notebooks-table": notebooks_table, "failures-table": failures_table,
-          "changes-table": changes_table, "instructors-agenda": instructors_agenda,
-          "instructors-faq": instructors_faq}  # fmt: skip
+          "changes-table": changes_table, "instructors-agenda": readme_agenda,
+          "instructors-faq": readme_faq}  # fmt: skip
 
 
 def render(text: str) -> str:
