@@ -35,7 +35,7 @@
 # the report's import, which no longer exists on transformers 5; the `CAUSAL_LM` error where it
 # still happens, and on newer libraries the honest finding that it does not, with the reason and
 # what the wrapper still changes; the fix; and a QLoRA fine-tune (4-bit where the libraries allow
-# it) that teaches the model a colour it has never seen, proven by held-out answers. Last, what
+# it) that teaches the model to name a colour it has never named, proven by held-out answers. Last, what
 # 4-bit buys in memory, measured here and worked out for the real 2.7-billion-parameter model.
 #
 # **Learning goals**
@@ -107,11 +107,12 @@ with expect_failure("blip2_vision2seq_import"):
 # transformers refuses the CPU before it gets there. The line below says which path ran here, and why.
 #
 # The tiny BLIP-2 is made like the real one, in miniature: a ViT (pre-trained on colour, shape
-# and position of base-colour images), an OPT language model (pre-trained on text, where it met
+# and position of images in all four colours), an OPT language model (pre-trained on text, where it met
 # the word "yellow"), and between them the Q-Former ("Querying Transformer": a small BERT-like
 # transformer whose 8 learned query tokens read the ViT's image features through cross-attention
-# and come out as 8 "soft words" that the OPT reads before the text; the real model has 32). It was then trained to answer questions about red, green and
-# blue shapes. It has never seen a yellow image; a real BLIP-2 has. So the base model's accuracy
+# and come out as 8 "soft words" that the OPT reads before the text; the real model has 32). It was
+# then trained to answer questions about red, green and blue shapes only. So its ViT has seen yellow
+# shapes, but the model has never answered "yellow" about an image; a real BLIP-2 has. The base model's accuracy
 # per colour is measured below rather than assumed, and the fine-tune is judged by the share of
 # the remaining gap to 100% it closes.
 

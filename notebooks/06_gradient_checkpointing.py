@@ -115,7 +115,7 @@ for use_reentrant, needs_grad in [(True, False), (True, True), (False, False)]:
 # ## The model and the task
 #
 # The tiny BLIP-2 and the questions of notebook 02: *what colour / shape / where is the shape?*, with
-# yellow shapes it has never seen. Every setup below loads the model afresh (`get_peft_model` and
+# yellow shapes whose colour it has never been asked. Every setup below loads the model afresh (`get_peft_model` and
 # checkpointing change the model they are given).
 
 # %%
