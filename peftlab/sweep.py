@@ -46,18 +46,20 @@ def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: in
     return {"notebook": path.stem, "seed": seed, "pretrain_seed": pretrain_seed, "error": error, **card}
 
 
-def summarise(runs: list[dict]) -> list[list[str]]:
-    """One row per notebook and check: runs, passes, min / median / max of its value, the worst figure."""
-    rows: dict[tuple[str, str], list[dict]] = {}
+def summarise(runs: list[dict], by_stack: bool = False) -> list[list[str]]:
+    """One row per notebook and check (and stack): runs, passes, min / median / max of its value,
+    the worst figure."""
+    rows: dict[tuple[str, ...], list[dict]] = {}
     for run in runs:
         for check in run.get("checks", []):
-            rows.setdefault((run["notebook"], check["claim"]), []).append(check)
+            key = (run["notebook"], check["claim"]) + ((run.get("stack", "?"),) if by_stack else ())
+            rows.setdefault(key, []).append(check)
     out = []
-    for (notebook, claim), checks in rows.items():
+    for (notebook, claim, *stack), checks in rows.items():
         values = [c["value"] for c in checks if c.get("value") is not None]
         spread = f"{min(values):.3g} / {statistics.median(values):.3g} / {max(values):.3g}" if values else "-"
         failed = [c["figure"] for c in checks if not c["passed"]]
-        out.append([notebook, claim[:70], str(len(checks)), str(len(checks) - len(failed)), spread,
+        out.append([notebook, claim[:70], *stack, str(len(checks)), str(len(checks) - len(failed)), spread,
                     failed[0][:60] if failed else ""])  # fmt: skip
     return out
 
@@ -68,10 +70,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="values of SEED")
     parser.add_argument("--pretrain-seeds", nargs="+", type=int, default=[0, 1, 2],
                         help="values of PEFTLAB_PRETRAIN_SEED (each pre-trains the tiny models anew)")  # fmt: skip
+    parser.add_argument("--combine", nargs="+", type=Path, metavar="FOLDER",
+                        help="run nothing: one table, per stack, from earlier sweeps' sweep.json")  # fmt: skip
+
+
+def combine(folders: list[Path]) -> int:
+    """Print one table of every check over the runs recorded in ``folders`` (one row per stack)."""
+    runs = [run for folder in folders for run in json.loads((folder / "sweep.json").read_text())]
+    header = ["notebook", "check", "stack", "runs", "passed", "value min / median / max", "a failing figure"]
+    print(table(summarise(sorted(runs, key=lambda r: r["notebook"]), by_stack=True), header))
+    stopped = [r for r in runs if r["error"]]
+    print(f"\n{len(runs)} runs, {len(stopped)} stopped")
+    return 1 if stopped else 0
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the sweep; exit 1 if any run failed a check or stopped, 2 without papermill or notebooks."""
+    if args.combine:
+        return combine(args.combine)
     try:
         import papermill  # noqa: F401
     except ImportError:
