@@ -142,3 +142,7 @@ def test_vision2seq_import_matches_the_registry():
     else:
         with pytest.raises(ImportError, match="AutoModelForVision2Seq"):
             from transformers import AutoModelForVision2Seq  # noqa: F401
+
+
+def test_interleave_spreads_the_shorter_list_evenly():
+    assert blip2._interleave(list("abcdefgh"), [1, 2]) == ["a", "b", "c", 1, "d", "e", "f", "g", 2, "h"]
