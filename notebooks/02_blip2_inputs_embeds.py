@@ -408,16 +408,18 @@ for name, b, a in rows:
 fell = [f"{name} ({b:.0%} -> {a:.0%})" for name, b, a in rows if a < b]
 
 # %%
-# Thresholds from SEED 0-4 on both stacks (10 runs). Loss: last/first was at most 0.331; threshold 0.6.
+# Thresholds from `peftlab sweep`: SEED 0-4 x pre-training seeds 0-2 (PEFTLAB_PRETRAIN_SEED) on both stacks,
+# 30 runs, 2026-12-02. Loss, last 10 / first 10: at most 0.41 (current), 0.20 (documented); threshold 0.6.
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
 scorecard.check("loss falls", last < 0.6 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}", value=last / first)
-# share of the gap closed, min over the 10 runs: colour 70%, yellow images 71%; thresholds 45%
-for name, min_closed in {"colour": 0.45, "colour (yellow images)": 0.45}.items():
+# Share of the gap closed, min / median over the 30 runs: colour 52% / 76% (documented), 61% / 79% (current);
+# yellow images 62% / 81% and 73% / 88%. Thresholds about a third below the smallest min: 35% and 40%.
+for name, min_closed in {"colour": 0.35, "colour (yellow images)": 0.40}.items():
     closed = gap_closed(before[name], after[name])
     scorecard.check(f"{name} answers on held-out images close at least {min_closed:.0%} of the gap to 100%",
                     closed >= min_closed, f"{before[name]:.0%} -> {after[name]:.0%} ({closed:.0%} of the gap)",
                     headline=name == "colour", value=closed)
-# change over the 10 runs: shape 0 to +21 points, position +7 to +21; threshold: at most 10 points lost
+# Change over the 30 runs: shape -3 to +11 points, position -2 to +3; threshold: at most 10 points lost
 for name in ("shape", "position"):
     scorecard.check(f"{name} answers are not lost", after[name] >= before[name] - 0.10,
                     f"{before[name]:.0%} -> {after[name]:.0%}", value=after[name] - before[name])
@@ -444,8 +446,8 @@ vqa.show_answers(shown, {"base": base_answers, "LoRA": lora_answers}, "colour")
 base_generated = vqa.generation_accuracy(vqa.generate_answers(base, processor, test_set, "colour"), test_set, "colour")
 lora_generated = vqa.generation_accuracy(vqa.generate_answers(peft_model, processor, test_set, "colour"), test_set,
                                          "colour")
-closed = gap_closed(base_generated, lora_generated)  # SEED 0-4, both stacks: min 70%; threshold 45%
-scorecard.check("generated colour answers close at least 45% of the gap to 100%", closed >= 0.45,
+closed = gap_closed(base_generated, lora_generated)  # the 30 runs: min 52%, median 77%; threshold 35%
+scorecard.check("generated colour answers close at least 35% of the gap to 100%", closed >= 0.35,
                 f"{base_generated:.0%} -> {lora_generated:.0%} ({closed:.0%} of the gap)", value=closed)
 
 # %% [markdown]

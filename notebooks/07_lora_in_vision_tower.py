@@ -77,9 +77,10 @@ SEED = 0
 #
 # LLaVA reads an image with a CLIP vision tower, turns its patch features into "image tokens" with a
 # small projector, and hands them to a Llama in place of the `<image>` placeholder. The tiny LLaVA is
-# built the same way: a CLIP ViT pre-trained on colour, shape and position of base-colour images, a
-# Llama that met the word "yellow" in text, and a projector trained with the Llama to answer questions
-# about red, green and blue shapes. It has never seen a yellow image.
+# built the same way: a CLIP ViT pre-trained on colour, shape and position of images in all four
+# colours, a Llama that met the word "yellow" in text, and a projector trained with the Llama to answer
+# questions about red, green and blue shapes only. So its vision tower has seen yellow shapes, but the
+# model has never answered "yellow" about an image.
 #
 # The table lists the linear layers of each part by their last name component: the names a
 # `target_modules` list matches. Both towers call their attention projections `q_proj` and `v_proj`.

@@ -32,6 +32,13 @@ def default_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return model(**batch).loss
 
 
+def interleave(a: list, b: list) -> list:
+    """The items of ``a`` and ``b`` in one list, ``b``'s (the shorter) spread evenly among ``a``'s."""
+    every = len(a) / len(b)
+    keyed = [(i, x) for i, x in enumerate(a)] + [((j + 0.5) * every, y) for j, y in enumerate(b)]
+    return [x for _, x in sorted(keyed, key=lambda t: t[0])]
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of the model's first parameter."""
     return next(model.parameters()).device

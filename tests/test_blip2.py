@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import Blip2Processor, BlipImageProcessor
 
+import peftlab.train
 from peftlab import data, memory, vqa
 from peftlab.models import blip2
 from peftlab.models.vocab import word_tokenizer
@@ -145,4 +146,15 @@ def test_vision2seq_import_matches_the_registry():
 
 
 def test_interleave_spreads_the_shorter_list_evenly():
-    assert blip2._interleave(list("abcdefgh"), [1, 2]) == ["a", "b", "c", 1, "d", "e", "f", "g", 2, "h"]
+    assert peftlab.train.interleave(list("abcdefgh"), [1, 2]) == [
+        "a",
+        "b",
+        "c",
+        1,
+        "d",
+        "e",
+        "f",
+        "g",
+        2,
+        "h",
+    ]

@@ -32,7 +32,7 @@ from peftlab.device import pick_device, placement
 from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.registry import change
-from peftlab.train import train
+from peftlab.train import interleave, train
 from peftlab.versions import installed
 
 #: The tiny BLIP-2: width 64 and 2 layers in the ViT, the Q-Former and the OPT; 32 px images.
@@ -119,13 +119,6 @@ def _vision_batches(processor: Blip2Processor, samples: list[data.Sample], batch
     return out
 
 
-def _interleave(a: list, b: list) -> list:
-    """The items of ``a`` and ``b`` spread evenly into one list (``b`` the shorter)."""
-    every = len(a) / len(b)
-    keyed = [(i, x) for i, x in enumerate(a)] + [((j + 0.5) * every, y) for j, y in enumerate(b)]
-    return [x for _, x in sorted(keyed, key=lambda t: t[0])]
-
-
 def _qa_or_text_loss(model: Blip2ForConditionalGeneration, batch: dict) -> torch.Tensor:
     """The loss of a VQA batch through the whole model, or of a caption batch through the OPT."""
     return (model if "pixel_values" in batch else model.language_model)(**batch).loss
@@ -165,7 +158,7 @@ def _build_tiny(folder: Path) -> None:
     train(model.language_model, _caption_batches(tokenizer, text, p["batch_size"]), p["text_steps"],
           lr=p["lr"], desc="pre-training the tiny OPT on text (once, then cached)")  # fmt: skip
     model.vision_model.requires_grad_(False)
-    qa = _interleave(vqa.batches(processor, samples, batch_size=p["batch_size"]),
+    qa = interleave(vqa.batches(processor, samples, batch_size=p["batch_size"]),
                      _caption_batches(tokenizer, text, p["batch_size"]))  # fmt: skip
     train(model, qa, p["steps"], lr=p["lr"], loss_fn=_qa_or_text_loss,
           desc="pre-training the tiny Q-Former on VQA (once, then cached)")  # fmt: skip
@@ -205,7 +198,7 @@ def autocast_dtype(device: torch.device | str, enabled: bool = True) -> torch.dt
 
 def _tiny_path() -> Path:
     return tiny_checkpoint("blip2", {**TINY_BLIP2, **PRETRAIN, "seed": pretrain_seed()}, _build_tiny,
-                           sources=(data, vqa, _caption_batches, _vision_batches, _VisionProbe, _interleave, _qa_or_text_loss))  # fmt: skip
+                           sources=(data, vqa, _caption_batches, _vision_batches, _VisionProbe, _qa_or_text_loss, interleave))  # fmt: skip
 
 
 def load_blip2(

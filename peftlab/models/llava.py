@@ -5,10 +5,11 @@ vision tower (2 layers of width 64, 32 px images in 8 px patches: 16 image token
 MLP projector, and a Llama language model (2 layers of width 64). Its tokenizer knows ``<image>``
 and the processor expands it into one token per patch. Pre-training follows LLaVA's own making, in
 three short phases (see :func:`_build_tiny`): the vision tower learns colour, shape and position of
-base-colour images (LLaVA starts from a pre-trained CLIP), the Llama learns captions of all four
-colours as text (it knows the word "yellow"), then, with the vision tower frozen, the projector and
-the Llama learn to answer questions about base-colour images. So the base model has never seen a
-yellow image: a LoRA fine-tune has a real gap to close.
+images in all four colours (LLaVA starts from a pre-trained CLIP, which has seen yellow), the Llama
+learns captions of all four colours as text (it knows the word "yellow"), then, with the vision
+tower frozen, the projector and the Llama learn to answer questions about base-colour images. So
+the base model has seen yellow shapes but never named their colour: a LoRA fine-tune has a real
+gap to close, and the image features it needs are there.
 
 Questions use :mod:`peftlab.vqa`'s format behind LLaVA's image placeholder:
 ``<image> Question: what colour is the shape? Answer:``; :class:`VQAProcessor` puts it there.
@@ -35,7 +36,7 @@ from peftlab.device import pick_device, placement
 from peftlab.models.blip2 import _caption_batches, _vision_batches
 from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
-from peftlab.train import train
+from peftlab.train import interleave, train
 
 #: The tiny LLaVA: width 64 and 2 layers in the CLIP vision tower and the Llama; 32 px images.
 TINY_LLAVA = {"width": 64, "layers": 2, "heads": 4, "image_size": 32, "patch_size": 8}
@@ -104,12 +105,14 @@ def _processor(tokenizer: PreTrainedTokenizerBase) -> LlavaProcessor:
 def _build_tiny(folder: Path, seed: int) -> None:
     """Make the tiny LLaVA and pre-train it the way LLaVA was made, in three short phases:
 
-    1. the CLIP vision tower learns colour, shape and position of base-colour images (LLaVA starts
-       from a pre-trained CLIP);
+    1. the CLIP vision tower learns colour, shape and position of images in all four colours
+       (LLaVA starts from a pre-trained CLIP, which has seen yellow);
     2. the Llama learns the captions of all four colours as plain text (LLaVA starts from a
        pre-trained language model, which knows the word "yellow");
     3. with the vision tower frozen, the projector and the Llama learn to answer questions about
-       base-colour images (LLaVA's two training stages, in one).
+       base-colour images (LLaVA's two training stages, in one), while the Llama keeps reading the
+       captions of phase 2, so that it does not unlearn "yellow" (a real LLaVA's language model
+       saw far more text than these questions).
     """
     tokenizer = word_tokenizer(vqa.words() + " ".join(s.caption for s in data.make_shapes(128)).split(),
                                folder, extra_special=("<image>",))  # fmt: skip
@@ -120,16 +123,19 @@ def _build_tiny(folder: Path, seed: int) -> None:
     vqa_processor = VQAProcessor(processor, image_tokens(model.config))
     samples = data.make_shapes(p["images"], size, seed=1000 + seed, colours=data.BASE_COLOURS)
     vision = vision_tower(model)
-    train(_PatchProbe(vision, TINY_LLAVA["width"]), _vision_batches(vqa_processor, samples, p["batch_size"]),
+    seen = data.make_shapes(p["images"], size, seed=1000 + seed)  # all four colours
+    train(_PatchProbe(vision, TINY_LLAVA["width"]), _vision_batches(vqa_processor, seen, p["batch_size"]),
           p["vision_steps"], lr=p["lr"], loss_fn=lambda m, b: m(**b),
           desc="pre-training the tiny CLIP vision tower (once, then cached)")  # fmt: skip
     language = next(m for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == "language_model")
     language = getattr(language, "model", language)  # transformers 4.x: a LlamaForCausalLM around it
     text = data.make_shapes(64, size, seed=999)
-    train(_TextModel(model, language), _caption_batches(tokenizer, text, p["batch_size"]), p["text_steps"],
-          lr=p["lr"], desc="pre-training the tiny Llama on text (once, then cached)")  # fmt: skip
+    text_model, captions = _TextModel(model, language), _caption_batches(tokenizer, text, p["batch_size"])
+    train(text_model, captions, p["text_steps"], lr=p["lr"],
+          desc="pre-training the tiny Llama on text (once, then cached)")  # fmt: skip
     vision.requires_grad_(False)
-    train(model, vqa.batches(vqa_processor, samples, batch_size=p["batch_size"]), p["steps"], lr=p["lr"],
+    qa = interleave(vqa.batches(vqa_processor, samples, batch_size=p["batch_size"]), captions)
+    train(model, qa, p["steps"], lr=p["lr"], loss_fn=lambda m, b: (m if "pixel_values" in b else text_model)(**b).loss,
           desc="pre-training the tiny LLaVA on VQA (once, then cached)")  # fmt: skip
     model.requires_grad_(True)
     model.save_pretrained(folder)
@@ -169,7 +175,7 @@ def _tiny_path() -> Path:
     seed = pretrain_seed()
     return tiny_checkpoint("llava", {**TINY_LLAVA, **PRETRAIN, "seed": seed}, lambda f: _build_tiny(f, seed),
                            sources=(data, vqa, _build_tiny, _TextModel, VQAProcessor, tiny_llava_config,
-                                    _caption_batches, _vision_batches, _PatchProbe))  # fmt: skip
+                                    _caption_batches, _vision_batches, _PatchProbe, interleave))  # fmt: skip
 
 
 def load_llava(
