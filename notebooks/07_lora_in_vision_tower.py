@@ -334,15 +334,17 @@ for name in before:
     print(f"{name:<24} base {before[name]:>4.0%}   fix {after['fix'][name]:>4.0%}   report {after['report'][name]:>4.0%}")
 
 # %%
-# Thresholds from 14 runs: SEED 0-4 on both stacks and pre-training seeds 1, 2 (the proof cells alone, LoRA
-# initialised from another random state), and this notebook at SEED 0 on both stacks. The fix closed 40%-92%
-# of the yellow images' gap; threshold 20%, half the smallest. Shape and position moved by -6 to +6 points.
-MIN_CLOSED = 0.2
+# Thresholds from `peftlab sweep`: SEED 0-4 x pre-training seeds 0-2 (PEFTLAB_PRETRAIN_SEED) on both stacks,
+# 30 runs, 2026-12-02. The fix closed 83% (min) / 94% (median) of the yellow images' gap on the documented
+# stack, 90% / 98% on the current one; threshold 55%, a third below the smallest. The larger of the shape and
+# position losses was at most 8 points (median 0); threshold 10 points.
+MIN_CLOSED = 0.55
 scorecard.check_headroom("fix: colour answers on held-out yellow images", before["colour (yellow images)"],
                          after["fix"]["colour (yellow images)"], MIN_CLOSED)  # fmt: skip
 scorecard.check("fix: shape and position answers are not lost (at most 10 points)",
                 all(after["fix"][k] >= before[k] - 0.10 for k in ("shape", "position")),
-                ", ".join(f"{k} {before[k]:.0%} -> {after['fix'][k]:.0%}" for k in ("shape", "position")))
+                ", ".join(f"{k} {before[k]:.0%} -> {after['fix'][k]:.0%}" for k in ("shape", "position")),
+                value=min(after["fix"][k] - before[k] for k in ("shape", "position")))
 
 # %%
 from IPython.display import Markdown, display
