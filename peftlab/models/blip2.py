@@ -37,7 +37,7 @@ from peftlab.versions import installed
 
 #: The tiny BLIP-2: width 64 and 2 layers in the ViT, the Q-Former and the OPT; 32 px images.
 TINY_BLIP2 = {"width": 64, "layers": 2, "heads": 4, "image_size": 32, "patch_size": 8, "query_tokens": 8}
-#: Its pre-training (about 15 s on 2 CPU cores): steps of each phase, images, learning rate.
+#: Its pre-training (measured 71 s of CPU time, once per cache): steps of each phase, images, learning rate.
 PRETRAIN = {
     "vision_steps": 800,
     "text_steps": 150,

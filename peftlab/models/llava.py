@@ -40,7 +40,7 @@ from peftlab.train import interleave, train
 
 #: The tiny LLaVA: width 64 and 2 layers in the CLIP vision tower and the Llama; 32 px images.
 TINY_LLAVA = {"width": 64, "layers": 2, "heads": 4, "image_size": 32, "patch_size": 8}
-#: Its pre-training (about 15 s on 2 CPU cores): steps of each phase, images, learning rate.
+#: Its pre-training (measured 42 s of CPU time, once per cache): steps of each phase, images, learning rate.
 PRETRAIN = {
     "vision_steps": 300,
     "text_steps": 150,
