@@ -34,3 +34,19 @@ def test_checks_record_the_value_their_threshold_judges():
 def test_without_papermill_the_sweep_says_how_to_get_it(capsys):
     assert main(["sweep", "--only", "01"]) == 2
     assert "pip install papermill" in capsys.readouterr().err
+
+
+def test_combine_tabulates_earlier_sweeps_per_stack(tmp_path, capsys):
+    import json
+
+    for stack, values in {"current": (0.5, 0.3), "documented": (0.7, 0.6)}.items():
+        runs = [card(s, v) | {"stack": stack} for s, v in enumerate(values)]
+        (tmp_path / stack).mkdir()
+        (tmp_path / stack / "sweep.json").write_text(json.dumps(runs))
+    assert main(["sweep", "--combine", str(tmp_path / "current"), str(tmp_path / "documented")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "| current    | 2    | 2      | 0.3 / 0.4 / 0.5" in out
+        and "| documented | 2    | 2      | 0.6 / 0.65 / 0.7" in out
+    )
+    assert "4 runs, 0 stopped" in out
