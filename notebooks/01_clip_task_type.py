@@ -316,14 +316,15 @@ for direction in ("image_to_text", "text_to_image"):
 # one caption", and image to text carries the claim that retrieval improves.
 
 # %%
-# Thresholds from SEED 0-4 on both stacks (10 runs). Loss: last/first was at most 0.073; threshold 0.25.
+# Thresholds from `peftlab sweep`: SEED 0-4 x pre-training seeds 0-2 on both stacks (30 runs). Loss: last/first
+# was at most 0.073; threshold 0.25.
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
 scorecard.check("loss falls", last < 0.25 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}", value=last / first)
-# image to text closed at least 40% of its gap (median 54%); threshold 25%.
+# image to text closed at least 32% of its gap (current; documented 40%; medians 49% and 54%); threshold 25%.
 closed = gap_closed(before["image_to_text"], after["image_to_text"])
 scorecard.check("image-to-text retrieval closes at least 25% of the gap to 100%", closed >= 0.25,
                 f"{before['image_to_text']:.0%} -> {after['image_to_text']:.0%} ({closed:.0%} of the gap)", headline=True, value=closed)
-# text to image changed by 0 to +25 points (one run: 0); threshold: falls by at most one caption of 16.
+# text to image changed by 0 to +37.5 points (never fell); threshold: falls by at most one caption of 16.
 scorecard.check("text-to-image retrieval does not fall (one caption of 16 allowed)",
                 after["text_to_image"] >= before["text_to_image"] - 1 / 16,
                 f"{before['text_to_image']:.0%} -> {after['text_to_image']:.0%}", value=after["text_to_image"] - before["text_to_image"])
