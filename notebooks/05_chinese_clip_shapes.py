@@ -431,6 +431,7 @@ flagged_tower
 # %%
 clear = peftlab.doctor(fixed_model, LoraConfig(r=8, lora_alpha=16, target_modules=both_towers_targets), folder)
 scorecard.check_clear("the fixed load with LoRA on both towers", clear)
+del fixed_model  # done with it: fewer models in memory while LoRA trains
 clear
 
 # %% [markdown]

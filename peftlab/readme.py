@@ -127,7 +127,8 @@ def real_size_table(facts_file: Path = REAL_SIZE_FACTS) -> str:
             run = ", ".join(f"{k.lower()} {v}" for k, v in p.items() if k.endswith(("BATCH_SIZE", "STEPS")))
             per_step = f"{fact['seconds_per_step']:.1f} s" if fact.get("seconds_per_step") else "-"
             rows.append([name[:2], ", ".join(f"`{c}`" for c in fact["checkpoints"]), run,
-                         f"{fact['peak_rss_mb'] / 1024:.1f} GB", per_step, fact["stack"]])  # fmt: skip
+                         f"{fact['peak_rss_mb'] / 1024:.1f} GB", per_step,
+                         f"{fact['stack']}, {fact.get('measured', '?')}"])  # fmt: skip
         else:
             why = plan.left_out if plan and plan.left_out else "not measured yet"
             rows.append([name[:2], "-", why, "not measured", "-", "-"])

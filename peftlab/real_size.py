@@ -14,6 +14,9 @@ RSS and the median seconds per training step.
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +46,10 @@ PLANS: dict[str, Plan] = {
     "05": Plan({"CHECKPOINT": "chinese-clip-vit-large-patch14", "WRONG_CONFIG": "chinese-clip-vit-base-patch16"},
                {"LORA_STEPS": 2, "BATCH_SIZE": 4, "EVAL_BATCH_SIZE": 16, "TRAIN_IMAGES": 8, "TEST_IMAGES": 16}),
     "02": Plan(left_out=f"Salesforce/blip2-opt-2.7b in NF4 on this CPU: {PUBLISHED['blip2-opt-2.7b'].fits_here}"),
-    "04": Plan(left_out="not wired yet: its batch sizes and image count are not parameters (issue 15, part 2)"),
+    "04": Plan(
+        {"CHECKPOINT": "vit-base-patch16-224-in21k"},
+        {"NEW_SIZE": 512, "LORA_STEPS": 2, "BATCH_SIZE": 2, "EVAL_BATCH_SIZE": 8, "TRAIN_IMAGES": 4, "TEST_IMAGES": 8},
+    ),
     "00": Plan(left_out="a primer on a toy model: it names no published checkpoint"),
     "06": Plan(left_out="not wired yet: its thresholds are being reworked (issue 15, part 2)"),
     "07": Plan(left_out="not wired yet (issue 15, part 2)"),
@@ -111,8 +117,9 @@ def row(stem: str, seconds: float, card: dict | None, error: str) -> list[str]:
                          for f in card["failures"]) or "none"  # fmt: skip
     judged = [c for c in card["checks"] if c["passed"] is not None]
     passed = sum(bool(c["passed"]) for c in judged)
-    reload = [c for c in judged if "reload" in c["claim"]]
+    reload = [c for c in judged if "reload" in c["claim"] or "round trip" in c["claim"]]
     reload_text = f"{'yes' if all(c['passed'] for c in reload) else 'no'} ({len(reload)})" if reload else "-"
+    error = re.sub(r"\x1b\[[0-9;]*m", "", error)[:90]  # the kernel's colours
     judged_text = f"{passed}/{len(judged)} passed" + (f" ({error})" if error else "")
     per_step = card.get("seconds_per_step")
     return [stem, checkpoint, failures, judged_text, str(len(card["checks"]) - len(judged)), reload_text,
@@ -142,6 +149,9 @@ def record(cards: dict[str, dict], target: Path) -> None:
             "peak_rss_mb": card["peak_rss_mb"],
             "seconds_per_step": card.get("seconds_per_step"),
             "stack": card["stack"],
+            "measured": time.strftime("%Y-%m-%d", time.gmtime()),
+            "cpus": os.cpu_count(),
+            "load_average": round(os.getloadavg()[0], 1),  # the machine is shared: an upper bound on time
             "versions": {k: card["versions"][k] for k in ("torch", "transformers", "peft") if k in card["versions"]},
         }  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -126,3 +126,18 @@ def test_cli_parses_real_size(monkeypatch):
     monkeypatch.setattr(cli, "_run_real_size", lambda args: seen.update(vars(args)) or 0)
     assert cli.main(["run", "--real-size", "--only", "01", "03", "05"]) == 0
     assert seen["real_size"] and seen["only"] == ["01", "03", "05"] and seen["record"] is None
+
+
+def test_a_checkpoint_without_head_gets_the_same_head_at_every_load(tmp_path):
+    """google/vit-base-patch16-224-in21k has no classifier: two loads must still be the same model."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    from peftlab.models.vit import load_vit
+
+    config = ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                       image_size=32, patch_size=8)  # fmt: skip
+    ViTModel(config).save_pretrained(tmp_path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    first, second = load_vit(str(tmp_path), device="cpu")[0], load_vit(str(tmp_path), device="cpu")[0]
+    assert torch.equal(first.classifier.weight, second.classifier.weight)
+    assert first.classifier.weight.abs().sum() > 0
