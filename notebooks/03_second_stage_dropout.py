@@ -301,6 +301,7 @@ scorecard.check("on the plain model, all-linear wraps exactly the layers the rec
                 f"{len(chosen_plain)} layers, the recipe's {len(targets.adapter_layers(stage_one))}")
 
 # %%
+del plain_all_linear  # no later cell uses it: keep few models in memory
 stage_one_layers = targets.adapter_layers(fresh_model)  # the LoRA layers stage one left in the loaded model
 with warnings.catch_warnings(record=True) as said:
     warnings.simplefilter("always", UserWarning)
@@ -317,6 +318,7 @@ tables.Table(["what all-linear chose on the loaded stage-one model", "modules"],
               ("anything else: " + (", ".join(extra) or "nothing"), len(extra))])
 
 # %%
+del fresh_model  # no later cell uses it: keep few models in memory
 scorecard.check("all-linear chooses no module inside a LoRA layer (so no Dropout)",
                 not inside and set(stage_one_layers) <= set(chosen),
                 f"{len(inside)} inside; {len(set(stage_one_layers) & set(chosen))} of {len(stage_one_layers)} "
@@ -331,6 +333,7 @@ first_key = next(name for name, _ in on_lora.named_parameters() if "lora_A" in n
 print("a trainable parameter:", first_key)
 
 # %%
+del on_lora  # no later cell uses it: keep few models in memory
 display(Markdown(
     f"So `\"all-linear\"` fixes the *names*: on the plain model it chose the recipe's {len(chosen_plain)} layers, and "
     f"on the LoRA model it chose {len(set(stage_one_layers) & set(chosen))} LoRA layers as a whole and "
@@ -384,6 +387,7 @@ for step in range(10):
 print(f"{len(trap_losses)} steps ran without an error; training losses " + " ".join(f"{x:.3f}" for x in trap_losses))
 
 # %%
+del base_for_trap  # no later cell uses it: keep few models in memory
 scorecard.check("from_pretrained without is_trainable leaves nothing to train", trainable == 0,
              f"{trainable} trainable of {total:,} parameters")
 scorecard.check_same(f"{len(trap_losses)} optimiser steps left the adapter weights unchanged",
@@ -406,6 +410,7 @@ with expect_failure("second_stage_nothing_to_train") as nothing:
 # (The QLoRA script that the recipe comes from resumes from a checkpoint exactly this way.)
 
 # %%
+del frozen  # no later cell uses it: keep few models in memory
 peftlab.seed_everything(SEED)
 continued = load_stage_one(is_trainable=True)
 trainable_a = count_parameters(continued)[0]
@@ -448,6 +453,7 @@ scorecard.check_same("(a) the saved adapter reloads exactly", opt.answer_logits(
 # dropout), which checks that stage one really is switched off.
 
 # %%
+del continued, reloaded_a  # no later cell uses them: keep few models in memory
 peftlab.seed_everything(SEED)
 two = load_stage_one(adapter_name="stage_one")
 two.add_adapter("stage_two", lora_config(targets_one))
@@ -498,6 +504,7 @@ scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit di
 # reload check below shows no harm is done.)
 
 # %%
+del stage_one  # no later cell uses it: keep few models in memory
 merged = load_stage_one().merge_and_unload()
 scorecard.check_same("(c) the merged model keeps stage one's outputs", stage_one_logits,
                   opt.answer_logits(merged, test_batches), atol=1e-4)
@@ -528,6 +535,7 @@ scorecard.check_same("(c) merged base + adapter reload exactly", opt.answer_logi
 # adapter only makes sense on top of the merged weights.
 
 # %%
+del merged_again, reloaded_c  # no later cell uses them: keep few models in memory
 def size_on_disk(*folders):
     return sum(f.stat().st_size for folder in folders for f in Path(folder).rglob("*") if f.is_file())
 
@@ -567,6 +575,7 @@ plots.staged_loss_curves(
 # left alone. The preview tells what the installed PEFT will do:
 
 # %%
+del two  # no later cell uses it: keep few models in memory
 peftlab.seed_everything(SEED)
 qv = get_peft_model(opt.load_opt(CHECKPOINT, device=DEVICE)[0], lora_config(["q_proj", "v_proj"]))
 train(qv, stage_one_batches, STAGE_ONE_STEPS, lr=LR, desc="stage one, q_proj and v_proj only")
@@ -579,6 +588,7 @@ print(sorted(targets_qv))
 print("\n".join(targets.preview_targets(model_qv, targets_qv).notes))
 
 # %%
+del qv  # no later cell uses it: keep few models in memory
 with expect_failure("second_stage_double_wrap") as double, warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", UserWarning)
     twice = get_peft_model(model_qv, lora_config(targets_qv))
@@ -595,6 +605,7 @@ for warning in caught:
 # adapter keys" and hands back the base model, every trained weight lost.
 
 # %%
+del model_qv  # no later cell uses it: keep few models in memory
 if double.error is None:  # a PEFT that skips adapter layers: the double wrap went through
     from safetensors.torch import load_file
 
@@ -616,6 +627,7 @@ if double.error is None:  # a PEFT that skips adapter layers: the double wrap we
                  f"max |logit difference| = {moved:.2f}", value=moved)
     scorecard.check_same("reloaded, it is the untrained base model exactly", base_logits,
                       opt.answer_logits(reloaded_twice, test_batches))
+    del twice, reloaded_twice  # no later cell uses them: keep few models in memory
 else:
     print("This PEFT raises the Dropout error here as well: nothing is silently lost.")
 
@@ -627,6 +639,7 @@ else:
 # model trains and what `save_pretrained` will keep. It flags each trap of this notebook:
 
 # %%
+del base  # no later cell uses it: keep few models in memory
 flagged = peftlab.doctor(load_stage_one(), lora_config(targets_two))
 scorecard.check_flagged("get_peft_model on the loaded stage-one model", flagged, "targets", seen.error)
 flagged
@@ -646,6 +659,7 @@ flagged_twice
 # Fixes (a) and (c) get no problem:
 
 # %%
+del fresh_qv  # no later cell uses it: keep few models in memory
 scorecard.check_clear("fix (a): the adapter loaded with is_trainable=True", peftlab.doctor(load_stage_one(is_trainable=True)))
 merged_base = load_stage_one().merge_and_unload()
 clear = peftlab.doctor(merged_base, lora_config(find_all_linear_names(merged_base)))
@@ -666,6 +680,7 @@ clear
 # `lora_B.default`? Give the class name.
 
 # %%
+del merged, fresh  # no later cell uses them: keep few models in memory
 answer = None  # your answer: a class name, e.g. "Dropout"
 
 # %%
@@ -676,6 +691,7 @@ matched_types = sorted({targets.type_name(module) for name, module in no_dropout
 print("besides lora_A.default and lora_B.default, 'default' matches:", matched_types)
 
 # %%
+del no_dropout  # no later cell uses it: keep few models in memory
 exercises.check(
     "03.1", answer, expected=matched_types[0] if len(matched_types) == 1 else " + ".join(matched_types),
     hint="LoRA skips the dropout when p=0, but keeps a module under the same name: which torch module does nothing?",

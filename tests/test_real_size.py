@@ -141,3 +141,30 @@ def test_a_checkpoint_without_head_gets_the_same_head_at_every_load(tmp_path):
     first, second = load_vit(str(tmp_path), device="cpu")[0], load_vit(str(tmp_path), device="cpu")[0]
     assert torch.equal(first.classifier.weight, second.classifier.weight)
     assert first.classifier.weight.abs().sum() > 0
+
+
+def test_readme_memory_table_comes_from_the_facts_file(tmp_path):
+    import json
+
+    from peftlab.readme import real_size_table
+
+    facts = {"notebooks": {"01_clip_task_type": {
+        "checkpoints": ["openai/clip-vit-base-patch32"], "parameters": {"BATCH_SIZE": 8, "LORA_STEPS": 3},
+        "peak_rss_mb": 2048.0, "seconds_per_step": 4.25, "stack": "current", "measured": "2026-12-02"}}}  # fmt: skip
+    path = tmp_path / "real_size.json"
+    path.write_text(json.dumps(facts))
+    text = real_size_table(path)
+    assert "| 01 | `openai/clip-vit-base-patch32` | batch_size 8, lora_steps 3 | 2.0 GB | 4.2 s |" in text
+    assert "20 minutes" in next(line for line in text.splitlines() if line.startswith("| 02 |"))
+
+
+def test_parameters_cells_state_the_measured_memory():
+    """Each measured notebook's CHECKPOINT comment states the peak RSS recorded in docs/real_size.json."""
+    import json
+
+    from peftlab import instructors
+    from peftlab.readme import REAL_SIZE_FACTS
+
+    for name, fact in json.loads(REAL_SIZE_FACTS.read_text())["notebooks"].items():
+        stated = instructors.overview(name).memory
+        assert stated.startswith(f"{fact['peak_rss_mb'] / 1024:.1f} GB peak RSS"), (name, stated)

@@ -78,10 +78,15 @@ PUBLISHED: dict[str, Published] = {
     "blip2-opt-2.7b": Published(
         "Salesforce/blip2-opt-2.7b", "Blip2ForConditionalGeneration", 3_744_679_936, 3744.7, ("02",), 224,
         fits_here=(
-            "3.74 B parameters: building the random model takes about 15 GB in fp32 before it is saved "
-            "(7.5 GB of safetensors in bf16), and loading it in NF4 on the CPU needs bitsandbytes' CPU "
-            "back end to quantise 3.7 B weights; on 2 cores that alone exceeds 20 minutes, before any "
-            "training step of a 2.7 B language model. Run notebook 02 at real size on a GPU (Colab T4)."
+            "estimated, not run: 3.74 B parameters. Building the random model takes about 15 GB in fp32 "
+            "(this machine: 24 GB shared with other jobs, 2 cores) and writes 7.5 GB in bf16; notebook 02 "
+            "then loads it in NF4 three times, each load reading and quantising 3.7 B weights on the CPU. "
+            "A training step (the frozen 1 B vision tower over 257 tokens, LoRA through the 2.7 B language "
+            "model, batch 4, accumulated twice) is about 8 TFLOP: 2-3 minutes at the 55 GFLOP/s that "
+            "notebooks 01, 04 and 05 reached here, before bitsandbytes' CPU dequantisation. Build, three "
+            "loads and a few steps come to more than the 20 minutes allowed, and the 15 GB build would "
+            "starve the other jobs; run notebook 02 at real size on a GPU (Colab T4, "
+            "GRADIENT_CHECKPOINTING = True)."
         ),
     ),
 }  # fmt: skip
