@@ -124,13 +124,13 @@ def real_size_table(facts_file: Path = REAL_SIZE_FACTS) -> str:
         plan, fact = PLANS.get(name[:2]), facts.get(name)
         if fact:
             p = fact["parameters"]
-            run = ", ".join(f"{k.lower()} {v}" for k, v in p.items() if k.endswith(("BATCH_SIZE", "STEPS")))
+            run = ", ".join(f"{k.lower()} {v}" for k, v in p.items())
             per_step = f"{fact['seconds_per_step']:.1f} s" if fact.get("seconds_per_step") else "-"
             rows.append([name[:2], ", ".join(f"`{c}`" for c in fact["checkpoints"]), run,
                          f"{fact['peak_rss_mb'] / 1024:.1f} GB", per_step,
                          f"{fact['stack']}, {fact.get('measured', '?')}"])  # fmt: skip
         else:
-            why = plan.left_out if plan and plan.left_out else "not measured yet"
+            why = (plan.summary or plan.left_out) if plan and plan.left_out else "not measured yet"
             rows.append([name[:2], "-", why, "not measured", "-", "-"])
     header = [
         "#",
@@ -138,7 +138,7 @@ def real_size_table(facts_file: Path = REAL_SIZE_FACTS) -> str:
         "run with",
         "CPU peak RSS",
         "per training step",
-        "stack",
+        "stack, measured",
     ]
     return markdown_table(header, rows)
 

@@ -136,7 +136,9 @@ def load_vit(
             path, num_labels=len(names), id2label=dict(enumerate(names)),
             label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True, output_loading_info=True,
         )  # fmt: skip
-        new = [k for k in (*info["missing_keys"], *(m[0] for m in info["mismatched_keys"])) if "classifier" in k]
+        new = [
+            k for k in (*info["missing_keys"], *(m[0] for m in info["mismatched_keys"])) if "classifier" in k
+        ]
         if new:
             seeded_head(model)
     processor = ViTImageProcessor.from_pretrained(path)
