@@ -69,11 +69,15 @@ peftlab.quiet_known_noise()  # three third-party messages that teach nothing her
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # or "facebook/opt-125m" on Colab / a GPU machine (about 2 GB of GPU memory, estimated)
+CHECKPOINT = "tiny"  # or "facebook/opt-125m" on Colab / a GPU machine (3.9 GB peak RSS measured on a CPU at real size with batch 8, random weights; GPU memory not measured)
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 STAGE_ONE_STEPS = 15
 STAGE_TWO_STEPS = 25
 LR = 3e-3
+BATCH_SIZE = 64  # training batch (question/answer pairs); lower it for a real checkpoint if memory runs short
+EVAL_BATCH_SIZE = 64  # evaluation batch (no gradients)
+GRADIENT_CHECKPOINTING = False  # True: stage one recomputes activations in the backward pass (less memory)
+SCENES = 128  # scenes per stage and held out (four questions each)
 SEED = 0
 
 # %% [markdown]
@@ -102,11 +106,11 @@ from peftlab.train import count_parameters, to_device, train
 
 peftlab.seed_everything(SEED)
 base, tokenizer = opt.load_opt(CHECKPOINT, device=DEVICE)
-stage_one_batches = opt.qa_batches(tokenizer, opt.scene_texts(data.make_shapes(128, seed=SEED)))
-stage_two_batches = opt.qa_batches(tokenizer, opt.scene_texts(data.make_shapes(128, seed=SEED + 1)))
-test_scenes = data.make_shapes(128, seed=SEED + 7919)  # held out: never trained on
-test_batches = opt.qa_batches(tokenizer, opt.scene_texts(test_scenes))
-new_question = opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, ["opposite"]))
+stage_one_batches = opt.qa_batches(tokenizer, opt.scene_texts(data.make_shapes(SCENES, seed=SEED)), BATCH_SIZE)
+stage_two_batches = opt.qa_batches(tokenizer, opt.scene_texts(data.make_shapes(SCENES, seed=SEED + 1)), BATCH_SIZE)
+test_scenes = data.make_shapes(SCENES, seed=SEED + 7919)  # held out: never trained on
+test_batches = opt.qa_batches(tokenizer, opt.scene_texts(test_scenes), EVAL_BATCH_SIZE)
+new_question = opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, ["opposite"]), EVAL_BATCH_SIZE)
 for prompt, answer in opt.scene_texts(test_scenes[:1]):
     print(f"{prompt}  ->  {answer}")
 
@@ -128,7 +132,7 @@ gap_closed = scorecard.headroom_closed  # the share of the gap to 100% a change 
 
 base_scores = measure(base)
 base_logits = opt.answer_logits(base, test_batches)
-per_question = {kind: opt.evaluate(base, opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, [kind])))["accuracy"]
+per_question = {kind: opt.evaluate(base, opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, [kind]), EVAL_BATCH_SIZE))["accuracy"]
                 for kind in opt.KINDS}
 tables.Table(["question", "base model accuracy"], [(kind, f"{value:.0%}") for kind, value in per_question.items()])
 
@@ -182,6 +186,8 @@ def lora_config(target_modules):
 
 peftlab.seed_everything(SEED)
 stage_one = get_peft_model(base, lora_config(targets_one))
+if GRADIENT_CHECKPOINTING:
+    stage_one.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 stage_one.print_trainable_parameters()
 losses_one = train(stage_one, stage_one_batches, STAGE_ONE_STEPS, lr=LR, desc="stage one")
 after_one = measure(stage_one)
@@ -193,7 +199,8 @@ closed_one = gap_closed(base_scores["new question"], after_one["new question"])
 scorecard.check("stage one starts teaching the new question",
              closed_one >= 0.3 and after_one["loss"] < 0.3 * base_scores["loss"],
              f"new question {base_scores['new question']:.0%} -> {after_one['new question']:.0%} "
-             f"({closed_one:.0%} of the gap); held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}", value=closed_one)
+             f"({closed_one:.0%} of the gap); held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}", value=closed_one,
+             needs_pretrained=True)
 
 work = tempfile.TemporaryDirectory(prefix="peftlab-03-")
 stage_one_dir = Path(work.name, "stage_one")
@@ -295,11 +302,14 @@ scorecard.check("on the plain model, all-linear wraps exactly the layers the rec
                 f"{len(chosen_plain)} layers, the recipe's {len(targets.adapter_layers(stage_one))}")
 
 # %%
+del plain_all_linear  # no later cell uses it: keep few models in memory
 stage_one_layers = targets.adapter_layers(fresh_model)  # the LoRA layers stage one left in the loaded model
 with warnings.catch_warnings(record=True) as said:
     warnings.simplefilter("always", UserWarning)
     on_lora = get_peft_model(fresh_model, lora_config("all-linear"))  # stage two's set-up code, names from PEFT
-chosen = sorted(on_lora.peft_config["default"].target_modules)
+# the full names PEFT targeted (its config may store them shortened to suffixes once they are many, as in
+# a real-size model: read what was targeted, not the config)
+chosen = sorted(on_lora.base_model.targeted_module_names)
 inside = [name for name in chosen if any(name.startswith(f"{layer}.") for layer in stage_one_layers)]
 extra = [name for name in chosen if name not in stage_one_layers and name not in inside]
 print(*(f"warning: {w.message}" for w in said if issubclass(w.category, UserWarning)), sep="\n")
@@ -309,6 +319,7 @@ tables.Table(["what all-linear chose on the loaded stage-one model", "modules"],
               ("anything else: " + (", ".join(extra) or "nothing"), len(extra))])
 
 # %%
+del fresh_model  # no later cell uses it: keep few models in memory
 scorecard.check("all-linear chooses no module inside a LoRA layer (so no Dropout)",
                 not inside and set(stage_one_layers) <= set(chosen),
                 f"{len(inside)} inside; {len(set(stage_one_layers) & set(chosen))} of {len(stage_one_layers)} "
@@ -323,6 +334,7 @@ first_key = next(name for name, _ in on_lora.named_parameters() if "lora_A" in n
 print("a trainable parameter:", first_key)
 
 # %%
+del on_lora  # no later cell uses it: keep few models in memory
 display(Markdown(
     f"So `\"all-linear\"` fixes the *names*: on the plain model it chose the recipe's {len(chosen_plain)} layers, and "
     f"on the LoRA model it chose {len(set(stage_one_layers) & set(chosen))} LoRA layers as a whole and "
@@ -376,6 +388,7 @@ for step in range(10):
 print(f"{len(trap_losses)} steps ran without an error; training losses " + " ".join(f"{x:.3f}" for x in trap_losses))
 
 # %%
+del base_for_trap  # no later cell uses it: keep few models in memory
 scorecard.check("from_pretrained without is_trainable leaves nothing to train", trainable == 0,
              f"{trainable} trainable of {total:,} parameters")
 scorecard.check_same(f"{len(trap_losses)} optimiser steps left the adapter weights unchanged",
@@ -398,6 +411,7 @@ with expect_failure("second_stage_nothing_to_train") as nothing:
 # (The QLoRA script that the recipe comes from resumes from a checkpoint exactly this way.)
 
 # %%
+del frozen  # no later cell uses it: keep few models in memory
 peftlab.seed_everything(SEED)
 continued = load_stage_one(is_trainable=True)
 trainable_a = count_parameters(continued)[0]
@@ -411,14 +425,16 @@ scorecard.check("(a) trains stage one's adapter", trainable_a == count_parameter
              f"{trainable_a:,} trainable parameters, as in stage one; the weights moved")
 # 30 runs (as above): (a)'s first loss was at most 0.196 x stage one's first loss; threshold 0.35 x
 scorecard.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 0.35 * losses_one[0],
-             f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two", value=losses_a[0] / losses_one[0])
+             f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two", value=losses_a[0] / losses_one[0],
+             needs_pretrained=True)
 scorecard.check("(a) the held-out loss keeps falling", after_a["loss"] < after_one["loss"],
-             f"{base_scores['loss']:.3f} (base) -> {after_one['loss']:.3f} (stage one) -> {after_a['loss']:.3f}")
+             f"{base_scores['loss']:.3f} (base) -> {after_one['loss']:.3f} (stage one) -> {after_a['loss']:.3f}",
+             needs_pretrained=True)
 closed_a = gap_closed(base_scores["new question"], after_a["new question"])
 # SEED 0-4 on both stacks: (a) closed 100% of the gap in all ten runs; threshold 80%
 scorecard.check("the two stages, continued with (a), teach the new question", closed_a >= 0.8,
                 f"{base_scores['new question']:.0%} -> {after_a['new question']:.0%} ({closed_a:.0%} of the gap)",
-                headline=True, value=closed_a)
+                headline=True, value=closed_a, needs_pretrained=True)
 
 dir_a = Path(work.name, "a")
 continued.save_pretrained(dir_a)
@@ -438,6 +454,7 @@ scorecard.check_same("(a) the saved adapter reloads exactly", opt.answer_logits(
 # dropout), which checks that stage one really is switched off.
 
 # %%
+del continued, reloaded_a  # no later cell uses them: keep few models in memory
 peftlab.seed_everything(SEED)
 two = load_stage_one(adapter_name="stage_one")
 two.add_adapter("stage_two", lora_config(targets_one))
@@ -452,7 +469,8 @@ scorecard.check_same("(b) training the second adapter leaves the first unchanged
 # SEED 0-4 on both stacks: (b)'s first loss was at least 4.9 x (a)'s; threshold 2.5 x
 scorecard.check("(b) the second adapter does not build on stage one: it starts above (a)",
              losses_b[0] > 2.5 * losses_a[0],
-             f"first loss on stage two's first batch: (b) {losses_b[0]:.3f}, (a) {losses_a[0]:.3f}", value=losses_b[0] / losses_a[0])
+             f"first loss on stage two's first batch: (b) {losses_b[0]:.3f}, (a) {losses_a[0]:.3f}", value=losses_b[0] / losses_a[0],
+             needs_pretrained=True)
 
 dir_b = Path(work.name, "b")
 two.save_pretrained(dir_b)  # one folder per adapter
@@ -487,6 +505,7 @@ scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit di
 # reload check below shows no harm is done.)
 
 # %%
+del stage_one  # no later cell uses it: keep few models in memory
 merged = load_stage_one().merge_and_unload()
 scorecard.check_same("(c) the merged model keeps stage one's outputs", stage_one_logits,
                   opt.answer_logits(merged, test_batches), atol=1e-4)
@@ -500,7 +519,7 @@ trainable_c = count_parameters(fresh)[0]
 losses_c = train(fresh, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(c) merged + fresh LoRA")
 after_c = measure(fresh)
 scorecard.check("(c) the held-out loss keeps falling", after_c["loss"] < after_one["loss"],
-             f"{after_one['loss']:.3f} (stage one) -> {after_c['loss']:.3f}")
+             f"{after_one['loss']:.3f} (stage one) -> {after_c['loss']:.3f}", needs_pretrained=True)
 
 dir_c = Path(work.name, "c_adapter")
 fresh.save_pretrained(dir_c)
@@ -517,6 +536,7 @@ scorecard.check_same("(c) merged base + adapter reload exactly", opt.answer_logi
 # adapter only makes sense on top of the merged weights.
 
 # %%
+del merged_again, reloaded_c  # no later cell uses them: keep few models in memory
 def size_on_disk(*folders):
     return sum(f.stat().st_size for folder in folders for f in Path(folder).rglob("*") if f.is_file())
 
@@ -556,6 +576,7 @@ plots.staged_loss_curves(
 # left alone. The preview tells what the installed PEFT will do:
 
 # %%
+del two  # no later cell uses it: keep few models in memory
 peftlab.seed_everything(SEED)
 qv = get_peft_model(opt.load_opt(CHECKPOINT, device=DEVICE)[0], lora_config(["q_proj", "v_proj"]))
 train(qv, stage_one_batches, STAGE_ONE_STEPS, lr=LR, desc="stage one, q_proj and v_proj only")
@@ -568,6 +589,7 @@ print(sorted(targets_qv))
 print("\n".join(targets.preview_targets(model_qv, targets_qv).notes))
 
 # %%
+del qv  # no later cell uses it: keep few models in memory
 with expect_failure("second_stage_double_wrap") as double, warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", UserWarning)
     twice = get_peft_model(model_qv, lora_config(targets_qv))
@@ -584,6 +606,7 @@ for warning in caught:
 # adapter keys" and hands back the base model, every trained weight lost.
 
 # %%
+del model_qv  # no later cell uses it: keep few models in memory
 if double.error is None:  # a PEFT that skips adapter layers: the double wrap went through
     from safetensors.torch import load_file
 
@@ -605,6 +628,7 @@ if double.error is None:  # a PEFT that skips adapter layers: the double wrap we
                  f"max |logit difference| = {moved:.2f}", value=moved)
     scorecard.check_same("reloaded, it is the untrained base model exactly", base_logits,
                       opt.answer_logits(reloaded_twice, test_batches))
+    del twice, reloaded_twice  # no later cell uses them: keep few models in memory
 else:
     print("This PEFT raises the Dropout error here as well: nothing is silently lost.")
 
@@ -616,6 +640,7 @@ else:
 # model trains and what `save_pretrained` will keep. It flags each trap of this notebook:
 
 # %%
+del base  # no later cell uses it: keep few models in memory
 flagged = peftlab.doctor(load_stage_one(), lora_config(targets_two))
 scorecard.check_flagged("get_peft_model on the loaded stage-one model", flagged, "targets", seen.error)
 flagged
@@ -635,6 +660,7 @@ flagged_twice
 # Fixes (a) and (c) get no problem:
 
 # %%
+del fresh_qv  # no later cell uses it: keep few models in memory
 scorecard.check_clear("fix (a): the adapter loaded with is_trainable=True", peftlab.doctor(load_stage_one(is_trainable=True)))
 merged_base = load_stage_one().merge_and_unload()
 clear = peftlab.doctor(merged_base, lora_config(find_all_linear_names(merged_base)))
@@ -655,6 +681,7 @@ clear
 # `lora_B.default`? Give the class name.
 
 # %%
+del merged, fresh  # no later cell uses them: keep few models in memory
 answer = None  # your answer: a class name, e.g. "Dropout"
 
 # %%
@@ -665,6 +692,7 @@ matched_types = sorted({targets.type_name(module) for name, module in no_dropout
 print("besides lora_A.default and lora_B.default, 'default' matches:", matched_types)
 
 # %%
+del no_dropout  # no later cell uses it: keep few models in memory
 exercises.check(
     "03.1", answer, expected=matched_types[0] if len(matched_types) == 1 else " + ".join(matched_types),
     hint="LoRA skips the dropout when p=0, but keeps a module under the same name: which torch module does nothing?",

@@ -15,6 +15,12 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="execute every notebook headless and print what each one proved")
     add_notebook_arguments(run, "--build", Path("build"), "output folder")
+    run.add_argument("--real-size", action="store_true",
+                     help="run on the published architectures with random weights (few steps): failure, fix, "
+                          "reload, peak memory and s/step at real size; accuracy not judged")  # fmt: skip
+    run.add_argument("--record", type=Path, default=None,
+                     help="with --real-size: merge the measured peak RSS into this facts file "
+                          "(docs/real_size.json feeds the README's memory table)")  # fmt: skip
     failures = sub.add_parser("failures", help="list the failure registry: what each version range raises")
     failures.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
     from peftlab import readme
@@ -73,10 +79,38 @@ def main(argv: list[str] | None = None) -> int:
     from peftlab.runner import run_all, run_and_summarise
     from peftlab.versions import describe
 
-    print(f"peftlab run on the {describe()}")
+    print(f"peftlab run{' --real-size' if args.real_size else ''} on the {describe()}")
+    if args.real_size:
+        return _run_real_size(args)
     execute = lambda: run_all(args.notebooks, args.build, args.only, args.timeout)  # noqa: E731
     where = f"executed notebooks: {args.build / 'notebooks'}   HTML: {args.build / 'html'}"
     return run_and_summarise(execute, where)
+
+
+def _run_real_size(args: argparse.Namespace) -> int:
+    """``peftlab run --real-size``: the notebooks on published architectures; table, wall time, facts."""
+    import time
+
+    from peftlab import real_size
+    from peftlab.runner import run_all, run_and_summarise
+
+    for key, plan in real_size.PLANS.items():
+        if plan.left_out and (not args.only or key in args.only):
+            print(f"left out of --real-size: {key}: {plan.left_out}")
+    outcomes: list = []
+    start = time.perf_counter()
+
+    def execute() -> list:
+        outcomes.extend(run_all(args.notebooks, args.build, args.only, args.timeout, real_size=True))
+        return outcomes
+
+    where = f"executed notebooks: {args.build / 'notebooks'}   HTML: {args.build / 'html'}"
+    status = run_and_summarise(execute, where, real_size.HEADER)
+    print(f"wall time: {time.perf_counter() - start:.0f} s")
+    if args.record:
+        real_size.record({o.notebook: o.card for o in outcomes if o.ok}, args.record)
+        print(f"recorded peak RSS of {sum(o.ok for o in outcomes)} notebooks in {args.record}")
+    return status
 
 
 if __name__ == "__main__":

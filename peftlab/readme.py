@@ -107,7 +107,43 @@ def changes_table() -> str:
     return markdown_table(["change", "what changed", "where (from runs)", "releases run"], rows)
 
 
-TABLES = {"stacks-table": stacks_table, "notebooks-table": notebooks_table, "failures-table": failures_table,
+#: The facts file ``peftlab run --real-size --record`` writes: measured peak RSS per notebook.
+REAL_SIZE_FACTS = Path(__file__).resolve().parent.parent / "docs" / "real_size.json"
+
+
+def real_size_table(facts_file: Path = REAL_SIZE_FACTS) -> str:
+    """The memory table: each notebook's published checkpoint, the CPU peak RSS and s/step measured by
+    ``peftlab run --real-size`` (random weights, few steps), or why it does not run here."""
+    import json
+
+    from peftlab.real_size import PLANS
+
+    facts = json.loads(facts_file.read_text())["notebooks"] if facts_file.exists() else {}
+    rows = []
+    for name in LESSONS:
+        plan, fact = PLANS.get(name[:2]), facts.get(name)
+        if fact:
+            p = fact["parameters"]
+            run = ", ".join(f"{k.lower()} {v}" for k, v in p.items())
+            per_step = f"{fact['seconds_per_step']:.1f} s" if fact.get("seconds_per_step") else "-"
+            rows.append([name[:2], ", ".join(f"`{c}`" for c in fact["checkpoints"]), run,
+                         f"{fact['peak_rss_mb'] / 1024:.1f} GB", per_step,
+                         f"{fact['stack']}, {fact.get('measured', '?')}"])  # fmt: skip
+        else:
+            why = (plan.summary or plan.left_out) if plan and plan.left_out else "not measured yet"
+            rows.append([name[:2], "-", why, "not measured", "-", "-"])
+    header = [
+        "#",
+        "published checkpoint (random weights)",
+        "run with",
+        "CPU peak RSS",
+        "per training step",
+        "stack, measured",
+    ]
+    return markdown_table(header, rows)
+
+
+TABLES = {"stacks-table": stacks_table, "real-size-table": real_size_table, "notebooks-table": notebooks_table, "failures-table": failures_table,
           "changes-table": changes_table, "instructors-agenda": readme_agenda,
           "instructors-faq": readme_faq}  # fmt: skip
 

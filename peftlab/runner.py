@@ -29,16 +29,26 @@ class Outcome:
     seconds: float
     card: dict | None
     error: str = ""
+    real_size: bool = False  # run by ``--real-size``: see :mod:`peftlab.real_size`
 
     @property
     def ok(self) -> bool:
-        """True when the notebook ran, showed its failure (a primer shows none) and passed every check."""
+        """True when the notebook ran, showed its failure (a primer shows none) and passed every check
+        (at real size: every judged check; "not judged: random weights" never counts as passed)."""
         card = self.card
+        if self.real_size:
+            from peftlab import real_size
+
+            return real_size.ok(card, self.error)
         return (not self.error and card is not None and (bool(card["failures"]) or card.get("primer", False))
                 and bool(card["checks"]) and all(c["passed"] for c in card["checks"]))  # fmt: skip
 
     def row(self) -> list[str]:
-        """The summary-table row: notebook, stack, failure, fix, seconds."""
+        """The summary-table row: notebook, stack, failure, fix, seconds (at real size, its own columns)."""
+        if self.real_size:
+            from peftlab import real_size
+
+            return real_size.row(self.notebook, self.seconds, self.card, self.error)
         if self.card is None:
             return [self.notebook, "-", "no", f"no ({self.error or 'no scorecard'})", f"{self.seconds:.0f}"]
         failures = "; ".join(
@@ -91,8 +101,11 @@ def ipc_kernel() -> Iterator[object]:
                 km.shutdown_kernel(now=False)
 
 
-def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
-    """Execute one notebook; write its executed copy, HTML copy and scorecard under ``build``."""
+def run_one(path: Path, build: Path, timeout: int = 600, real_size: bool = False) -> Outcome:
+    """Execute one notebook; write its executed copy, HTML copy and scorecard under ``build``.
+
+    ``real_size``: on its published architecture with random weights (:mod:`peftlab.real_size`).
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -101,6 +114,16 @@ def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
     (results / f"{path.stem}.json").unlink(missing_ok=True)
     notebook = nbformat.read(path, as_version=4)
     os.environ["PEFTLAB_RESULTS_DIR"] = str(results.resolve())  # the kernel inherits it
+    if real_size:
+        from peftlab import real_size as plans
+        from peftlab.scorecard import RANDOM_WEIGHTS_ENV
+
+        plans.inject(notebook, plans.parameters_for(path.stem))
+        os.environ[RANDOM_WEIGHTS_ENV] = "1"
+    else:
+        from peftlab.scorecard import RANDOM_WEIGHTS_ENV
+
+        os.environ.pop(RANDOM_WEIGHTS_ENV, None)
     start, error = time.perf_counter(), ""
     with ipc_kernel() as km:
         client = NotebookClient(notebook, km=km, timeout=timeout, kernel_name="python3",
@@ -117,7 +140,7 @@ def run_one(path: Path, build: Path, timeout: int = 600) -> Outcome:
     _write_html(notebook, build / "html" / f"{path.stem}.html")
     card_path = results / f"{path.stem}.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else None
-    return Outcome(path.stem, seconds, card, error)
+    return Outcome(path.stem, seconds, card, error, real_size)
 
 
 def _write_html(notebook: object, target: Path, exporter: object | None = None) -> None:
@@ -139,12 +162,28 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 HEADER = ["notebook", "stack", "failure reproduced", "fix verified", "seconds"]
 
 
-def run_all(folder: Path, build: Path, only: list[str] | None = None, timeout: int = 600) -> list[Outcome]:
-    """Run every notebook of ``folder`` in turn, printing one line as each one ends."""
+def run_all(
+    folder: Path, build: Path, only: list[str] | None = None, timeout: int = 600, real_size: bool = False
+) -> list[Outcome]:
+    """Run every notebook of ``folder`` in turn, printing one line as each one ends.
+
+    ``real_size`` without ``only`` runs :func:`peftlab.real_size.default_set`; a notebook that
+    is left out of it (``--only 02``) is reported with its reason instead of being run.
+    """
     outcomes = []
+    if real_size:
+        from peftlab.real_size import default_set, plan_for
+
+        only = only or default_set()
     for path in find_notebooks(folder, only):
-        print(f"running {path.name} ...", flush=True)
-        outcome = run_one(path, build, timeout)
+        if real_size and plan_for(path.stem).left_out:
+            print(f"not run at real size: {path.name}: {plan_for(path.stem).left_out}", flush=True)
+            outcomes.append(
+                Outcome(path.stem, 0.0, None, "left out: " + plan_for(path.stem).left_out[:60], True)
+            )
+            continue
+        print(f"running {path.name}{' at real size' if real_size else ''} ...", flush=True)
+        outcome = run_one(path, build, timeout, real_size)
         print(f"  {'ok' if outcome.ok else 'FELL SHORT'} in {outcome.seconds:.0f} s", flush=True)
         outcomes.append(outcome)
     return outcomes
@@ -160,7 +199,9 @@ def add_notebook_arguments(parser: argparse.ArgumentParser, out: str, default: P
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
 
 
-def run_and_summarise(execute: Callable[[], list[Outcome]], where: str) -> int:
+def run_and_summarise(
+    execute: Callable[[], list[Outcome]], where: str, header: list[str] | None = None
+) -> int:
     """Run ``execute`` and print its summary table and where the output went (``peftlab run``, ``docs``).
 
     Returns the exit status: 0 when every notebook held, 1 when one fell short, 2 when there was none.
@@ -171,7 +212,7 @@ def run_and_summarise(execute: Callable[[], list[Outcome]], where: str) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print()
-    print(table([o.row() for o in outcomes], HEADER))
+    print(table([o.row() for o in outcomes], header or HEADER))
     print(f"\n{where}")
     short = [o.notebook for o in outcomes if not o.ok]
     if short:

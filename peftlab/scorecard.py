@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,8 +28,21 @@ _checks: list[dict] = []
 
 def reset() -> None:
     """Forget what was recorded (a notebook calls this in its first cells)."""
+    from peftlab.train import STEP_SECONDS
+
     _failures.clear()
     _checks.clear()
+    STEP_SECONDS.clear()
+
+
+#: Set by ``peftlab run --real-size``: the checkpoints hold published architectures with random weights.
+RANDOM_WEIGHTS_ENV = "PEFTLAB_RANDOM_WEIGHTS"
+NOT_JUDGED = "not judged: random weights"
+
+
+def random_weights() -> bool:
+    """True when ``peftlab run --real-size`` runs this notebook on random weights."""
+    return os.environ.get(RANDOM_WEIGHTS_ENV, "") not in ("", "0")
 
 
 def record_failure(failure_id: str, reproduced: bool, outcome: str) -> None:
@@ -36,13 +50,29 @@ def record_failure(failure_id: str, reproduced: bool, outcome: str) -> None:
     _failures.append({"id": failure_id, "reproduced": reproduced, "outcome": outcome})
 
 
-def check(claim: str, passed: bool, figure: str, headline: bool = False, value: float | None = None) -> None:
+def check(
+    claim: str,
+    passed: bool,
+    figure: str,
+    headline: bool = False,
+    value: float | None = None,
+    needs_pretrained: bool = False,
+) -> None:
     """Assert ``passed``; record ``claim`` and the ``figure`` that proves (or disproves) it.
 
     ``headline`` marks the figure that ``peftlab run`` quotes in its summary (by default the first
     :func:`check_gain`, else the first check); ``value``, the number the threshold judges, lets
-    ``peftlab sweep`` report its spread over seeds.
+    ``peftlab sweep`` report its spread over seeds. ``needs_pretrained`` marks a claim that only
+    pre-trained weights can make true (an accuracy gain, a loss that falls within a few steps):
+    under ``peftlab run --real-size`` (random weights) it is recorded as "not judged: random
+    weights" (``passed`` is None, never counted as passed) and does not stop the notebook.
+    Everywhere else it is judged as usual.
     """
+    if needs_pretrained and random_weights():
+        _checks.append({"claim": claim, "passed": None, "figure": f"{figure} ({NOT_JUDGED})",
+                        "headline": headline, "value": value, "judged": False})  # fmt: skip
+        print(f"NOT JUDGED  {claim}: {figure} ({NOT_JUDGED})")
+        return
     _checks.append(
         {"claim": claim, "passed": bool(passed), "figure": figure, "headline": headline, "value": value}
     )
@@ -52,14 +82,18 @@ def check(claim: str, passed: bool, figure: str, headline: bool = False, value: 
         raise AssertionError(f"{claim}: {figure}")
 
 
-def check_gain(claim: str, before: float, after: float, min_gain: float, unit: str = "%") -> None:
-    """Check that a metric rose by at least ``min_gain`` (fractions shown as percentages)."""
+def check_gain(
+    claim: str, before: float, after: float, min_gain: float, unit: str = "%", needs_pretrained: bool = True
+) -> None:
+    """Check that a metric rose by at least ``min_gain`` (fractions shown as percentages).
+
+    A gain needs pre-trained weights: not judged under ``--real-size`` (see :func:`check`)."""
     if unit == "%":
         figure = f"{before:.0%} -> {after:.0%} (needs +{min_gain:.0%})"
     else:
         figure = f"{before:.4g} -> {after:.4g} (needs +{min_gain:.4g})"
     check(claim, after - before >= min_gain, figure, headline=not any(c["headline"] for c in _checks),
-          value=after - before)  # fmt: skip
+          value=after - before, needs_pretrained=needs_pretrained)  # fmt: skip
 
 
 def headroom_closed(before: float, after: float) -> float:
@@ -69,15 +103,18 @@ def headroom_closed(before: float, after: float) -> float:
     return (after - before) / (1 - before)
 
 
-def check_headroom(claim: str, before: float, after: float, min_share: float) -> None:
+def check_headroom(
+    claim: str, before: float, after: float, min_share: float, needs_pretrained: bool = True
+) -> None:
     """Check that an accuracy closed at least ``min_share`` of its gap to 100%.
 
     A gain relative to the headroom holds wherever the base starts: +10 points is a lot from 85%
-    and little from 20%.
+    and little from 20%. It needs pre-trained weights: not judged under ``--real-size``.
     """
     share = headroom_closed(before, after)
     figure = f"{before:.0%} -> {after:.0%}: closes {share:.0%} of the gap to 100% (needs {min_share:.0%})"
-    check(claim, share >= min_share, figure, headline=not any(c["headline"] for c in _checks), value=share)
+    check(claim, share >= min_share, figure, headline=not any(c["headline"] for c in _checks), value=share,
+          needs_pretrained=needs_pretrained)  # fmt: skip
 
 
 def check_same(claim: str, a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> None:
@@ -148,6 +185,25 @@ def is_primer(notebook: str) -> bool:
     return notebook in LESSONS and LESSONS[notebook].primer
 
 
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process (the notebook's kernel) so far, in MB."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def resources() -> dict:
+    """Peak RSS and the median seconds per optimiser step of :func:`peftlab.train.train` so far."""
+    import statistics
+
+    from peftlab.train import STEP_SECONDS
+
+    per_step = statistics.median(STEP_SECONDS) if STEP_SECONDS else None
+    return {"peak_rss_mb": round(peak_rss_mb(), 1), "seconds_per_step": per_step,
+            "steps_timed": len(STEP_SECONDS), "random_weights": random_weights()}  # fmt: skip
+
+
 def card(notebook: str | None = None, seconds: float | None = None) -> dict:
     """The notebook's results as a plain dictionary (``notebook`` derived from its failures if not given;
     without failures, the registry's primer)."""
@@ -163,13 +219,17 @@ def card(notebook: str | None = None, seconds: float | None = None) -> dict:
         "failures": list(_failures),
         "checks": list(_checks),
         "seconds": seconds,
+        **resources(),
     }
 
 
 def as_table(scores: dict) -> str:
     """The scorecard as a compact text table: one line per failure and per check."""
     rows = [("failure", f["id"], f["outcome"]) for f in scores["failures"]]
-    rows += [("PASS" if c["passed"] else "FAIL", c["claim"], c["figure"]) for c in scores["checks"]]
+    rows += [
+        ({True: "PASS", False: "FAIL", None: "-"}[c["passed"]], c["claim"], c["figure"])
+        for c in scores["checks"]
+    ]
     width = max(len(r[1]) for r in rows) if rows else 0
     head = f"{scores['notebook']} on the {scores['stack']} stack"
     head += f", {scores['seconds']:.0f} s" if scores.get("seconds") is not None else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
@@ -15,6 +16,10 @@ from tqdm.auto import tqdm
 
 Batch = Mapping[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+
+
+#: Wall seconds of every optimiser step :func:`train` ran in this process (the scorecard's s/step).
+STEP_SECONDS: list[float] = []
 
 
 class NothingToTrainError(ValueError):
@@ -78,6 +83,7 @@ def train(
     if steps < 1 or grad_accum < 1:
         raise ValueError(f"steps and grad_accum must be at least 1 (got {steps}, {grad_accum}).")
     device = model_device(model)
+    scaler = grad_scaler(device, autocast_dtype)
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule) if schedule else None
     source = itertools.cycle(list(batches))
@@ -85,15 +91,20 @@ def train(
     losses: list[float] = []
     bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5)
     for _ in bar:
-        total = 0.0
+        started, total = time.perf_counter(), 0.0
         for _ in range(grad_accum):
             batch = to_device(next(source), device)
             with _autocast(device, autocast_dtype):
                 loss = loss_fn(model, batch) / grad_accum
-            loss.backward()
+            (scaler.scale(loss) if scaler else loss).backward()
             total += loss.item()
-        optimiser.step()
+        if scaler:  # fp16: unscale, skip the step on inf/nan gradients, adapt the scale
+            scaler.step(optimiser)
+            scaler.update()
+        else:
+            optimiser.step()
         optimiser.zero_grad(set_to_none=True)
+        STEP_SECONDS.append(time.perf_counter() - started)
         if scheduler is not None:
             scheduler.step()
         losses.append(total)
@@ -112,6 +123,17 @@ def warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
     return factor
+
+
+def needs_grad_scaler(device: torch.device | str, dtype: torch.dtype | None) -> bool:
+    """True for float16 autocast on CUDA (a T4 has no bf16): small gradients underflow in fp16
+    unless the loss is scaled. bfloat16 has float32's range and needs none; the CPU has no fp16 autocast."""
+    return dtype == torch.float16 and torch.device(device).type == "cuda"
+
+
+def grad_scaler(device: torch.device | str, dtype: torch.dtype | None) -> torch.amp.GradScaler | None:
+    """A ``torch.amp.GradScaler`` when :func:`needs_grad_scaler`, else None."""
+    return torch.amp.GradScaler("cuda") if needs_grad_scaler(device, dtype) else None
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

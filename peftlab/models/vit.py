@@ -101,6 +101,21 @@ def _tiny_folder(recipe: dict) -> Path:
                            sources=(_build_tiny, data, label, batches))  # fmt: skip
 
 
+@torch.no_grad()
+def seeded_head(model: ViTForImageClassification, seed: int = 0) -> None:
+    """Give a new classification head the same values at every load (seeded, as transformers inits it).
+
+    A checkpoint without this head (``google/vit-base-patch16-224-in21k`` has none) otherwise gets a
+    different random head each time it is loaded, so two loads of "the same" model disagree: found
+    by ``peftlab run --real-size`` (notebook 04 compares separate loads bit for bit).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    weight = model.classifier.weight
+    values = torch.randn(weight.shape, generator=generator) * model.config.initializer_range
+    weight.copy_(values.to(weight.device, weight.dtype))
+    model.classifier.bias.zero_()
+
+
 def load_vit(
     checkpoint: str = TINY, device: str | None = None
 ) -> tuple[ViTForImageClassification, ViTImageProcessor]:
@@ -117,9 +132,14 @@ def load_vit(
         model = ViTForImageClassification.from_pretrained(path)
     else:
         names = class_names()
-        model = ViTForImageClassification.from_pretrained(
+        model, info = ViTForImageClassification.from_pretrained(
             path, num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
+            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True, output_loading_info=True,
         )  # fmt: skip
+        new = [
+            k for k in (*info["missing_keys"], *(m[0] for m in info["mismatched_keys"])) if "classifier" in k
+        ]
+        if new:
+            seeded_head(model)
     processor = ViTImageProcessor.from_pretrained(path)
     return model.to(pick_device(device)).eval(), processor
