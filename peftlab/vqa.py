@@ -111,22 +111,33 @@ def answer_scores(
 
 
 def accuracy(
-    model: torch.nn.Module, processor: ProcessorMixin, samples: Sequence[Sample], kind: str
+    model: torch.nn.Module,
+    processor: ProcessorMixin,
+    samples: Sequence[Sample],
+    kind: str,
+    batch_size: int = 64,
 ) -> float:
     """Share of ``samples`` whose most likely candidate answer to the ``kind`` question is right."""
-    predicted = answer_scores(model, processor, samples, kind).argmax(dim=1).tolist()
+    predicted = answer_scores(model, processor, samples, kind, batch_size).argmax(dim=1).tolist()
     truth = [CANDIDATES[kind].index(answer(s, kind)) for s in samples]
     return sum(p == t for p, t in zip(predicted, truth)) / len(samples)
 
 
 @torch.no_grad()
 def accuracy_report(
-    model: torch.nn.Module, processor: ProcessorMixin, samples: Sequence[Sample], new_colour: str = "yellow"
+    model: torch.nn.Module,
+    processor: ProcessorMixin,
+    samples: Sequence[Sample],
+    new_colour: str = "yellow",
+    batch_size: int = 64,
 ) -> dict[str, float]:
-    """Accuracy per kind of question, and on the colour question for ``new_colour`` images alone."""
-    out = {kind: accuracy(model, processor, samples, kind) for kind in KINDS}
+    """Accuracy per kind of question, and on the colour question for ``new_colour`` images alone
+    (``batch_size`` images per forward pass)."""
+    out = {kind: accuracy(model, processor, samples, kind, batch_size) for kind in KINDS}
     new = [s for s in samples if s.colour == new_colour]
-    out[f"colour ({new_colour} images)"] = accuracy(model, processor, new, "colour") if new else float("nan")
+    out[f"colour ({new_colour} images)"] = (
+        accuracy(model, processor, new, "colour", batch_size) if new else float("nan")
+    )
     return out
 
 
