@@ -37,6 +37,13 @@ class Plan:
         return self.left_out
 
 
+def too_big_here(key: str) -> str:
+    """Why the published checkpoint ``key`` is not built here, from its facts: parameters, float32 size."""
+    published = PUBLISHED[key]
+    return (f"`{published.hub_id}`: {published.parameters / 1e9:.2f} B parameters, "
+            f"{published.float32_gigabytes:.0f} GB of float32 weights to build its random-weight copy")  # fmt: skip
+
+
 #: Notebook prefix -> its real-size plan. Few images and steps: shapes, memory and time per step are
 #: the real model's; learning is not judged (random weights).
 PLANS: dict[str, Plan] = {
@@ -47,6 +54,7 @@ PLANS: dict[str, Plan] = {
     "05": Plan({"CHECKPOINT": "chinese-clip-vit-large-patch14", "WRONG_CONFIG": "chinese-clip-vit-base-patch16"},
                {"LORA_STEPS": 2, "BATCH_SIZE": 4, "EVAL_BATCH_SIZE": 16, "TRAIN_IMAGES": 8, "TEST_IMAGES": 16}),
     "02": Plan(
+        {"CHECKPOINT": "blip2-opt-2.7b"},
         left_out=f"Salesforce/blip2-opt-2.7b in NF4 on this CPU: {PUBLISHED['blip2-opt-2.7b'].fits_here}",
         summary="`Salesforce/blip2-opt-2.7b` in NF4: not run here, estimated to need more than 20 minutes and "
         "about 15 GB to build on this 2-core CPU (`peftlab run --real-size --only 02` says why); run it on a GPU",
@@ -56,8 +64,18 @@ PLANS: dict[str, Plan] = {
         {"NEW_SIZE": 512, "LORA_STEPS": 2, "BATCH_SIZE": 2, "EVAL_BATCH_SIZE": 8, "TRAIN_IMAGES": 4, "TEST_IMAGES": 8},
     ),
     "00": Plan(left_out="a primer on a toy model: it names no published checkpoint"),
-    "06": Plan(left_out="not wired yet: its thresholds are being reworked (issue 15, part 2)"),
-    "07": Plan(left_out="not wired yet (issue 15, part 2)"),
+    "06": Plan(
+        {"CHECKPOINT": "blip2-opt-2.7b"},
+        left_out=f"notebook 02's checkpoint, {too_big_here('blip2-opt-2.7b')}; 06 loads it once per "
+        "gradient-checkpointing set-up it compares (QUANTIZE = True on a CUDA GPU)",
+        summary=f"not run here: {too_big_here('blip2-opt-2.7b')}; run it on a GPU",
+    ),
+    "07": Plan(
+        {"CHECKPOINT": "llava-1.5-7b"},
+        left_out=f"{too_big_here('llava-1.5-7b')}, more than this machine's memory; 07 then loads it once per "
+        "LoRA set-up it compares (NF4 on a GPU: QUANTIZE = None)",
+        summary=f"not run here: {too_big_here('llava-1.5-7b')}, more than this machine's memory; run it on a GPU",
+    ),
 }  # fmt: skip
 
 
@@ -110,7 +128,7 @@ def row(stem: str, seconds: float, card: dict | None, error: str) -> list[str]:
         return [
             stem,
             checkpoint,
-            "no",
+            "not run here" if error.startswith("not run here") else "no",
             f"no ({error or 'no scorecard'})",
             "-",
             "-",

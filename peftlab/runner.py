@@ -168,7 +168,7 @@ def run_all(
     """Run every notebook of ``folder`` in turn, printing one line as each one ends.
 
     ``real_size`` without ``only`` runs :func:`peftlab.real_size.default_set`; a notebook that
-    is left out of it (``--only 02``) is reported with its reason instead of being run.
+    is left out of it (``--only 02``) is reported "not run here" with its reason instead of being run.
     """
     outcomes = []
     if real_size:
@@ -177,10 +177,9 @@ def run_all(
         only = only or default_set()
     for path in find_notebooks(folder, only):
         if real_size and plan_for(path.stem).left_out:
-            print(f"not run at real size: {path.name}: {plan_for(path.stem).left_out}", flush=True)
-            outcomes.append(
-                Outcome(path.stem, 0.0, None, "left out: " + plan_for(path.stem).left_out[:60], True)
-            )
+            reason = plan_for(path.stem).left_out
+            print(f"not run here: {path.name}: {reason}", flush=True)
+            outcomes.append(Outcome(path.stem, 0.0, None, "not run here: " + reason[:60], True))
             continue
         print(f"running {path.name}{' at real size' if real_size else ''} ...", flush=True)
         outcome = run_one(path, build, timeout, real_size)

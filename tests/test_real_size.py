@@ -25,13 +25,13 @@ def _clean(monkeypatch):
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_published_parameter_counts(name):
     """Built on the meta device (no memory): the count is exact, and rounds to the published total
-    (to the digits it is stated with: 188 means 187.5-188.5 M)."""
+    (to the digits it is stated with: 188 means 187.5-188.5 M; 7.06B, ``stated_to=10``, 7055-7065 M)."""
     model = build_on_meta(name)
     count = sum(p.numel() for p in model.parameters())
     assert count == PUBLISHED[name].parameters
     stated = PUBLISHED[name].published_millions
     decimals = len(repr(stated).split(".")[1]) if isinstance(stated, float) else 0
-    assert abs(count / 1e6 - stated) <= 0.5 * 10**-decimals
+    assert abs(count / 1e6 - stated) <= 0.5 * (PUBLISHED[name].stated_to or 10**-decimals)
     assert type(model).__name__ == PUBLISHED[name].model_class
 
 
@@ -115,8 +115,8 @@ def test_left_out_notebook_is_reported_not_run(tmp_path, capsys):
     nb = new_notebook(cells=[new_code_cell("raise SystemExit('must not run')")])
     nbformat.write(nb, tmp_path / "02_blip2_inputs_embeds.ipynb")
     [outcome] = run_all(tmp_path, tmp_path / "build", ["02"], real_size=True)
-    assert not outcome.ok and outcome.error.startswith("left out")
-    assert "not run at real size" in capsys.readouterr().out
+    assert not outcome.ok and outcome.error.startswith("not run here")
+    assert "not run here: 02_blip2_inputs_embeds.ipynb: " in capsys.readouterr().out
 
 
 def test_cli_parses_real_size(monkeypatch):
@@ -168,3 +168,43 @@ def test_parameters_cells_state_the_measured_memory():
     for name, fact in json.loads(REAL_SIZE_FACTS.read_text())["notebooks"].items():
         stated = instructors.overview(name).memory
         assert stated.startswith(f"{fact['peak_rss_mb'] / 1024:.1f} GB peak RSS"), (name, stated)
+
+
+@pytest.mark.parametrize("key, notebook", [("blip2-opt-2.7b", "02"), ("llava-1.5-7b", "07")])
+def test_too_big_reasons_are_computed_from_the_facts(key, notebook):
+    """The stated reasons agree with the parameter count: 3.74 B -> 15 GB, 7.06 B -> 28 GB in float32."""
+    published = PUBLISHED[key]
+    size = f"{published.float32_gigabytes:.0f} GB"
+    assert size in published.fits_here and f"{published.parameters / 1e9:.2f} B" in published.fits_here
+    assert size == {"blip2-opt-2.7b": "15 GB", "llava-1.5-7b": "28 GB"}[key]
+    assert notebook in published.notebooks
+
+
+def test_llava_values_are_the_published_architecture():
+    """llava-hf/llava-1.5-7b-hf: Llama-2-7B (32 x 4096, MLP 11008, 32,064 rows), CLIP ViT-L/14 at 336 px
+    (576 patches), a 2-layer gelu projector 1024 -> 4096 -> 4096, the image token 32000."""
+    model = build_on_meta("llava-1.5-7b")
+    cfg = model.config
+    assert (cfg.image_token_index, cfg.projector_hidden_act, cfg.vision_feature_layer) == (32000, "gelu", -2)
+    assert (cfg.vision_config.image_size // cfg.vision_config.patch_size) ** 2 == 576
+    assert model.get_input_embeddings().weight.shape == (32064, 4096)
+    projector = next(m for n, m in model.named_modules() if n.endswith("multi_modal_projector"))
+    linears = [m for m in projector.modules() if isinstance(m, torch.nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(4096, 1024), (4096, 4096)]
+
+
+@pytest.mark.parametrize("notebook", ["02", "06", "07"])
+def test_billion_parameter_notebooks_say_why_they_are_not_run(notebook, tmp_path, capsys):
+    """``--real-size`` lists them with "not run here: <reason>"; ``--only 07`` says so, runs nothing."""
+    plan = real_size.PLANS[notebook]
+    assert notebook not in real_size.default_set() and plan.left_out and plan.checkpoints
+    key = plan.checkpoints["CHECKPOINT"]
+    assert PUBLISHED[key].hub_id in plan.left_out or notebook == "02"
+    assert f"{PUBLISHED[key].float32_gigabytes:.0f} GB" in plan.left_out
+    with pytest.raises(ValueError, match="does not run at real size here"):
+        real_size.parameters_for(f"{notebook}_x")
+    nb = new_notebook(cells=[new_code_cell("raise SystemExit('must not run')")])
+    nbformat.write(nb, tmp_path / f"{notebook}_x.ipynb")
+    [outcome] = run_all(tmp_path, tmp_path / "build", [notebook], real_size=True)
+    assert not outcome.ok and f"not run here: {notebook}_x.ipynb: {plan.left_out}" in capsys.readouterr().out
+    assert PUBLISHED[key].hub_id in outcome.row()[1]

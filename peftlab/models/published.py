@@ -45,6 +45,18 @@ BLIP2_OPT_2_7B = {
                     "num_hidden_layers": 32, "num_attention_heads": 32, "max_position_embeddings": 2048},
     "num_query_tokens": 32,
 }  # fmt: skip
+#: LLaVA-1.5-7b (llava-hf): CLIP ViT-L/14 at 336 px (its second-to-last layer's patches), a 2-layer
+#: gelu MLP projector, and a Llama-2-7B language model with 64 extra vocabulary rows (the ``<image>``
+#: token is id 32000).
+LLAVA_1_5_7B = {
+    "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096,
+                      "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 336, "patch_size": 14,
+                      "projection_dim": 768},
+    "text_config": {"model_type": "llama", "vocab_size": 32064, "hidden_size": 4096, "intermediate_size": 11008,
+                    "num_hidden_layers": 32, "num_attention_heads": 32, "max_position_embeddings": 4096},
+    "image_token_index": 32000, "projector_hidden_act": "gelu", "vision_feature_layer": -2,
+    "vision_feature_select_strategy": "default",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,10 +71,16 @@ class Published:
     image_size: int | None = None
     fits_here: str = ""  # empty: runs in the default --real-size set; else why it is left out
     extra: dict = field(default_factory=dict)
+    stated_to: float = 0  # the precision of ``published_millions`` in millions; 0: its last digit
+
+    @property
+    def float32_gigabytes(self) -> float:
+        """The weights alone in float32 (4 bytes a parameter): what building the random model allocates."""
+        return self.parameters * 4 / 1e9
 
 
 #: name -> the published checkpoint. Published totals: the Hub pages (CLIP 151M, OPT 125M, ViT 86.4M,
-#: BLIP-2 3.74B) and the Chinese-CLIP release table (github.com/OFA-Sys/Chinese-CLIP: 188M, 406M).
+#: BLIP-2 3.74B, LLaVA-1.5 7.06B) and the Chinese-CLIP release table (github.com/OFA-Sys/Chinese-CLIP: 188M, 406M).
 PUBLISHED: dict[str, Published] = {
     "clip-vit-base-patch32": Published("openai/clip-vit-base-patch32", "CLIPModel", 151_277_313, 151.3, ("01",), 224),
     "opt-125m": Published("facebook/opt-125m", "OPTForCausalLM", 125_239_296, 125.2, ("03",)),
@@ -89,12 +107,22 @@ PUBLISHED: dict[str, Published] = {
             "GRADIENT_CHECKPOINTING = True)."
         ),
     ),
+    "llava-1.5-7b": Published(
+        "llava-hf/llava-1.5-7b-hf", "LlavaForConditionalGeneration", 7_063_427_072, 7060, ("07",), 336,
+        fits_here=(
+            "not run: 7.06 B parameters, 28 GB of float32 weights just to build the random model, more than "
+            "this machine's memory (23 GB, shared with other jobs); notebook 07 then loads it in NF4 once per "
+            "LoRA set-up it compares (about 4 GB each on a GPU). Run it on a GPU (Colab T4: QUANTIZE left at None, "
+            "GRADIENT_CHECKPOINTING = True)."
+        ),
+        stated_to=10,  # the Hub page states 7.06B
+    ),
 }  # fmt: skip
 
 
 def config(name: str):  # noqa: ANN201  (a transformers PretrainedConfig)
     """The transformers config of the published checkpoint ``name`` (a key of :data:`PUBLISHED`)."""
-    from transformers import Blip2Config, CLIPConfig, OPTConfig, ViTConfig
+    from transformers import Blip2Config, CLIPConfig, LlavaConfig, OPTConfig, ViTConfig
 
     if name == "clip-vit-base-patch32":
         return CLIPConfig(**CLIP_VIT_B_32)
@@ -104,6 +132,8 @@ def config(name: str):  # noqa: ANN201  (a transformers PretrainedConfig)
         return ViTConfig(**VIT_B_16_IN21K)
     if name == "blip2-opt-2.7b":
         return Blip2Config(**BLIP2_OPT_2_7B)
+    if name == "llava-1.5-7b":
+        return LlavaConfig(**LLAVA_1_5_7B)
     if name.startswith("chinese-clip-"):
         from peftlab.chinese_clip_architecture import RELEASES, release_config
 
