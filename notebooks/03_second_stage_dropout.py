@@ -92,6 +92,7 @@ SEED = 0
 # short on purpose: it gets part of the way (measured below), so stage two has something left to do.
 
 # %%
+import gc
 import tempfile
 import warnings
 from pathlib import Path
@@ -240,7 +241,9 @@ with expect_failure("second_stage_dropout") as seen:
 # module, with the entry of the recipe's list that each name matches:
 
 # %%
-fresh_model = load_stage_one()  # `model` may be half-modified by the failed call: look at a fresh one
+del model  # it may be half-modified by the failed call, and no later cell uses it: keep few models in memory
+gc.collect()
+fresh_model = load_stage_one()  # look at a fresh one
 first_lora_layer = targets.adapter_layers(fresh_model)[0]
 targets.module_table(fresh_model, first_lora_layer, targets_two)
 
@@ -490,6 +493,8 @@ scorecard.check_same("(b) reloaded, adapter stage_one gives stage one's outputs"
 both.set_adapter("stage_two")
 scorecard.check_same("(b) reloaded, adapter stage_two gives its own outputs", stage_two_logits,
                   opt.answer_logits(both, test_batches))
+del both  # no later cell uses it: keep few models in memory
+gc.collect()
 gap = (stage_one_logits - stage_two_logits).abs().max().item()
 # SEED 0-4 on both stacks: at least 3.27; threshold 0.1
 scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}", value=gap)
@@ -665,6 +670,9 @@ scorecard.check_clear("fix (a): the adapter loaded with is_trainable=True", peft
 merged_base = load_stage_one().merge_and_unload()
 clear = peftlab.doctor(merged_base, lora_config(find_all_linear_names(merged_base)))
 scorecard.check_clear("fix (c): a fresh LoRA on the merged model", clear)
+merged_base_names = [name for name, _ in merged_base.named_modules() if name]  # exercise 2 needs only these
+del merged_base  # keep few models in memory
+gc.collect()
 clear
 
 # %% [markdown]
@@ -704,8 +712,8 @@ exercises.check(
 #
 # Write a `target_modules` value that adapts the first feed-forward layer of the *second* decoder
 # layer only (`model.decoder.layers.1.fc1`) and nothing else. The check applies PEFT's matching
-# rule (`targets.target_entry`) to every module of `merged_base` (stage one merged into the base
-# model in the doctor's last check: a plain OPT).
+# rule (`targets.target_entry`) to every module name in `merged_base_names` (the modules of stage
+# one merged into the base model in the doctor's last check: a plain OPT).
 
 # %%
 answer = None  # your answer: a list of names, or one regular expression (a string)
@@ -713,7 +721,7 @@ answer = None  # your answer: a list of names, or one regular expression (a stri
 # %%
 exercises.check(
     "03.2", answer,
-    test=lambda a: {n for n, _ in merged_base.named_modules() if n and targets.target_entry(n, a)}
+    test=lambda a: {n for n in merged_base_names if targets.target_entry(n, a)}
     == {"model.decoder.layers.1.fc1"},
     hint="A list entry matches every name that ends with a dot and the entry: make the end of the name long "
          "enough to be unique (or write a regular expression for the whole name).",

@@ -101,6 +101,8 @@ SEED = 0
 # uses it instead.
 
 # %%
+import gc
+
 import torch
 from IPython.display import Markdown, display
 from transformers import ChineseCLIPModel
@@ -236,6 +238,10 @@ scorecard.check("ignore_mismatched_sizes leaves zero-shot retrieval at chance",
              f"image-to-text {trap_zero_shot['image_to_text']:.0%} (chance {chance:.0%}); "
              f"correctly loaded {true_zero_shot['image_to_text']:.0%}", value=trap_zero_shot["image_to_text"] / chance,
              needs_pretrained=True)
+# Exercise 1 looks at trap_model's text tower only: keep its tensors, let the rest of the model go.
+trap_text_tower = {k: v for k, v in trap_model.state_dict().items() if k.startswith("text_model.")}
+del trap_model  # keep few models in memory
+gc.collect()
 
 # %% [markdown]
 # ## Fix 1: let the checkpoint bring its own config
@@ -421,6 +427,9 @@ peft_model.print_trainable_parameters()
 # %%
 flagged = peftlab.doctor(wrong_model, checkpoint=folder)
 scorecard.check_flagged("loading the checkpoint into the model of the wrong config", flagged, "checkpoint", seen.error)
+wrong_shapes = {name: tuple(t.shape) for name, t in wrong_model.state_dict().items()}  # exercise 3 needs these
+del wrong_model  # keep few models in memory
+gc.collect()
 flagged
 
 # %%
@@ -552,9 +561,9 @@ print("MEASURED", {"trap_i2t": trap_zero_shot["image_to_text"], "zero_shot": fix
 answer = None  # your prediction: "all", "some" or "none"
 
 # %%
-# The experiment: compare trap_model's text tower with the checkpoint's tensors (nothing is changed).
+# The experiment: compare trap_model's text tower (its tensors, kept as trap_text_tower) with the checkpoint's.
 saved = checkpoints.read_state_dict(folder)
-loaded = trap_model.state_dict()
+loaded = trap_text_tower
 text_names = [k for k in saved if k.startswith("text_model.") and "position_ids" not in k]
 kept = sum(k in loaded and loaded[k].shape == saved[k].shape and torch.equal(loaded[k].cpu(), saved[k].to(loaded[k].dtype))
            for k in text_names)
@@ -591,14 +600,13 @@ _ = peftlab.exercises.check(
 #
 # No single shape gives the number of layers: each layer adds its own numbered tensors. Write a
 # function of a `shapes` dict (tensor name -> shape) that returns the number of vision layers. The
-# check runs it on the checkpoint's shapes and on those of `wrong_model` (the "base" config), which
-# has fewer layers.
+# check runs it on the checkpoint's shapes and on those of `wrong_model` (the "base" config, its
+# shapes kept as `wrong_shapes`), which has fewer layers.
 
 # %%
 answer = None  # your answer: a function, e.g. lambda shapes: ...
 
 # %%
-wrong_shapes = {name: tuple(t.shape) for name, t in wrong_model.state_dict().items()}
 _ = peftlab.exercises.check(
     "05.3", answer,
     test=lambda count: (count(shapes), count(wrong_shapes)) == (architecture["vision_layers"],
