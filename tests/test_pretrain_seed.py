@@ -35,3 +35,32 @@ def test_every_tiny_family_reads_the_pretrain_seed(module, load, monkeypatch):
         with pytest.raises(Recorded):
             load()
     assert seeds == [0, 2]
+
+
+def test_a_cold_cache_leaves_the_random_state_as_a_warm_one(tmp_path, monkeypatch):
+    """Building a tiny checkpoint (it seeds torch itself) must not change what the caller draws next."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from peftlab.models import cache
+
+    monkeypatch.setenv("PEFTLAB_CACHE", str(tmp_path))
+
+    def build(folder):
+        torch.manual_seed(1234)
+        random.seed(1234)
+        np.random.seed(1234)
+        torch.rand(3)
+        (folder / "config.json").write_text("{}")
+
+    def draws():
+        return torch.rand(2).tolist(), random.random(), float(np.random.rand())
+
+    torch.manual_seed(0), random.seed(0), np.random.seed(0)
+    cache.tiny_checkpoint("rngtest", {"a": 1}, build)  # cold: builds
+    cold = draws()
+    torch.manual_seed(0), random.seed(0), np.random.seed(0)
+    cache.tiny_checkpoint("rngtest", {"a": 1}, build)  # warm: cached
+    assert draws() == cold

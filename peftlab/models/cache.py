@@ -9,16 +9,19 @@ the recipe, so a change to any of them builds a fresh checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import os
+import random
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
 
 from peftlab.versions import installed
@@ -54,6 +57,24 @@ def _key(family: str, recipe: dict, sources: tuple[object, ...]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+@contextlib.contextmanager
+def _own_random_state() -> Iterator[None]:
+    """Run the body with torch's, Python's and NumPy's global random states restored afterwards.
+
+    A tiny checkpoint is built the first time a notebook loads it, after the notebook has seeded
+    everything: without this, the build's ``torch.manual_seed`` would change every random number the
+    notebook draws next (LoRA's initialisation, the data order), so a first run and a cached run of
+    the same notebook and SEED would give different figures.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():  # the CPU and every CUDA device
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
 def tiny_checkpoint(family: str, recipe: dict, build: Callable[[Path], None], sources: tuple = ()) -> Path:
     """Return the cached folder for ``family``/``recipe``, calling ``build(folder)`` the first time.
 
@@ -68,7 +89,8 @@ def tiny_checkpoint(family: str, recipe: dict, build: Callable[[Path], None], so
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        build(tmp)
+        with _own_random_state():  # a cold cache must leave the caller's random numbers as a warm one does
+            build(tmp)
         try:
             tmp.rename(folder)
         except OSError:  # another process finished first: keep its copy
