@@ -70,7 +70,7 @@ peftlab.quiet_known_noise()  # three third-party messages that teach nothing her
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # or "google/vit-base-patch16-224-in21k" on Colab / a GPU machine (then NEW_SIZE = 512; 4.6 GB peak RSS measured on a CPU at real size with batch 2, random weights; GPU memory not measured)
+CHECKPOINT = "tiny"  # or "google/vit-base-patch16-224-in21k" on Colab / a GPU machine (then set NEW_SIZE to 512; 4.6 GB peak RSS measured on a CPU at real size with batch 2, random weights; GPU memory not measured)
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 NEW_SIZE = 64  # the fine-tuning resolution in pixels, a multiple of the patch size
 LORA_STEPS = 200
