@@ -69,7 +69,7 @@ peftlab.quiet_known_noise()  # three third-party messages that teach nothing her
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # or "facebook/opt-125m" on Colab / a GPU machine (3.9 GB peak RSS measured on a CPU at real size with batch 8, random weights; GPU memory not measured)
+CHECKPOINT = "tiny"  # or "facebook/opt-125m" on Colab / a GPU machine (3.4 GB peak RSS measured on a CPU at real size with batch 8, random weights; GPU memory not measured)
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 STAGE_ONE_STEPS = 15
 STAGE_TWO_STEPS = 25

@@ -73,7 +73,7 @@ peftlab.quiet_known_noise()  # three third-party messages that teach nothing her
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # the checkpoint you have: peftlab's tiny "large"; on Colab "OFA-Sys/chinese-clip-vit-large-patch14" (7.8 GB peak RSS measured on a CPU at real size with batch 4, random weights; GPU memory not measured)
+CHECKPOINT = "tiny"  # the checkpoint you have: peftlab's tiny "large"; on Colab "OFA-Sys/chinese-clip-vit-large-patch14" (7.5 GB peak RSS measured on a CPU at real size with batch 4, random weights; GPU memory not measured)
 WRONG_CONFIG = "tiny-base"  # the config the script builds: the tiny "base"; on Colab "OFA-Sys/chinese-clip-vit-base-patch16"
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 LORA_STEPS = 150
