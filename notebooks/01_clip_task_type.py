@@ -163,7 +163,7 @@ plots.signature_comparison(type(wrong_model).forward, type(wrong_model.get_base_
 # %%
 from IPython.display import Markdown, display
 
-from peftlab.preflight.signatures import keyword_fate
+from peftlab.doctor.signatures import keyword_fate
 from peftlab.registry import change
 
 
@@ -240,7 +240,7 @@ print("predicted:", prediction, "| raised:", first_and_last_line(seen.error))
 # comparison (`unaccepted_wrapper_arguments`); the two must agree.
 
 # %%
-from peftlab.preflight.signatures import unaccepted_wrapper_arguments
+from peftlab.doctor.signatures import unaccepted_wrapper_arguments
 
 scorecard.check("the signature check predicts the error before training",
                 prediction is not None and prediction in str(seen.error)

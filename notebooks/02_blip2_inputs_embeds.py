@@ -121,7 +121,8 @@ with expect_failure("blip2_vision2seq_import"):
 # %%
 import torch
 
-from peftlab import data, exercises, memory, plots, scorecard, vqa
+from peftlab import data, exercises, plots, scorecard, vqa
+from peftlab.lessons import memory
 from peftlab.models import blip2
 
 peftlab.seed_everything(SEED)
@@ -269,7 +270,7 @@ print("predicted:", prediction or "no error", "| raised:", str(seen.error)[:80] 
 # (`unaccepted_wrapper_arguments`), and the two must agree.
 
 # %%
-from peftlab.preflight.signatures import unaccepted_wrapper_arguments
+from peftlab.doctor.signatures import unaccepted_wrapper_arguments
 
 came_true = prediction in str(seen.error) if prediction else seen.error is None
 scorecard.check("the signatures predict what the call did", came_true and extra == unaccepted_wrapper_arguments(wrong_model),

@@ -105,8 +105,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
 
 from peftlab import data, module_names, plots, scorecard
-from peftlab import position_embeddings as pe
 from peftlab.capture import expect_failure
+from peftlab.lessons import position_embeddings as pe
 from peftlab.models import load_vit, vit
 from peftlab.registry import change
 from peftlab.train import count_parameters, train

@@ -107,7 +107,8 @@ import torch
 from IPython.display import Markdown, display
 from transformers import ChineseCLIPModel
 
-from peftlab import checkpoints, chinese_clip_architecture, data, plots, retrieval, scorecard, tables
+from peftlab import checkpoints, data, plots, retrieval, scorecard, tables
+from peftlab.lessons import chinese_clip_architecture
 from peftlab.models.chinese_clip import checkpoint_folder, load_chinese_clip, load_config
 
 peftlab.seed_everything(SEED)
@@ -288,7 +289,7 @@ import math
 import re
 
 from peftlab.checkpoints import read_shapes
-from peftlab.chinese_clip_architecture import build_config, identify, infer_architecture
+from peftlab.lessons.chinese_clip_architecture import build_config, identify, infer_architecture
 
 
 def count_blocks(shapes: dict[str, tuple[int, ...]], prefix: str) -> int:

@@ -125,8 +125,9 @@ for use_reentrant, needs_grad in [(True, False), (True, True), (False, False)]:
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
 import peftlab.exercises
-from peftlab import data, gradient_flow, plots, scorecard, vqa
+from peftlab import data, plots, scorecard, vqa
 from peftlab.capture import expect_failure
+from peftlab.lessons import gradient_flow
 from peftlab.models import blip2
 from peftlab.registry import change
 
@@ -255,7 +256,7 @@ with expect_failure("gc_tower_without_gradient") as silent:
 # %%
 from IPython.display import Markdown, display
 
-from peftlab.preflight.checkpointing import makes_grad
+from peftlab.doctor.checkpointing import makes_grad
 
 silent_base = silent_model.get_base_model()
 in_effect = getattr(silent_base.vision_model.encoder, "_gradient_checkpointing_func", None)
@@ -421,7 +422,7 @@ gradient_flow.memory_figure(peaks if all(peaks.values()) else kept,
                             else f"activations kept for the backward pass (batch of {BATCH_SIZE})")
 
 # %%
-from peftlab.preflight.checkpointing import checkpointed_layers
+from peftlab.doctor.checkpointing import checkpointed_layers
 
 parts_checkpointed = {gradient_flow.part_of(name) for name in checkpointed_layers(fixed_model)}
 display(Markdown(
@@ -441,7 +442,7 @@ display(Markdown(
 # it. It should predict each setup above exactly: the error, the towers without gradient, or nothing.
 
 # %%
-from peftlab.preflight.checkpointing import dead_stacks
+from peftlab.doctor.checkpointing import dead_stacks
 
 
 def outcome(error, norms):

@@ -93,7 +93,8 @@ from collections import Counter
 
 import torch
 
-from peftlab import data, exercises, towers, vqa
+from peftlab import data, exercises, vqa
+from peftlab.lessons import towers
 from peftlab.models import llava
 from peftlab.module_names import tower_of
 from peftlab.tables import Table

@@ -5,8 +5,8 @@ Importing peftlab only defines things: no model is built and nothing is download
 
 from peftlab import capture, data, exercises, plots, registry, retrieval, scorecard, train
 from peftlab.device import pick_device, seed_everything
+from peftlab.doctor import doctor
 from peftlab.noise import quiet_known_noise
-from peftlab.preflight import doctor
 from peftlab.versions import installed, stack_name, versions_table
 
 __version__ = "0.1.0"

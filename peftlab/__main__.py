@@ -2,6 +2,6 @@
 
 import sys
 
-from peftlab.cli import main
+from peftlab.tools.cli import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@
 * :func:`summarise` folds such triples into one row per tensor family;
 * :func:`assert_loaded` proves that a model holds every tensor of a checkpoint, bit for bit.
 
-Used by the doctor (:mod:`peftlab.preflight.shapes`) and by notebook 05.
+Used by the doctor (:mod:`peftlab.doctor.shapes`) and by notebook 05.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from peftlab.detectors import WeightsNotLoadedError
 from peftlab.tables import Table
 
 Shapes = dict[str, tuple[int, ...]]
@@ -234,10 +235,6 @@ def summarise_mismatch(text: str | BaseException) -> Table:
 # ---------------------------------------------------------------------------------------------
 # Proving a load
 # ---------------------------------------------------------------------------------------------
-
-
-class WeightsNotLoadedError(AssertionError):
-    """A model does not hold the checkpoint's tensors (missing, re-shaped or with other values)."""
 
 
 def assert_loaded(

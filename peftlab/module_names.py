@@ -1,6 +1,6 @@
 """Names of a model's modules: the plain model inside a PEFT wrapper, and the names LoRA can target.
 
-Generic helpers used by the doctor (:mod:`peftlab.preflight`), the lessons and the tests.
+Generic helpers used by the doctor (:mod:`peftlab.doctor`), the lessons and the tests.
 """
 
 from __future__ import annotations

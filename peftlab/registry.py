@@ -16,14 +16,8 @@ from dataclasses import dataclass
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from peftlab.detectors import DETECTORS
 from peftlab.versions import Versions, describe, installed
-
-#: Exceptions that peftlab raises itself to make a silent failure visible (they are not the libraries').
-PEFTLAB_DETECTORS = {
-    "SilentLossError": "a tensor that should train is frozen, or a trained one is missing after reload",
-    "NothingToTrainError": "peftlab's training loop refuses a model with no trainable parameter",
-    "WeightsNotLoadedError": "the loaded model's tensors differ from the checkpoint's",
-}
 
 
 class UnexpectedOutcome(AssertionError):
@@ -238,7 +232,8 @@ class Expectation:
     @property
     def detector(self) -> str:
         """The peftlab check that raises ``raises`` for a silent failure, or '' for a library error."""
-        return PEFTLAB_DETECTORS.get(self.raises or "", "")
+        detector = DETECTORS.get(self.raises or "")
+        return detector.reveals if detector else ""
 
     def describe(self) -> str:
         """A short phrase: the error expected, or "no error"."""
@@ -830,9 +825,6 @@ CHANGES["peft_exclude_modules"] = Change(
     "LoraConfig takes exclude_modules (names or a regular expression that target_modules must not match)",
     measured=("0.13.2", "0.14.0", "0.15.2", "0.21.2"),
     bisected=True,
-)
-PEFTLAB_DETECTORS["VisionTowerAdaptedError"] = (
-    "LoRA layers in the vision tower of a model whose language model alone was meant to be adapted"
 )
 LESSONS["07_lora_in_vision_tower"] = Lesson(
     "07_lora_in_vision_tower", "LLaVA: LoRA that lands in the vision tower",

@@ -20,7 +20,7 @@ import torch
 from peftlab.versions import installed, stack_name
 
 if TYPE_CHECKING:
-    from peftlab.preflight import Diagnosis
+    from peftlab.doctor import Diagnosis
 
 _failures: list[dict] = []
 _checks: list[dict] = []

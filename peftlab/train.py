@@ -14,16 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from tqdm.auto import tqdm
 
+from peftlab.detectors import NothingToTrainError
+
 Batch = Mapping[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 
 
 #: Wall seconds of every optimiser step :func:`train` ran in this process (the scorecard's s/step).
 STEP_SECONDS: list[float] = []
-
-
-class NothingToTrainError(ValueError):
-    """Raised instead of "training" a model whose parameters are all frozen."""
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

@@ -5,7 +5,8 @@ import torch
 from transformers import Blip2Processor, BlipImageProcessor
 
 import peftlab.train
-from peftlab import data, memory, vqa
+from peftlab import data, vqa
+from peftlab.lessons import memory
 from peftlab.models import blip2
 from peftlab.models.vocab import word_tokenizer
 from peftlab.registry import get

@@ -1,4 +1,4 @@
-"""Shape inference for Chinese-CLIP checkpoints (peftlab.chinese_clip_architecture, notebook 05).
+"""Shape inference for Chinese-CLIP checkpoints (peftlab.lessons.chinese_clip_architecture, notebook 05).
 
 Every model of the correspondence table is checked three ways, none of them downloaded:
 * at full size, built from its config on PyTorch's meta device (no memory, real numbers);
@@ -19,7 +19,7 @@ import torch
 from transformers import ChineseCLIPModel, CLIPConfig, CLIPModel
 
 from peftlab import checkpoints as cp
-from peftlab import chinese_clip_architecture as cs
+from peftlab.lessons import chinese_clip_architecture as cs
 
 VIT_RELEASES = [r for r in cs.RELEASES if r["hub_id"]]
 with gzip.open(Path(__file__).parent / "data" / "cn_clip_shapes.json.gz", "rt") as f:

@@ -5,10 +5,10 @@ import json
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from peftlab import docs
-from peftlab.cli import main
 from peftlab.registry import REGISTRY, Expectation, Failure
-from peftlab.runner import Outcome
+from peftlab.tools import docs
+from peftlab.tools.cli import main
+from peftlab.tools.runner import Outcome
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
@@ -146,7 +146,7 @@ def test_docs_without_notebooks_folder(tmp_path, monkeypatch, capsys):
 def test_matrix_page_names_the_failures_registered_after_its_run(tmp_path):
     import json
 
-    from peftlab.docs import matrix_html
+    from peftlab.tools.docs import matrix_html
 
     first = next(iter(REGISTRY))
     cell = {"outcome": "TypeError", "kind": "as documented", "verdict": "as documented"}

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from peftlab.registry import LESSONS
-from peftlab.runner import find_notebooks
+from peftlab.tools.runner import find_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("PEFTLAB_DOCS_SITE", ROOT / "build" / "docs")).resolve()

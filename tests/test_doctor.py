@@ -18,8 +18,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 
 import peftlab
 from peftlab import checkpoints
+from peftlab.doctor import Diagnosis, Finding, advisories, shapes
 from peftlab.module_names import linear_layer_names
-from peftlab.preflight import Diagnosis, Finding, advisories, shapes
 from peftlab.registry import change
 from peftlab.versions import version_of
 
@@ -491,7 +491,7 @@ def test_diagnosis_renders_as_text_html_and_dict() -> None:
 
 
 def test_command_line_on_a_model_folder(tmp_path, capsys) -> None:
-    from peftlab.cli import main
+    from peftlab.tools.cli import main
 
     siglip(hidden=48)[0].save_pretrained(tmp_path / "model")
     get_peft_model(siglip(hidden=48)[0], LoraConfig(task_type="FEATURE_EXTRACTION", target_modules=["q_proj"])
@@ -540,7 +540,7 @@ def _checkpointed(build, use_reentrant: bool, text_hook: bool | None):  # noqa: 
     removed, and with ``text_hook=True`` one is put on the token embeddings only: the state transformers
     4.x's ``enable_input_require_grads()`` (and PEFT's fallback) leaves, built alike on every version.
     """
-    from peftlab.preflight.checkpointing import makes_grad
+    from peftlab.doctor.checkpointing import makes_grad
 
     model, inputs = build()
     names = set(linear_layer_names(model))
@@ -587,7 +587,7 @@ def test_reentrant_checkpointing_with_no_input_grad_flagged_and_raises(build) ->
 
 @pytest.mark.parametrize("build", [llava, siglip], ids=["llava", "siglip"])
 def test_vision_tower_without_gradient_flagged_and_confirmed(build) -> None:
-    from peftlab.preflight.checkpointing import dead_stacks
+    from peftlab.doctor.checkpointing import dead_stacks
 
     wrapped, inputs = _checkpointed(build, use_reentrant=True, text_hook=True)
     d = peftlab.doctor(wrapped)
@@ -622,7 +622,7 @@ def test_without_checkpointing_the_class_is_silent() -> None:
 def test_reentrant_checkpointing_as_installed_predicted_exactly(build) -> None:
     """With the hooks the installed transformers adds itself, whatever they are on this version: the
     doctor's error, or its list of tensors without gradient (possibly none), is what backward shows."""
-    from peftlab.preflight.checkpointing import dead_stacks
+    from peftlab.doctor.checkpointing import dead_stacks
 
     wrapped, inputs = _checkpointed(build, use_reentrant=True, text_hook=None)
     d = peftlab.doctor(wrapped)

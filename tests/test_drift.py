@@ -8,10 +8,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from peftlab import drift, registry, scorecard
+from peftlab import registry, scorecard
 from peftlab.capture import OBSERVE_ENV, STRICT_ENV, expect_failure
-from peftlab.cli import main
 from peftlab.registry import Expectation, Failure, UnexpectedOutcome
+from peftlab.tools import drift
+from peftlab.tools.cli import main
 
 REFERENCE = {"torch": "2.13.0", "transformers": "5.23.0", "peft": "0.21.2", "accelerate": "1.15.0"}
 SAME = dict(REFERENCE)

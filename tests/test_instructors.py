@@ -1,11 +1,11 @@
-"""The instructor's guide (peftlab.instructors): its agenda, and every fact read from its one source."""
+"""The instructor's guide (peftlab.tools.instructors): its agenda, and every fact read from its one source."""
 
 import importlib.util
 import json
 import re
 
-from peftlab import instructors
 from peftlab.registry import LESSONS
+from peftlab.tools import instructors
 from peftlab.versions import pinned_versions, stack_names
 
 PRIMER = next(name for name, lesson in LESSONS.items() if lesson.primer)

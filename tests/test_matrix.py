@@ -2,9 +2,9 @@
 
 import json
 
-from peftlab import matrix
-from peftlab.cli import main
 from peftlab.registry import REGISTRY
+from peftlab.tools import matrix
+from peftlab.tools.cli import main
 
 
 def fake_stack(folder, versions, kinds, raised="TypeError", stopped=None):

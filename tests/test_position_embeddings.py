@@ -5,7 +5,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import ViTForImageClassification
 
 from peftlab import data, module_names
-from peftlab import position_embeddings as pe
+from peftlab.lessons import position_embeddings as pe
 from peftlab.models import OfflineError, load_model, vit
 from peftlab.registry import change
 

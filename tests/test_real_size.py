@@ -8,9 +8,10 @@ import torch
 from nbformat.v4 import new_code_cell, new_notebook
 from transformers import CLIPConfig
 
-from peftlab import real_size, scorecard
-from peftlab.models.published import CLIP_VIT_B_32, PUBLISHED, build_on_meta, config
-from peftlab.runner import Outcome, run_all
+from peftlab import scorecard
+from peftlab.tools import real_size
+from peftlab.tools.published import CLIP_VIT_B_32, PUBLISHED, build_on_meta, config
+from peftlab.tools.runner import Outcome, run_all
 from peftlab.train import STEP_SECONDS, grad_scaler, needs_grad_scaler, train
 
 
@@ -120,10 +121,10 @@ def test_left_out_notebook_is_reported_not_run(tmp_path, capsys):
 
 
 def test_cli_parses_real_size(monkeypatch):
-    from peftlab import cli
+    from peftlab.tools import cli, runner
 
     seen = {}
-    monkeypatch.setattr(cli, "_run_real_size", lambda args: seen.update(vars(args)) or 0)
+    monkeypatch.setattr(runner, "_run_real_size", lambda args: seen.update(vars(args)) or 0)
     assert cli.main(["run", "--real-size", "--only", "01", "03", "05"]) == 0
     assert seen["real_size"] and seen["only"] == ["01", "03", "05"] and seen["record"] is None
 
@@ -146,7 +147,7 @@ def test_a_checkpoint_without_head_gets_the_same_head_at_every_load(tmp_path):
 def test_readme_memory_table_comes_from_the_facts_file(tmp_path):
     import json
 
-    from peftlab.readme import real_size_table
+    from peftlab.tools.readme import real_size_table
 
     facts = {"notebooks": {"01_clip_task_type": {
         "checkpoints": ["openai/clip-vit-base-patch32"], "parameters": {"BATCH_SIZE": 8, "LORA_STEPS": 3},
@@ -162,8 +163,8 @@ def test_parameters_cells_state_the_measured_memory():
     """Each measured notebook's CHECKPOINT comment states the peak RSS recorded in docs/real_size.json."""
     import json
 
-    from peftlab import instructors
-    from peftlab.readme import REAL_SIZE_FACTS
+    from peftlab.tools import instructors
+    from peftlab.tools.readme import REAL_SIZE_FACTS
 
     for name, fact in json.loads(REAL_SIZE_FACTS.read_text())["notebooks"].items():
         stated = instructors.overview(name).memory

@@ -3,8 +3,8 @@
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-from peftlab.cli import main
-from peftlab.runner import HEADER, run_one, table
+from peftlab.tools.cli import main
+from peftlab.tools.runner import HEADER, run_one, table
 
 GOOD = """
 from peftlab import scorecard
@@ -49,7 +49,7 @@ def test_run_without_notebooks_folder(tmp_path, monkeypatch, capsys):
 
 
 def test_a_primer_needs_checks_but_no_failure():
-    from peftlab.runner import Outcome
+    from peftlab.tools.runner import Outcome
 
     checks = [{"claim": "c", "passed": True, "figure": "f", "headline": True}]
     primer = Outcome(

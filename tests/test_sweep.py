@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 
 from peftlab import scorecard
-from peftlab.cli import main
-from peftlab.sweep import summarise
+from peftlab.tools.cli import main
+from peftlab.tools.sweep import summarise
 
 
 def card(seed, value, passed=True):

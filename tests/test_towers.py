@@ -1,4 +1,4 @@
-"""peftlab.towers and the tiny LLaVA's processor (notebook 07), on a LLaVA built from a config."""
+"""peftlab.lessons.towers and the tiny LLaVA's processor (notebook 07), on a LLaVA built from a config."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from families import llava
 from peft import LoraConfig, get_peft_model
 
-from peftlab import data, towers
+from peftlab import data
+from peftlab.lessons import towers
 from peftlab.module_names import tower_of, vision_towers
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from peftlab.models.cache import TINY, OfflineError
+from peftlab.hub import OfflineError
+from peftlab.models.cache import TINY
 
 #: family -> "module:function"; the notebook that uses each family is in the module's docstring.
 LOADERS: dict[str, str] = {

@@ -16,21 +16,16 @@ import json
 import os
 import random
 import shutil
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
+from peftlab.hub import OfflineError, hub_reachable, in_hub_cache
 from peftlab.versions import installed
 
 TINY = "tiny"
-
-
-class OfflineError(RuntimeError):
-    """A Hub checkpoint was asked for, but the Hub cannot be reached from here."""
 
 
 def cache_root() -> Path:
@@ -101,19 +96,6 @@ def tiny_checkpoint(family: str, recipe: dict, build: Callable[[Path], None], so
     return folder
 
 
-def hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:
-    """Can the Hugging Face Hub be reached? Returns ``(ok, reason)`` without downloading anything."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False, "HF_HUB_OFFLINE is set"
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = urlparse(endpoint).hostname or endpoint
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError as error:
-        return False, f"cannot connect to {host}: {error}"
-    return True, ""
-
-
 def resolve(checkpoint: str, family: str, make_tiny: Callable[[], Path]) -> str:
     """Turn a ``checkpoint`` argument into something ``from_pretrained`` can load.
 
@@ -128,7 +110,7 @@ def resolve(checkpoint: str, family: str, make_tiny: Callable[[], Path]) -> str:
         if not (Path(checkpoint) / "config.json").exists():
             raise FileNotFoundError(f"{checkpoint} is a folder but holds no config.json: not a checkpoint.")
         return checkpoint
-    if _in_hub_cache(checkpoint):
+    if in_hub_cache(checkpoint):
         return checkpoint
     ok, reason = hub_reachable()
     if not ok:
@@ -139,14 +121,3 @@ def resolve(checkpoint: str, family: str, make_tiny: Callable[[], Path]) -> str:
             "On Colab or a machine with internet access, the Hub id works as it is."
         )
     return checkpoint
-
-
-def _in_hub_cache(repo_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    try:
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-    except Exception:  # noqa: BLE001  (an invalid repo id is simply "not cached")
-        return False

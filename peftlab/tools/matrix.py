@@ -2,7 +2,7 @@
 
 For each stack (a pin file in ``peftlab/stacks/``; by default all of them: the CI stacks and the
 Colab runtimes), build or refresh a virtual environment ``.venvs/<stack>`` from its pins, run every
-notebook there in observe mode (the drift watch, :mod:`peftlab.drift`), and keep its verdicts. The
+notebook there in observe mode (the drift watch, :mod:`peftlab.tools.drift`), and keep its verdicts. The
 table has one row per failure (plus one per notebook, "runs to the end") and one column per stack;
 each cell is the outcome (the exception raised, or "no error") and the verdict against the registry.
 It is written as Markdown, JSON and a heat-map PNG (``build/matrix/``); ``peftlab docs`` turns the
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from peftlab.drift import NOTEBOOK_ROW, ROOT, build_venv, load_observations, torch_pin
 from peftlab.registry import LESSONS, REGISTRY
-from peftlab.runner import add_notebook_arguments
+from peftlab.tools.drift import NOTEBOOK_ROW, ROOT, build_venv, load_observations, torch_pin
+from peftlab.tools.runner import add_notebook_arguments
 from peftlab.versions import stack_file, stack_names
 
 NEWEST = "newest"

@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 import torch
 from matplotlib.figure import Figure
 
+from peftlab.detectors import SilentLossError
 from peftlab.models.blip2 import COMPONENTS
 from peftlab.plots import STYLE, _figure
-from peftlab.position_embeddings import SilentLossError
 
 #: Short labels of BLIP-2's parts, in the order an image goes through them.
 PARTS = {"vision_model": "vision tower", "qformer": "Q-Former", "language_projection": "projection",

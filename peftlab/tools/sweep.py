@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from peftlab.runner import add_notebook_arguments, find_notebooks, ipc_kernel, table
+from peftlab.tools.runner import add_notebook_arguments, find_notebooks, ipc_kernel, table
 
 
 def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: int) -> dict:

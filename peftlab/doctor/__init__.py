@@ -2,12 +2,12 @@
 
 What the notebooks teach on their models, applied to any model, without training:
 
-1. wrapper/forward mismatch (:mod:`~peftlab.preflight.signatures`, notebooks 01 and 02),
-2. bad targets (:mod:`~peftlab.preflight.targeting`, notebooks 03, 04 and 05),
-3. unsaved trainables (:mod:`~peftlab.preflight.saving`, notebooks 03 and 04),
-4. checkpoint/config mismatch (:mod:`~peftlab.preflight.shapes`, notebook 05),
-5. version advisories (:mod:`~peftlab.preflight.advisories`),
-6. checkpointing with frozen inputs (:mod:`~peftlab.preflight.checkpointing`, notebook 06): reentrant
+1. wrapper/forward mismatch (:mod:`~peftlab.doctor.signatures`, notebooks 01 and 02),
+2. bad targets (:mod:`~peftlab.doctor.targeting`, notebooks 03, 04 and 05),
+3. unsaved trainables (:mod:`~peftlab.doctor.saving`, notebooks 03 and 04),
+4. checkpoint/config mismatch (:mod:`~peftlab.doctor.shapes`, notebook 05),
+5. version advisories (:mod:`~peftlab.doctor.advisories`),
+6. checkpointing with frozen inputs (:mod:`~peftlab.doctor.checkpointing`, notebook 06): reentrant
    gradient checkpointing where no input requires grad, or one tower's does not.
 
 Every check reads the installed code and the model in front of it (signatures, module names and
@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
+from peftlab.doctor.findings import CLASSES, SEVERITIES, Diagnosis, Finding
 from peftlab.module_names import base_model
-from peftlab.preflight.findings import CLASSES, SEVERITIES, Diagnosis, Finding
 
 __all__ = ["CLASSES", "SEVERITIES", "Diagnosis", "Finding", "doctor"]
 
@@ -48,7 +48,7 @@ def doctor(
     """
     from peft import PeftModel
 
-    from peftlab.preflight import advisories, checkpointing, saving, shapes, signatures, targeting
+    from peftlab.doctor import advisories, checkpointing, saving, shapes, signatures, targeting
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"doctor() needs a torch model, not {type(model).__name__}.")

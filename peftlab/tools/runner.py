@@ -29,7 +29,7 @@ class Outcome:
     seconds: float
     card: dict | None
     error: str = ""
-    real_size: bool = False  # run by ``--real-size``: see :mod:`peftlab.real_size`
+    real_size: bool = False  # run by ``--real-size``: see :mod:`peftlab.tools.real_size`
 
     @property
     def ok(self) -> bool:
@@ -37,7 +37,7 @@ class Outcome:
         (at real size: every judged check; "not judged: random weights" never counts as passed)."""
         card = self.card
         if self.real_size:
-            from peftlab import real_size
+            from peftlab.tools import real_size
 
             return real_size.ok(card, self.error)
         return (not self.error and card is not None and (bool(card["failures"]) or card.get("primer", False))
@@ -46,7 +46,7 @@ class Outcome:
     def row(self) -> list[str]:
         """The summary-table row: notebook, stack, failure, fix, seconds (at real size, its own columns)."""
         if self.real_size:
-            from peftlab import real_size
+            from peftlab.tools import real_size
 
             return real_size.row(self.notebook, self.seconds, self.card, self.error)
         if self.card is None:
@@ -104,7 +104,7 @@ def ipc_kernel() -> Iterator[object]:
 def run_one(path: Path, build: Path, timeout: int = 600, real_size: bool = False) -> Outcome:
     """Execute one notebook; write its executed copy, HTML copy and scorecard under ``build``.
 
-    ``real_size``: on its published architecture with random weights (:mod:`peftlab.real_size`).
+    ``real_size``: on its published architecture with random weights (:mod:`peftlab.tools.real_size`).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -115,8 +115,8 @@ def run_one(path: Path, build: Path, timeout: int = 600, real_size: bool = False
     notebook = nbformat.read(path, as_version=4)
     os.environ["PEFTLAB_RESULTS_DIR"] = str(results.resolve())  # the kernel inherits it
     if real_size:
-        from peftlab import real_size as plans
         from peftlab.scorecard import RANDOM_WEIGHTS_ENV
+        from peftlab.tools import real_size as plans
 
         plans.inject(notebook, plans.parameters_for(path.stem))
         os.environ[RANDOM_WEIGHTS_ENV] = "1"
@@ -167,12 +167,12 @@ def run_all(
 ) -> list[Outcome]:
     """Run every notebook of ``folder`` in turn, printing one line as each one ends.
 
-    ``real_size`` without ``only`` runs :func:`peftlab.real_size.default_set`; a notebook that
+    ``real_size`` without ``only`` runs :func:`peftlab.tools.real_size.default_set`; a notebook that
     is left out of it (``--only 02``) is reported "not run here" with its reason instead of being run.
     """
     outcomes = []
     if real_size:
-        from peftlab.real_size import default_set, plan_for
+        from peftlab.tools.real_size import default_set, plan_for
 
         only = only or default_set()
     for path in find_notebooks(folder, only):
@@ -217,3 +217,49 @@ def run_and_summarise(
     if short:
         print(f"FELL SHORT: {', '.join(short)}", file=sys.stderr)
     return 1 if short else 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``peftlab run``."""
+    add_notebook_arguments(parser, "--build", Path("build"), "output folder")
+    parser.add_argument("--real-size", action="store_true",
+                        help="run on the published architectures with random weights (few steps): failure, fix, "
+                             "reload, peak memory and s/step at real size; accuracy not judged")  # fmt: skip
+    parser.add_argument("--record", type=Path, default=None,
+                        help="with --real-size: merge the measured peak RSS into this facts file "
+                             "(docs/real_size.json feeds the README's memory table)")  # fmt: skip
+
+
+def main(args: argparse.Namespace) -> int:
+    """``peftlab run``: every notebook (or ``--only``), headless; the summary table; 1 if one fell short."""
+    from peftlab.versions import describe
+
+    print(f"peftlab run{' --real-size' if args.real_size else ''} on the {describe()}")
+    if args.real_size:
+        return _run_real_size(args)
+    execute = lambda: run_all(args.notebooks, args.build, args.only, args.timeout)  # noqa: E731
+    where = f"executed notebooks: {args.build / 'notebooks'}   HTML: {args.build / 'html'}"
+    return run_and_summarise(execute, where)
+
+
+def _run_real_size(args: argparse.Namespace) -> int:
+    """``peftlab run --real-size``: the notebooks on published architectures; table, wall time, facts."""
+    from peftlab.tools import real_size
+
+    for key, plan in real_size.PLANS.items():
+        if plan.left_out and not args.only:  # with --only, run_all says it for each one named
+            print(f"{key}: not run here: {plan.left_out}")
+    outcomes: list = []
+    start = time.perf_counter()
+
+    def execute() -> list:
+        outcomes.extend(run_all(args.notebooks, args.build, args.only, args.timeout, real_size=True))
+        return outcomes
+
+    where = f"executed notebooks: {args.build / 'notebooks'}   HTML: {args.build / 'html'}"
+    status = run_and_summarise(execute, where, real_size.HEADER)
+    print(f"wall time: {time.perf_counter() - start:.0f} s")
+    if args.record:
+        real_size.record({o.notebook: o.card for o in outcomes if o.ok}, args.record)
+        print(f"recorded peak RSS of {sum(o.ok for o in outcomes)} notebooks in {args.record}")
+    return status

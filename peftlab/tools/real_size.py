@@ -1,7 +1,7 @@
 """``peftlab run --real-size``: every notebook on its published architecture, with random weights.
 
 For each notebook, :data:`PLANS` names the published checkpoints its parameters point at (see
-:mod:`peftlab.models.published`) and the few steps and small batches that make a run affordable on a
+:mod:`peftlab.tools.published`) and the few steps and small batches that make a run affordable on a
 CPU. The runner builds each checkpoint's random-weight folder (once, cached), injects
 ``CHECKPOINT=<folder>`` and the rest after the notebook's ``parameters`` cell (as papermill does),
 and sets ``PEFTLAB_RANDOM_WEIGHTS=1``: the checks that need pre-trained weights (accuracy gains,
@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from peftlab.models.published import PUBLISHED
+from peftlab.tools.published import PUBLISHED
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def plan_for(stem: str) -> Plan:
 
 def parameters_for(stem: str) -> dict[str, object]:
     """The parameters to inject: each checkpoint's random-weight folder (built now if needed) + the rest."""
-    from peftlab.models.published import random_weights_folder
+    from peftlab.tools.published import random_weights_folder
 
     plan = plan_for(stem)
     if plan.left_out:

@@ -29,9 +29,9 @@ from datetime import date
 from pathlib import Path
 
 from peftlab.registry import LESSONS, REGISTRY, Lesson
+from peftlab.tools import ROOT
 from peftlab.versions import pinned_versions, stack_names
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SOLUTIONS = ROOT / "solutions"
 TIMINGS = ROOT / "docs" / "instructors" / "timings.json"
@@ -218,7 +218,7 @@ def _md_escape(text: str) -> str:
 
 def readme_agenda() -> str:
     """The README's agenda table (Markdown): time, notebook, CPU seconds, the real checkpoint, exercises."""
-    from peftlab.readme import markdown_table
+    from peftlab.tools.readme import markdown_table
 
     timings = load_timings()
     rows = []
@@ -442,17 +442,15 @@ def page_html(built: dict[str, float] | None = None) -> str:
                        needs=_needs_html(built), recorded=recorded, exercises=_exercises_html(), faq=faq)  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m peftlab.instructors record build/results --machine "..."``: record CPU seconds."""
-    parser = argparse.ArgumentParser(prog="python -m peftlab.instructors")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``peftlab instructors record build/results --machine "..."``: record the notebooks' CPU seconds."""
+    sub = parser.add_subparsers(dest="action", required=True)
     record = sub.add_parser("record", help="record the CPU seconds of a peftlab run's scorecards")
     record.add_argument("results", type=Path, help="the results folder of peftlab run (build/results)")
     record.add_argument("--machine", required=True, help="where it ran, e.g. '2-core CPU, load average 4'")
-    args = parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Record the seconds of ``args.results`` in the timings file; print what was recorded."""
     print(json.dumps(record_timings(args.results, args.machine), indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,16 +1,15 @@
-"""What ``peftlab doctor`` (the command) needs: a model from a folder, built on the meta device,
-and a PEFT config from a saved ``adapter_config.json``."""
+"""The doctor's inputs from files: a model from a folder (or a Hub id), built on the meta device,
+and a PEFT config from a saved ``adapter_config.json``. The command line is :mod:`peftlab.tools.doctor_command`."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from peftlab.models.cache import OfflineError, hub_reachable
+from peftlab.hub import OfflineError, hub_reachable
 
 
 def model_config(source: str) -> Any:
@@ -67,32 +66,3 @@ def has_weights(folder: str) -> bool:
     """Does ``folder`` hold a weights file that :func:`peftlab.checkpoints.read_shapes` reads?"""
     path = Path(folder)
     return path.is_dir() and (any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin")))
-
-
-def add_command(sub: Any) -> None:
-    """Register ``peftlab doctor`` on the CLI's subparsers."""
-    cmd = sub.add_parser(
-        "doctor", help="predict the five failure classes for a model folder, before training"
-    )
-    cmd.add_argument("model", help="a folder written by save_pretrained (config.json), or a Hub id")
-    cmd.add_argument("--peft-config", help="adapter folder or adapter_config.json about to be applied")
-    cmd.add_argument(
-        "--checkpoint", help="weights to load into the model (default: the folder's own, if any)"
-    )
-    cmd.add_argument("--json", action="store_true", help="print the findings as JSON")
-
-
-def run_command(args: Any) -> int:
-    """``peftlab doctor``: 0 when nothing will go wrong, 1 when something will, 2 on bad input."""
-    from peftlab.preflight import doctor
-
-    try:
-        model = meta_model(args.model)
-        config = peft_config(args.peft_config) if args.peft_config else None
-    except (FileNotFoundError, OfflineError, ValueError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    checkpoint = args.checkpoint or (args.model if has_weights(args.model) else None)
-    diagnosis = doctor(model, config, checkpoint)
-    print(json.dumps(diagnosis.as_dict(), indent=2) if args.json else diagnosis)
-    return 0 if diagnosis.ok else 1

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
+from peftlab.doctor.findings import Finding
 from peftlab.module_names import base_model
-from peftlab.preflight.findings import Finding
 
 
 @dataclass(frozen=True)

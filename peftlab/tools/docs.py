@@ -5,7 +5,7 @@ Each notebook is copied to ``<out>/notebooks/`` and executed in place by nbmake 
 Each executed copy becomes ``<out>/<name>.html``; ``<out>/index.html`` holds the table of failures:
 notebook, error on this stack, the versions each one reproduces on (from the failure registry), the
 fix (the notebook's checks) and seconds (a primer, which shows no failure, gets one row saying so).
-``<out>/instructors.html`` is the instructor's guide (:mod:`peftlab.instructors`).
+``<out>/instructors.html`` is the instructor's guide (:mod:`peftlab.tools.instructors`).
 
 The site works offline: plots are PNG data URIs, the page template loads no script from a CDN, a
 widget becomes a static picture (a progress bar at its final state, the figure an ``interactive``
@@ -28,11 +28,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from peftlab import instructors
 from peftlab.capture import OBSERVE_ENV
 from peftlab.registry import REGISTRY
-from peftlab.runner import Outcome, _write_html, add_notebook_arguments, find_notebooks, run_and_summarise
 from peftlab.scorecard import is_primer
+from peftlab.tools import instructors
+from peftlab.tools.runner import (
+    Outcome,
+    _write_html,
+    add_notebook_arguments,
+    find_notebooks,
+    run_and_summarise,
+)
 
 if TYPE_CHECKING:
     from nbconvert import HTMLExporter
@@ -287,7 +293,7 @@ th {{ background: #f3f3f3; font-weight: normal; }} td.bad {{ background: #fde8e8
 
 def matrix_html(path: Path) -> str:
     """The page of ``peftlab matrix``'s table (``matrix.json`` with ``matrix.png`` beside it)."""
-    from peftlab.matrix import versions_label
+    from peftlab.tools.matrix import versions_label
 
     table = json.loads(path.read_text(encoding="utf-8"))
     stacks = table["stacks"]

@@ -14,15 +14,12 @@ from pathlib import Path
 
 import torch
 
+from peftlab.detectors import VisionTowerAdaptedError
 from peftlab.module_names import tower_of
 from peftlab.tables import Table
 
 #: The parts of an image-text model, in the order an image goes through them.
 PARTS = ("vision tower", "projector", "language model")
-
-
-class VisionTowerAdaptedError(RuntimeError):
-    """LoRA reached the vision tower of a model whose language model alone was meant to be adapted."""
 
 
 def _lora_layers(model: torch.nn.Module) -> list[str]:

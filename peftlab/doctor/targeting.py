@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from peftlab.doctor.findings import Finding
 from peftlab.module_names import all_linear_names, base_model, linear_layer_names, tower_of, vision_towers
-from peftlab.preflight.findings import Finding
 from peftlab.registry import change
 from peftlab.targets import adapter_layers, preview_targets, target_entry
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from peftlab.instructors import readme_agenda, readme_faq
 from peftlab.registry import CHANGES, LESSONS, REGISTRY, Failure
+from peftlab.tools import ROOT
+from peftlab.tools.instructors import readme_agenda, readme_faq
 from peftlab.versions import CI_STACKS, pinned_versions, real_runtime, stack_description, stack_names
 
 COLAB = "https://colab.research.google.com"
@@ -108,7 +109,7 @@ def changes_table() -> str:
 
 
 #: The facts file ``peftlab run --real-size --record`` writes: measured peak RSS per notebook.
-REAL_SIZE_FACTS = Path(__file__).resolve().parent.parent / "docs" / "real_size.json"
+REAL_SIZE_FACTS = ROOT / "docs" / "real_size.json"
 
 
 def real_size_table(facts_file: Path = REAL_SIZE_FACTS) -> str:
@@ -116,7 +117,7 @@ def real_size_table(facts_file: Path = REAL_SIZE_FACTS) -> str:
     ``peftlab run --real-size`` (random weights, few steps), or why it does not run here."""
     import json
 
-    from peftlab.real_size import PLANS
+    from peftlab.tools.real_size import PLANS
 
     facts = json.loads(facts_file.read_text())["notebooks"] if facts_file.exists() else {}
     rows = []

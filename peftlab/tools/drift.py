@@ -40,11 +40,10 @@ from packaging.version import Version
 
 from peftlab.capture import OBSERVE_ENV, trim_message
 from peftlab.registry import REGISTRY, Expectation, Failure, UnexpectedOutcome, get
-from peftlab.runner import add_notebook_arguments
+from peftlab.tools import ROOT
+from peftlab.tools.runner import add_notebook_arguments
 from peftlab.versions import CI_STACKS, LIBRARIES, describe, installed, pinned_versions
 
-#: The repository root (peftlab is installed editable from it).
-ROOT = Path(__file__).resolve().parents[1]
 #: The ``failure`` column of a row about a notebook that stopped.
 NOTEBOOK_ROW = "(notebook)"
 HEADER = ["failure", "notebook", "expected", "verdict"]
@@ -189,7 +188,7 @@ def classify_run(
 
 def render(rows: list[Verdict], versions: Versions, reference_name: str, held: str = "") -> str:
     """The drift table (Markdown), with the versions it was measured on (and what was ``held`` back)."""
-    from peftlab.runner import table
+    from peftlab.tools.runner import table
 
     counts = ", ".join(f"{sum(r.kind == kind for r in rows)} {kind}" for kind in KINDS)
     lines = [
@@ -224,7 +223,7 @@ def observe_notebooks(
     folder: Path, build: Path, only: list[str] | None = None, timeout: int = 600
 ) -> tuple[dict[str, str], dict[str, dict]]:
     """Run the notebooks in observe mode; return each notebook's error ('' if none) and the observations."""
-    from peftlab.runner import run_all
+    from peftlab.tools.runner import run_all
 
     build.mkdir(parents=True, exist_ok=True)
     path = (build / "observations.jsonl").resolve()

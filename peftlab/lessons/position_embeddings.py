@@ -21,14 +21,11 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from safetensors.torch import load_file, save_file
 
+from peftlab.detectors import SilentLossError
 from peftlab.module_names import base_model
 
 #: The sidecar file that :func:`save_extra_parameters` writes beside ``adapter_model.safetensors``.
 SIDECAR = "extra_parameters.safetensors"
-
-
-class SilentLossError(RuntimeError):
-    """PEFT accepted a request without error, yet a parameter is not trained or not restored."""
 
 
 def vit_embeddings(model: torch.nn.Module) -> torch.nn.Module:

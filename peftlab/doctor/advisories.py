@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from peftlab.doctor.findings import Finding
 from peftlab.module_names import base_model, linear_layer_names
-from peftlab.preflight.findings import Finding
 from peftlab.registry import change
 from peftlab.versions import pinned_versions, version_of
 

@@ -30,8 +30,8 @@ from peftlab.checkpoints import (
     read_shapes,
     summarise,
 )
+from peftlab.doctor.findings import Finding
 from peftlab.module_names import base_model
-from peftlab.preflight.findings import Finding
 
 
 def checkpoint_findings(model: torch.nn.Module, checkpoint: str | Path | Mapping) -> list[Finding]:

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from peftlab.doctor.findings import Finding
 from peftlab.module_names import base_model
-from peftlab.preflight.findings import Finding
 
 CONVOLUTIONS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 

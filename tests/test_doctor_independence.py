@@ -1,4 +1,4 @@
-"""The doctor (peftlab/preflight/) stands on generic modules only: no lesson module, no private name
+"""The doctor (peftlab/doctor/) stands on generic modules only: no lesson module, no private name
 of another module, no model class named in its code. Static: the sources are parsed, not imported."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "peftlab"
-PREFLIGHT = sorted((PACKAGE / "preflight").glob("*.py"))
+DOCTOR = sorted((PACKAGE / "doctor").glob("*.py"))
+assert DOCTOR, "no doctor modules found: the checks below would pass on nothing"
 #: The peftlab modules the doctor may use: none holds one notebook's model family or task (an
 #: allow-list, so that a new import is a decision: position_embeddings, chinese_clip_architecture,
 #: retrieval, vqa, data and the model loaders are lesson modules).
-GENERIC = {"peftlab.checkpoints", "peftlab.module_names", "peftlab.models.cache", "peftlab.registry",
+GENERIC = {"peftlab.checkpoints", "peftlab.module_names", "peftlab.hub", "peftlab.detectors", "peftlab.registry",
            "peftlab.tables", "peftlab.targets", "peftlab.versions"}  # fmt: skip
 
 
@@ -39,9 +40,9 @@ def owner(full: str) -> str:
 
 
 def outside_imports(tree: ast.Module) -> set[str]:
-    """The peftlab modules outside :data:`GENERIC` (and outside preflight) that the source imports."""
+    """The peftlab modules outside :data:`GENERIC` (and outside the doctor) that the source imports."""
     modules = {owner(full) for full in imported(tree).values()}
-    return {m for m in modules if not m.startswith("peftlab.preflight") and m not in GENERIC}
+    return {m for m in modules if not m.startswith("peftlab.doctor") and m not in GENERIC}
 
 
 def private_uses(tree: ast.Module) -> list[str]:
@@ -83,29 +84,32 @@ def model_classes_named(tree: ast.Module) -> set[str]:
     return _code_words(tree) & _model_classes()
 
 
-@pytest.mark.parametrize("path", PREFLIGHT, ids=lambda p: p.name)
-def test_preflight_imports_no_lesson_module(path: Path) -> None:
+@pytest.mark.parametrize("path", DOCTOR, ids=lambda p: p.name)
+def test_doctor_imports_no_lesson_module(path: Path) -> None:
     assert outside_imports(ast.parse(path.read_text())) == set()
 
 
-@pytest.mark.parametrize("path", PREFLIGHT, ids=lambda p: p.name)
-def test_preflight_uses_no_private_name_of_another_module(path: Path) -> None:
+@pytest.mark.parametrize("path", DOCTOR, ids=lambda p: p.name)
+def test_doctor_uses_no_private_name_of_another_module(path: Path) -> None:
     assert private_uses(ast.parse(path.read_text())) == []
 
 
-@pytest.mark.parametrize("path", PREFLIGHT, ids=lambda p: p.name)
-def test_preflight_names_no_model_class(path: Path) -> None:
+@pytest.mark.parametrize("path", DOCTOR, ids=lambda p: p.name)
+def test_doctor_names_no_model_class(path: Path) -> None:
     assert model_classes_named(ast.parse(path.read_text())) == set()
 
 
 def test_each_check_catches_what_the_doctor_once_did() -> None:
     bad = ast.parse(
-        "from peftlab import chinese_clip_architecture as cs\n"
-        "from peftlab.position_embeddings import save_extra_parameters\n"
+        "from peftlab.lessons import chinese_clip_architecture as cs\n"
+        "from peftlab.lessons.position_embeddings import save_extra_parameters\n"
         "from peftlab.checkpoints import _blocks, read_shapes\n"
         "strip = cs._strip_prefix\n"
         "if type(base).__name__ == 'ChineseCLIPModel':\n    pass\n"
     )
-    assert outside_imports(bad) == {"peftlab.chinese_clip_architecture", "peftlab.position_embeddings"}
+    assert outside_imports(bad) == {
+        "peftlab.lessons.chinese_clip_architecture",
+        "peftlab.lessons.position_embeddings",
+    }
     assert private_uses(bad) == ["peftlab.checkpoints._blocks", "cs._strip_prefix"]
     assert model_classes_named(bad) == {"ChineseCLIPModel"}

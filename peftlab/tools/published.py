@@ -135,7 +135,7 @@ def config(name: str):  # noqa: ANN201  (a transformers PretrainedConfig)
     if name == "llava-1.5-7b":
         return LlavaConfig(**LLAVA_1_5_7B)
     if name.startswith("chinese-clip-"):
-        from peftlab.chinese_clip_architecture import RELEASES, release_config
+        from peftlab.lessons.chinese_clip_architecture import RELEASES, release_config
 
         return release_config(next(r for r in RELEASES if r["hub_id"] == PUBLISHED[name].hub_id))
     raise ValueError(f"Unknown published checkpoint {name!r}; choose one of {sorted(PUBLISHED)}.")

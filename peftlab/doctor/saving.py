@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from peftlab.doctor.findings import Finding
 from peftlab.module_names import base_model
-from peftlab.preflight.findings import Finding
 from peftlab.registry import change
 
 
@@ -35,7 +35,7 @@ def modules_to_save_findings(model: torch.nn.Module, peft_config: Any) -> list[F
                  "modules_to_save matches module names only.") if params else
                 f"No module name ends with {entry!r}.",
                 (f'Name the module that owns it by its full path (modules_to_save=["{owner}"]), or unfreeze the '
-                 "parameter and save it yourself (peftlab.position_embeddings.save_extra_parameters).")
+                 "parameter and save it yourself (peftlab.lessons.position_embeddings.save_extra_parameters).")
                 if params else "Use the name of a module of this model.",
                 when="training and save",
             ))  # fmt: skip
@@ -136,6 +136,6 @@ def trainable_findings(model: torch.nn.Module) -> list[Finding]:
         f"{len(lost)} trainable parameters ({values:,} values) are neither adapter weights nor in "
         f"modules_to_save: {names}{' ...' if len(lost) > 3 else ''}.",
         "Put the module that owns them in modules_to_save (by its full path), or save them beside the adapter "
-        "(peftlab.position_embeddings.save_extra_parameters) and load them back before the adapter.",
+        "(peftlab.lessons.position_embeddings.save_extra_parameters) and load them back before the adapter.",
         when="save and reload",
     )]  # fmt: skip
