@@ -44,8 +44,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab only: install peftlab, keeping Colab's own torch
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
+        check=True,
+    )
 
 # %%
 import time
@@ -58,7 +60,7 @@ peftlab.quiet_known_noise()  # three third-party messages that teach nothing her
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # or "openai/clip-vit-base-patch32" on Colab / a GPU machine (about 3 GB of GPU memory, estimated)
+CHECKPOINT = "tiny"  # or "openai/clip-vit-base-patch32" on a Colab GPU (about 3 GB of GPU memory, estimated)
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 RANKS = (1, 2, 4, 8, 16, 32)
 TRAIN_STEPS = 30
@@ -90,9 +92,14 @@ linears = {name: m for name, m in model.named_modules() if isinstance(m, torch.n
 by_suffix = {}
 for name, m in linears.items():
     by_suffix.setdefault(name.rsplit(".", 1)[-1], []).append(m)
-Table(["name ends in", "layers", "in x out"],
-      [[s, len(ms), ", ".join(sorted({f"{m.in_features} x {m.out_features}" for m in ms}))] for s, ms in by_suffix.items()],
-      f"{len(linears)} nn.Linear layers; {sum(p.numel() for p in model.parameters()):,} parameters in all")
+Table(
+    ["name ends in", "layers", "in x out"],
+    [
+        [s, len(ms), ", ".join(sorted({f"{m.in_features} x {m.out_features}" for m in ms}))]
+        for s, ms in by_suffix.items()
+    ],
+    f"{len(linears)} nn.Linear layers; {sum(p.numel() for p in model.parameters()):,} parameters in all",
+)
 
 # %% [markdown]
 # ## `target_modules`: which layers get LoRA
@@ -123,22 +130,36 @@ def predicted_targets(names, target_modules):
     return [n for n in names if any(n == t or n.endswith("." + t) for t in target_modules)]
 
 
-target_lists = {"q, v": ["q_proj", "v_proj"], "MLP": ["fc1", "fc2"],
-                "vision q, v (regex)": r"vision_model\..*\.(q_proj|v_proj)"}
-wrapped = {label: set(lora(LoraConfig(r=4, target_modules=t)).targeted_module_names)
-           for label, t in target_lists.items()}
+target_lists = {
+    "q, v": ["q_proj", "v_proj"],
+    "MLP": ["fc1", "fc2"],
+    "vision q, v (regex)": r"vision_model\..*\.(q_proj|v_proj)",
+}
+wrapped = {
+    label: set(lora(LoraConfig(r=4, target_modules=t)).targeted_module_names)
+    for label, t in target_lists.items()
+}
 predicted = {label: set(predicted_targets(linears, t)) for label, t in target_lists.items()}
-Table(["module"] + list(target_lists),
-      [[name] + ["LoRA" if name in wrapped[label] else "" for label in target_lists]
-       for name in linears if any(name in w for w in wrapped.values())],
-      "the layers each target list wrapped (only layers wrapped by at least one list are shown)")
+Table(
+    ["module"] + list(target_lists),
+    [
+        [name] + ["LoRA" if name in wrapped[label] else "" for label in target_lists]
+        for name in linears
+        if any(name in w for w in wrapped.values())
+    ],
+    "the layers each target list wrapped (only layers wrapped by at least one list are shown)",
+)
 
 # %%
 print('by the same rule, ["proj"] matches', len(predicted_targets(linears, ["proj"])), "layers")
 differences = sum(len(wrapped[label] ^ predicted[label]) for label in target_lists)
-scorecard.check("the suffix / full-regex rule predicts exactly the layers PEFT wraps", differences == 0,
-                f"{len(target_lists)} target lists, {sum(map(len, wrapped.values()))} layers wrapped, "
-                f"{differences} differences", value=differences)
+scorecard.check(
+    "the suffix / full-regex rule predicts exactly the layers PEFT wraps",
+    differences == 0,
+    f"{len(target_lists)} target lists, {sum(map(len, wrapped.values()))} layers wrapped, "
+    f"{differences} differences",
+    value=differences,
+)
 
 # %% [markdown]
 # ## `r`: how many parameters LoRA trains
@@ -161,24 +182,40 @@ targets = ["q_proj", "v_proj"]
 trainable = {}
 for r in RANKS:
     trainable[r] = peftlab.train.count_parameters(lora(LoraConfig(r=r, target_modules=targets)))[0]
-formula = {r: sum(r * (m.in_features + m.out_features) for n, m in linears.items() if n in wrapped["q, v"])
-           for r in RANKS}
+formula = {
+    r: sum(r * (m.in_features + m.out_features) for n, m in linears.items() if n in wrapped["q, v"])
+    for r in RANKS
+}
 for r in RANKS:
-    print(f"r={r:<3} trainable {trainable[r]:>8,}   r * (in + out) summed over the wrapped layers {formula[r]:>8,}")
-plots.bars({f"r={r}": trainable[r] for r in RANKS}, "trainable parameters vs r (q_proj, v_proj)",
-           "trainable parameters", percent=False)
+    print(
+        f"r={r:<3} trainable {trainable[r]:>8,}   r * (in + out) summed over the wrapped layers {formula[r]:>8,}"
+    )
+plots.bars(
+    {f"r={r}": trainable[r] for r in RANKS},
+    "trainable parameters vs r (q_proj, v_proj)",
+    "trainable parameters",
+    percent=False,
+)
 
 # %%
-exercises.check("00.1", answer, expected=trainable[8],
-                hint="each wrapped layer adds r * (in + out); count the q_proj and v_proj layers in both towers",
-                explain=f"{len(wrapped['q, v'])} layers x 8 x (in + out) = {trainable[8]:,}: linear in r, "
-                        f"and {trainable[8] / sum(p.numel() for p in model.parameters()):.1%} of the model.")
+exercises.check(
+    "00.1",
+    answer,
+    expected=trainable[8],
+    hint="each wrapped layer adds r * (in + out); count the q_proj and v_proj layers in both towers",
+    explain=f"{len(wrapped['q, v'])} layers x 8 x (in + out) = {trainable[8]:,}: linear in r, "
+    f"and {trainable[8] / sum(p.numel() for p in model.parameters()):.1%} of the model.",
+)
 
 # %%
 mismatched = [r for r in RANKS if trainable[r] != formula[r]]
-scorecard.check("trainable parameters are r * (in + out) per wrapped layer, for every r", not mismatched,
-                f"r in {list(RANKS)}: {len(RANKS) - len(mismatched)} of {len(RANKS)} counts match the formula",
-                headline=True, value=len(mismatched))
+scorecard.check(
+    "trainable parameters are r * (in + out) per wrapped layer, for every r",
+    not mismatched,
+    f"r in {list(RANKS)}: {len(RANKS) - len(mismatched)} of {len(RANKS)} counts match the formula",
+    headline=True,
+    value=len(mismatched),
+)
 
 # %% [markdown]
 # ## The update `B @ A` has rank at most `r`
@@ -191,8 +228,9 @@ scorecard.check("trainable parameters are r * (in + out) per wrapped layer, for 
 # %%
 R = 4
 rank_model = lora(LoraConfig(r=R, lora_alpha=2 * R, target_modules=targets))
-losses = peftlab.train.train(rank_model, train_batches, TRAIN_STEPS, lr=3e-3, loss_fn=retrieval.loss,
-                     desc=f"LoRA r={R}")
+losses = peftlab.train.train(
+    rank_model, train_batches, TRAIN_STEPS, lr=3e-3, loss_fn=retrieval.loss, desc=f"LoRA r={R}"
+)
 
 
 def lora_update(layer):
@@ -222,9 +260,12 @@ plt.show()
 # r-th singular value at least 1.5% of the first (matrix_rank's tolerance is about 1e-5 of it). The
 # check needs rank r (training moved all r directions) and never more (the factorisation's limit).
 possible = min(next(iter(updates.values())).shape)
-scorecard.check(f"after {TRAIN_STEPS} steps every LoRA update B @ A has rank exactly r={R} (of a possible {possible})",
-                set(ranks.values()) == {R}, f"ranks {sorted(set(ranks.values()))} over {len(ranks)} layers",
-                value=min(ranks.values()))
+scorecard.check(
+    f"after {TRAIN_STEPS} steps every LoRA update B @ A has rank exactly r={R} (of a possible {possible})",
+    set(ranks.values()) == {R},
+    f"ranks {sorted(set(ranks.values()))} over {len(ranks)} layers",
+    value=min(ranks.values()),
+)
 
 # %% [markdown]
 # ## `lora_alpha`: the update is scaled by `lora_alpha / r`
@@ -234,10 +275,18 @@ scorecard.check(f"after {TRAIN_STEPS} steps every LoRA update B @ A has rank exa
 
 # %%
 configs = [(4, 8), (8, 8), (8, 16), (16, 16), (16, 32)]
-read = {(r, a): next(m for m in lora(LoraConfig(r=r, lora_alpha=a, target_modules=targets)).modules()
-                     if hasattr(m, "scaling")).scaling["default"] for r, a in configs}
-Table(["r", "lora_alpha", "scaling read from PEFT", "lora_alpha / r"],
-      [[r, a, read[(r, a)], a / r] for r, a in configs])
+read = {
+    (r, a): next(
+        m
+        for m in lora(LoraConfig(r=r, lora_alpha=a, target_modules=targets)).modules()
+        if hasattr(m, "scaling")
+    ).scaling["default"]
+    for r, a in configs
+}
+Table(
+    ["r", "lora_alpha", "scaling read from PEFT", "lora_alpha / r"],
+    [[r, a, read[(r, a)], a / r] for r, a in configs],
+)
 
 # %% [markdown]
 # Now measured: the trained `A` and `B` above are loaded into models built with other `lora_alpha`
@@ -265,15 +314,26 @@ for alpha in ALPHAS:
         layer_change[alpha] = (layer(x) - layer.base_layer(x)).norm().item()
         model_change[alpha] = (scaled(**inputs).logits_per_image - base_logits).abs().mean().item()
 for alpha in ALPHAS:
-    print(f"lora_alpha={alpha:<3} (scale {alpha / R:.1f}): one layer's output change {layer_change[alpha]:.4f}, "
-          f"mean |change| of the logits {model_change[alpha]:.4f}")
+    print(
+        f"lora_alpha={alpha:<3} (scale {alpha / R:.1f}): one layer's output change {layer_change[alpha]:.4f}, "
+        f"mean |change| of the logits {model_change[alpha]:.4f}"
+    )
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3))
 scales = [a / R for a in ALPHAS]
-ax.plot(scales, [layer_change[a] / layer_change[ALPHAS[0]] for a in ALPHAS], "o-", label="one layer's output change")
+ax.plot(
+    scales,
+    [layer_change[a] / layer_change[ALPHAS[0]] for a in ALPHAS],
+    "o-",
+    label="one layer's output change",
+)
 ax.plot(scales, [model_change[a] / model_change[ALPHAS[0]] for a in ALPHAS], "s-", label="the logits' change")
-ax.set(title="change vs lora_alpha / r (relative to the smallest)", xlabel="lora_alpha / r", ylabel="relative change")
+ax.set(
+    title="change vs lora_alpha / r (relative to the smallest)",
+    xlabel="lora_alpha / r",
+    ylabel="relative change",
+)
 ax.legend(frameon=False)
 plt.show()
 
@@ -281,9 +341,12 @@ plt.show()
 # The layer's change must be proportional to lora_alpha within 0.1% (float32 rounding is far below).
 ratio = layer_change[ALPHAS[-1]] / layer_change[ALPHAS[0]]
 expected_ratio = ALPHAS[-1] / ALPHAS[0]
-scorecard.check("a layer's output change is proportional to lora_alpha / r", abs(ratio / expected_ratio - 1) < 1e-3,
-                f"lora_alpha {ALPHAS[0]} -> {ALPHAS[-1]}: change x{ratio:.4f} (predicted x{expected_ratio:g})",
-                value=ratio / expected_ratio)
+scorecard.check(
+    "a layer's output change is proportional to lora_alpha / r",
+    abs(ratio / expected_ratio - 1) < 1e-3,
+    f"lora_alpha {ALPHAS[0]} -> {ALPHAS[-1]}: change x{ratio:.4f} (predicted x{expected_ratio:g})",
+    value=ratio / expected_ratio,
+)
 
 # %% [markdown]
 # ## `task_type`: it picks the wrapper class, not the adapter
@@ -298,14 +361,22 @@ rows, counts = [], {}
 for task_type in (None, "FEATURE_EXTRACTION", "SEQ_CLS"):
     wrapper = lora(LoraConfig(task_type=task_type, r=R, target_modules=targets))
     counts[task_type] = peftlab.train.count_parameters(wrapper)[0]
-    rows.append([task_type, type(wrapper).__name__, counts[task_type],
-                 ", ".join(list(inspect.signature(type(wrapper).forward).parameters)[1:])])
+    rows.append(
+        [
+            task_type,
+            type(wrapper).__name__,
+            counts[task_type],
+            ", ".join(list(inspect.signature(type(wrapper).forward).parameters)[1:]),
+        ]
+    )
 Table(["task_type", "get_peft_model returns", "trainable", "its forward(...) takes"], rows)
 
 # %%
-scorecard.check("task_type changes the wrapper class, not the LoRA parameters",
-                len(set(counts.values())) == 1 and len({r[1] for r in rows}) == len(rows),
-                f"{len({r[1] for r in rows})} wrapper classes, trainable counts {sorted(set(counts.values()))}")
+scorecard.check(
+    "task_type changes the wrapper class, not the LoRA parameters",
+    len(set(counts.values())) == 1 and len({r[1] for r in rows}) == len(rows),
+    f"{len({r[1] for r in rows})} wrapper classes, trainable counts {sorted(set(counts.values()))}",
+)
 
 # %% [markdown]
 # The plain `PeftModel` passes on whatever it is given (`*args, **kwargs`). The task wrappers name
@@ -325,28 +396,40 @@ saving = lora(LoraConfig(r=R, target_modules=targets, modules_to_save=["visual_p
 projection = model.visual_projection.weight.numel()
 (t_plain, n_plain), (t_saving, n_saving) = (peftlab.train.count_parameters(m) for m in (plain, saving))
 print(f"visual_projection: {projection:,} parameters")
-print(f"trainable: {t_plain:,} -> {t_saving:,} (+{t_saving - t_plain:,});  all: {n_plain:,} -> {n_saving:,} (+{n_saving - n_plain:,})")
+print(
+    f"trainable: {t_plain:,} -> {t_saving:,} (+{t_saving - t_plain:,});  all: {n_plain:,} -> {n_saving:,} (+{n_saving - n_plain:,})"
+)
 print([n for n, _ in saving.named_parameters() if "visual_projection" in n])
-plots.parameter_counts({"LoRA (q_proj, v_proj)": (t_plain, n_plain),
-                        "LoRA + modules_to_save": (t_saving, n_saving)})
+plots.parameter_counts(
+    {"LoRA (q_proj, v_proj)": (t_plain, n_plain), "LoRA + modules_to_save": (t_saving, n_saving)}
+)
 
 # %%
 original_before = saving.base_model.model.visual_projection.original_module.weight.detach().clone()
 copy_before = saving.base_model.model.visual_projection.modules_to_save["default"].weight.detach().clone()
-peftlab.train.train(saving, train_batches, 3, lr=3e-3, loss_fn=retrieval.loss, desc="3 steps with modules_to_save")
+peftlab.train.train(
+    saving, train_batches, 3, lr=3e-3, loss_fn=retrieval.loss, desc="3 steps with modules_to_save"
+)
 wrapper = saving.base_model.model.visual_projection
 original_moved = (wrapper.original_module.weight - original_before).abs().max().item()
 copy_moved = (wrapper.modules_to_save["default"].weight - copy_before).abs().max().item()
 saved = [k for k in get_peft_model_state_dict(saving) if "visual_projection" in k]
-print(f"after 3 steps: original moved by {original_moved:.3g}, copy by {copy_moved:.3g}; saved with the adapter: {saved}")
+print(
+    f"after 3 steps: original moved by {original_moved:.3g}, copy by {copy_moved:.3g}; saved with the adapter: {saved}"
+)
 
 # %%
-scorecard.check("modules_to_save adds one trainable copy: +its size to trainable and to all parameters; "
-                "only the copy trains and is saved",
-                t_saving - t_plain == projection and n_saving - n_plain == projection
-                and original_moved == 0 and copy_moved > 0 and len(saved) == 1,
-                f"+{t_saving - t_plain:,} trainable, +{n_saving - n_plain:,} in all ({projection:,} expected); "
-                f"original moved {original_moved:.3g}, copy {copy_moved:.3g}; {len(saved)} tensor saved")
+scorecard.check(
+    "modules_to_save adds one trainable copy: +its size to trainable and to all parameters; "
+    "only the copy trains and is saved",
+    t_saving - t_plain == projection
+    and n_saving - n_plain == projection
+    and original_moved == 0
+    and copy_moved > 0
+    and len(saved) == 1,
+    f"+{t_saving - t_plain:,} trainable, +{n_saving - n_plain:,} in all ({projection:,} expected); "
+    f"original moved {original_moved:.3g}, copy {copy_moved:.3g}; {len(saved)} tensor saved",
+)
 
 # %% [markdown]
 # ## Exercises
@@ -362,12 +445,17 @@ scorecard.check("modules_to_save adds one trainable copy: +its size to trainable
 answer = None  # your answer: a number, e.g. 1.5
 
 # %%
-scaling_16 = next(m for m in lora(LoraConfig(r=16, lora_alpha=8, target_modules=targets)).modules()
-                  if hasattr(m, "scaling")).scaling["default"]
-exercises.check("00.2", answer, test=lambda a: abs(float(a) - scaling_16) < 1e-9,
-                hint="the scale is lora_alpha / r",
-                explain=f"8 / 16 = {scaling_16}: at a fixed lora_alpha, a larger r makes each "
-                        "direction count less; this is why configs often keep lora_alpha = 2 * r.")
+scaling_16 = next(
+    m for m in lora(LoraConfig(r=16, lora_alpha=8, target_modules=targets)).modules() if hasattr(m, "scaling")
+).scaling["default"]
+exercises.check(
+    "00.2",
+    answer,
+    test=lambda a: abs(float(a) - scaling_16) < 1e-9,
+    hint="the scale is lora_alpha / r",
+    explain=f"8 / 16 = {scaling_16}: at a fixed lora_alpha, a larger r makes each "
+    "direction count less; this is why configs often keep lora_alpha = 2 * r.",
+)
 
 # %% [markdown]
 # ### Exercise 3: LoRA on the vision tower only
@@ -384,15 +472,21 @@ answer = None  # your answer: a target_modules value (a list or a regex string)
 def vision_only(target_modules):
     """True when target_modules wraps exactly the vision tower's q_proj and v_proj layers."""
     names = set(lora(LoraConfig(r=1, target_modules=target_modules)).targeted_module_names)
-    wanted = {n for n in linears if n.startswith("vision_model.") and n.rsplit(".", 1)[-1] in ("q_proj", "v_proj")}
+    wanted = {
+        n for n in linears if n.startswith("vision_model.") and n.rsplit(".", 1)[-1] in ("q_proj", "v_proj")
+    }
     return names == wanted
 
 
-exercises.check("00.3", answer, test=vision_only,
-                hint="a list entry matches by the end of the name, so both towers match; a string is a "
-                     "regular expression over the whole name",
-                explain="a regex over the full name (or a list of full names) is the only way to pick one "
-                        "tower; notebook 07 needs this.")
+exercises.check(
+    "00.3",
+    answer,
+    test=vision_only,
+    hint="a list entry matches by the end of the name, so both towers match; a string is a "
+    "regular expression over the whole name",
+    explain="a regex over the full name (or a list of full names) is the only way to pick one "
+    "tower; notebook 07 needs this.",
+)
 
 # %% [markdown]
 # ## Recap

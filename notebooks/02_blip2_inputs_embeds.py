@@ -60,8 +60,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab only: install peftlab, keeping Colab's own torch
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
+        check=True,
+    )
 
 # %%
 import time
@@ -184,9 +186,16 @@ base_answers = vqa.generate_answers(base, processor, shown, "colour", batch_size
 # %%
 from peft import LoraConfig, TaskType, get_peft_model
 
-lora = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}  # the report's
-wrong_model = get_peft_model(blip2.load_blip2_4bit(CHECKPOINT, DEVICE, quantize=QUANTIZE)[0],
-                             LoraConfig(task_type=TaskType.CAUSAL_LM, **lora))
+lora = {
+    "r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "target_modules": ["q_proj", "v_proj"],
+}  # the report's
+wrong_model = get_peft_model(
+    blip2.load_blip2_4bit(CHECKPOINT, DEVICE, quantize=QUANTIZE)[0],
+    LoraConfig(task_type=TaskType.CAUSAL_LM, **lora),
+)
 print(type(wrong_model).__name__)
 
 # %%
@@ -213,9 +222,12 @@ with expect_failure("blip2_causal_lm_inputs_embeds") as seen:
 # own parameters (grey ones never come from the wrapper by name).
 
 # %%
-plots.signature_comparison(type(wrong_model).forward, type(wrong_model.get_base_model()).forward,
-                           f"{type(wrong_model).__name__}.forward",
-                           f"{type(wrong_model.get_base_model()).__name__}.forward")
+plots.signature_comparison(
+    type(wrong_model).forward,
+    type(wrong_model.get_base_model()).forward,
+    f"{type(wrong_model).__name__}.forward",
+    f"{type(wrong_model.get_base_model()).__name__}.forward",
+)
 
 # %%
 from IPython.display import Markdown, display
@@ -223,11 +235,14 @@ from IPython.display import Markdown, display
 from peftlab.registry import change
 
 kwargs_change, declared_change = change("blip2_forward_kwargs"), change("blip2_inputs_embeds")
-display(Markdown(
-    f"`**kwargs` arrived in {kwargs_change.phrase()}; `inputs_embeds` is declared from "
-    f"{declared_change.phrase()}. Installed: transformers "
-    f"{peftlab.versions.installed(('transformers',))['transformers']}, so this run is in the "
-    f"{'third' if declared_change.holds() else 'second' if kwargs_change.holds() else 'first'} case."))
+display(
+    Markdown(
+        f"`**kwargs` arrived in {kwargs_change.phrase()}; `inputs_embeds` is declared from "
+        f"{declared_change.phrase()}. Installed: transformers "
+        f"{peftlab.versions.installed(('transformers',))['transformers']}, so this run is in the "
+        f"{'third' if declared_change.holds() else 'second' if kwargs_change.holds() else 'first'} case."
+    )
+)
 print("The registry's explanation for these versions:\n ", seen.expectation.reason)
 
 # %% [markdown]
@@ -241,6 +256,7 @@ import inspect
 
 def forward_mismatch(peft_model):
     """(keywords the wrapper's forward names but the model's forward does not, model takes **kwargs?)"""
+
     def params(cls):
         return inspect.signature(cls.forward).parameters.values()
 
@@ -261,7 +277,9 @@ def predicted_error(extra, takes_kwargs, keyword="inputs_embeds"):
 
 extra, takes_kwargs = forward_mismatch(wrong_model)
 prediction = predicted_error(extra, takes_kwargs)
-print(f"{type(wrong_model).__name__} passes, BLIP-2 does not declare: {extra}; BLIP-2 takes **kwargs: {takes_kwargs}")
+print(
+    f"{type(wrong_model).__name__} passes, BLIP-2 does not declare: {extra}; BLIP-2 takes **kwargs: {takes_kwargs}"
+)
 print("predicted:", prediction or "no error", "| raised:", str(seen.error)[:80] if seen.error else "no error")
 
 # %% [markdown]
@@ -273,10 +291,13 @@ print("predicted:", prediction or "no error", "| raised:", str(seen.error)[:80] 
 from peftlab.doctor.signatures import unaccepted_wrapper_arguments
 
 came_true = prediction in str(seen.error) if prediction else seen.error is None
-scorecard.check("the signatures predict what the call did", came_true and extra == unaccepted_wrapper_arguments(wrong_model),
-                f"predicted: {prediction or 'no error'}; raised: "
-                f"{type(seen.error).__name__ if seen.error else 'no error'}; peftlab agrees: "
-                f"{extra == unaccepted_wrapper_arguments(wrong_model)}")
+scorecard.check(
+    "the signatures predict what the call did",
+    came_true and extra == unaccepted_wrapper_arguments(wrong_model),
+    f"predicted: {prediction or 'no error'}; raised: "
+    f"{type(seen.error).__name__ if seen.error else 'no error'}; peftlab agrees: "
+    f"{extra == unaccepted_wrapper_arguments(wrong_model)}",
+)
 
 # %% [markdown]
 # ## What the `CAUSAL_LM` wrapper still changes
@@ -314,7 +335,9 @@ from peft import prepare_model_for_kbit_training
 model = blip2.load_blip2_4bit(CHECKPOINT, DEVICE, quantize=QUANTIZE)[0]
 checkpointing = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
 if quantised:
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=GRADIENT_CHECKPOINTING, **checkpointing)
+    model = prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=GRADIENT_CHECKPOINTING, **checkpointing
+    )
 elif GRADIENT_CHECKPOINTING:
     model.gradient_checkpointing_enable(**checkpointing)
     model.enable_input_require_grads()
@@ -337,7 +360,9 @@ with torch.no_grad():
     by_position = peft_model(pixels, ids).logits
     peftlab.seed_everything(SEED)
     by_keyword = peft_model(pixel_values=pixels, input_ids=ids).logits
-scorecard.check_same("the plain PeftModel runs BLIP-2's positional call as BLIP-2 does", by_position, by_keyword)
+scorecard.check_same(
+    "the plain PeftModel runs BLIP-2's positional call as BLIP-2 does", by_position, by_keyword
+)
 
 # %% [markdown]
 # **The doctor would have told you.** `peftlab.doctor` reads the same signatures (and, where a
@@ -370,12 +395,21 @@ clear
 # %%
 lora_layers = blip2.lora_layers_by_component(peft_model)
 print("LoRA layers per part:", lora_layers)
-scorecard.check("LoRA on q_proj/v_proj adapts only the OPT", sum(lora_layers.values()) == lora_layers["language_model"] > 0,
-             f"{lora_layers}")
-full = peftlab.train.count_parameters(memory.meta_model(base.config))[1]  # 4-bit weights count as packed bytes
+scorecard.check(
+    "LoRA on q_proj/v_proj adapts only the OPT",
+    sum(lora_layers.values()) == lora_layers["language_model"] > 0,
+    f"{lora_layers}",
+)
+full = peftlab.train.count_parameters(memory.meta_model(base.config))[
+    1
+]  # 4-bit weights count as packed bytes
 trainable = peftlab.train.count_parameters(peft_model)[0]
-plots.parameter_counts({"BLIP-2, full fine-tuning": (full, full),
-                        "BLIP-2 + LoRA (q_proj, v_proj)": (trainable, full + trainable)})
+plots.parameter_counts(
+    {
+        "BLIP-2, full fine-tuning": (full, full),
+        "BLIP-2 + LoRA (q_proj, v_proj)": (trainable, full + trainable),
+    }
+)
 
 # %% [markdown]
 # ## Proof: it learns the new colour
@@ -387,10 +421,19 @@ plots.parameter_counts({"BLIP-2, full fine-tuning": (full, full),
 
 # %%
 autocast = blip2.autocast_dtype(device, AUTOCAST)
-print(f"autocast: {autocast or 'off (float32 compute on ' + device.type + ')'}, "
-      f"{GRAD_ACCUM} x {BATCH_SIZE} examples per step")
-losses = peftlab.train.train(peft_model, train_batches, LORA_STEPS, lr=LR, grad_accum=GRAD_ACCUM,
-                             autocast_dtype=autocast, desc="QLoRA on BLIP-2" if quantised else "LoRA on BLIP-2")
+print(
+    f"autocast: {autocast or 'off (float32 compute on ' + device.type + ')'}, "
+    f"{GRAD_ACCUM} x {BATCH_SIZE} examples per step"
+)
+losses = peftlab.train.train(
+    peft_model,
+    train_batches,
+    LORA_STEPS,
+    lr=LR,
+    grad_accum=GRAD_ACCUM,
+    autocast_dtype=autocast,
+    desc="QLoRA on BLIP-2" if quantised else "LoRA on BLIP-2",
+)
 after = vqa.accuracy_report(peft_model, processor, test_set, batch_size=EVAL_BATCH_SIZE)
 plots.loss_curves({"BLIP-2 + LoRA, no task_type": losses})
 
@@ -414,28 +457,52 @@ fell = [f"{name} ({b:.0%} -> {a:.0%})" for name, b, a in rows if a < b]
 # Thresholds from `peftlab sweep`: SEED 0-4 x pre-training seeds 0-2 (PEFTLAB_PRETRAIN_SEED) on both stacks,
 # 30 runs, 2026-12-02. Loss, last 10 / first 10: at most 0.41 (current), 0.20 (documented); threshold 0.6.
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-scorecard.check("loss falls", last < 0.6 * first, f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}", value=last / first)
+scorecard.check(
+    "loss falls",
+    last < 0.6 * first,
+    f"mean of first 10 steps {first:.3f} -> last 10 steps {last:.3f}",
+    value=last / first,
+)
 # Share of the gap closed, min / median over the 30 runs: colour 52% / 76% (documented), 61% / 79% (current);
 # yellow images 62% / 81% and 73% / 88%. Thresholds about a third below the smallest min: 35% and 40%.
 for name, min_closed in {"colour": 0.35, "colour (yellow images)": 0.40}.items():
     closed = gap_closed(before[name], after[name])
-    scorecard.check(f"{name} answers on held-out images close at least {min_closed:.0%} of the gap to 100%",
-                    closed >= min_closed, f"{before[name]:.0%} -> {after[name]:.0%} ({closed:.0%} of the gap)",
-                    headline=name == "colour", value=closed)
+    scorecard.check(
+        f"{name} answers on held-out images close at least {min_closed:.0%} of the gap to 100%",
+        closed >= min_closed,
+        f"{before[name]:.0%} -> {after[name]:.0%} ({closed:.0%} of the gap)",
+        headline=name == "colour",
+        value=closed,
+    )
 # Change over the 30 runs: shape -3 to +11 points, position -2 to +3; threshold: at most 10 points lost
 for name in ("shape", "position"):
-    scorecard.check(f"{name} answers are not lost", after[name] >= before[name] - 0.10,
-                    f"{before[name]:.0%} -> {after[name]:.0%}", value=after[name] - before[name])
-plots.bars({"base": before["colour"], "LoRA": after["colour"]}, "what colour is the shape? (held-out images)",
-           "accuracy")
+    scorecard.check(
+        f"{name} answers are not lost",
+        after[name] >= before[name] - 0.10,
+        f"{before[name]:.0%} -> {after[name]:.0%}",
+        value=after[name] - before[name],
+    )
+plots.bars(
+    {"base": before["colour"], "LoRA": after["colour"]},
+    "what colour is the shape? (held-out images)",
+    "accuracy",
+)
 
 # %%
-display(Markdown(
-    ("Metrics that fell in this run: " + "; ".join(fell) + ". One adapter changes the OPT for all three "
-     "questions at once, and training lowers the loss averaged over all of them; most of that comes from the "
-     "colour question, where the base model had the most to learn. A metric with little room to gain can lose "
-     "a few of its held-out answers on the way (the thresholds above allow the spread measured over seeds 0-4).")
-    if fell else "No metric fell in this run."))
+display(
+    Markdown(
+        (
+            "Metrics that fell in this run: "
+            + "; ".join(fell)
+            + ". One adapter changes the OPT for all three "
+            "questions at once, and training lowers the loss averaged over all of them; most of that comes from the "
+            "colour question, where the base model had the most to learn. A metric with little room to gain can lose "
+            "a few of its held-out answers on the way (the thresholds above allow the spread measured over seeds 0-4)."
+        )
+        if fell
+        else "No metric fell in this run."
+    )
+)
 
 # %% [markdown]
 # What a user sees: the answers each model *generates* (greedy decoding, no list of candidates),
@@ -446,13 +513,19 @@ lora_answers = vqa.generate_answers(peft_model, processor, shown, "colour", batc
 vqa.show_answers(shown, {"base": base_answers, "LoRA": lora_answers}, "colour")
 
 # %%
-generated = {name: vqa.generate_answers(m, processor, test_set, "colour", batch_size=EVAL_BATCH_SIZE)
-             for name, m in (("base", base), ("LoRA", peft_model))}  # fmt: skip
+generated = {
+    name: vqa.generate_answers(m, processor, test_set, "colour", batch_size=EVAL_BATCH_SIZE)
+    for name, m in (("base", base), ("LoRA", peft_model))
+}
 base_generated = vqa.generation_accuracy(generated["base"], test_set, "colour")
 lora_generated = vqa.generation_accuracy(generated["LoRA"], test_set, "colour")
 closed = gap_closed(base_generated, lora_generated)  # the 30 runs: min 52%, median 77%; threshold 35%
-scorecard.check("generated colour answers close at least 35% of the gap to 100%", closed >= 0.35,
-                f"{base_generated:.0%} -> {lora_generated:.0%} ({closed:.0%} of the gap)", value=closed)
+scorecard.check(
+    "generated colour answers close at least 35% of the gap to 100%",
+    closed >= 0.35,
+    f"{base_generated:.0%} -> {lora_generated:.0%} ({closed:.0%} of the gap)",
+    value=closed,
+)
 
 # %% [markdown]
 # **The wrong wrapper, where it runs.** Where the `CAUSAL_LM` call above raised nothing (its box says
@@ -474,11 +547,16 @@ scorecard.check("generated colour answers close at least 35% of the gap to 100%"
 if seen.error is None:
     half = [n for n, p in wrong_model.named_parameters() if p.dtype in (torch.float16, torch.bfloat16)]
     print(f"half-precision weights of the report's model before preparing it: {len(half)}")
-    if quantised:  # as the fixed model was prepared above (gradient checkpointing does not change a forward pass)
+    if (
+        quantised
+    ):  # as the fixed model was prepared above (gradient checkpointing does not change a forward pass)
         prepare_model_for_kbit_training(wrong_model.get_base_model(), use_gradient_checkpointing=False)
-    scorecard.check("both models hold the same dtypes, parameter by parameter",
-                    {n: p.dtype for n, p in wrong_model.named_parameters()}
-                    == {n: p.dtype for n, p in peft_model.named_parameters()}, f"{len(half)} were half precision")
+    scorecard.check(
+        "both models hold the same dtypes, parameter by parameter",
+        {n: p.dtype for n, p in wrong_model.named_parameters()}
+        == {n: p.dtype for n, p in peft_model.named_parameters()},
+        f"{len(half)} were half precision",
+    )
     wrong_params = dict(wrong_model.named_parameters())
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
@@ -510,6 +588,7 @@ else:
 # (kept in float32) and the embeddings. On the real model the linear layers of the ViT and the OPT
 # are nearly everything; the sentence under the real model's numbers says what 4-bit takes it to.
 
+
 # %%
 def load_tiny(dtype, four_bit):
     config = blip2.nf4_config(blip2.compute_dtype(device)) if four_bit else None
@@ -520,11 +599,16 @@ measured = memory.measure(load_tiny)
 tiny_meta = memory.meta_model(load_tiny(torch.float32, False).config)
 for scheme, value in measured.items():
     estimate = memory.estimate(tiny_meta, scheme)
-    print(f"tiny {scheme}: measured {value if isinstance(value, str) else f'{value:,} bytes'}, arithmetic {estimate:,} bytes"
-          f" (kept in float32: {', '.join(memory.kept_in_fp32(tiny_meta, memory.SCHEMES[scheme][0])) or 'nothing'})")
+    print(
+        f"tiny {scheme}: measured {value if isinstance(value, str) else f'{value:,} bytes'}, arithmetic {estimate:,} bytes"
+        f" (kept in float32: {', '.join(memory.kept_in_fp32(tiny_meta, memory.SCHEMES[scheme][0])) or 'nothing'})"
+    )
 comparable = {s: v for s, v in measured.items() if isinstance(v, int)}
-scorecard.check("the arithmetic equals get_memory_footprint()", all(memory.estimate(tiny_meta, s) == v
-             for s, v in comparable.items()), f"{len(comparable)} of {len(measured)} precisions measurable here, all equal")
+scorecard.check(
+    "the arithmetic equals get_memory_footprint()",
+    all(memory.estimate(tiny_meta, s) == v for s, v in comparable.items()),
+    f"{len(comparable)} of {len(measured)} precisions measurable here, all equal",
+)
 
 # %%
 real = memory.meta_model(memory.real_config())
@@ -532,17 +616,23 @@ real_bytes = {scheme: memory.estimate(real, scheme) for scheme in memory.SCHEMES
 print(f"Salesforce/blip2-opt-2.7b: {sum(p.numel() for p in real.parameters()):,} parameters")
 for scheme, value in real_bytes.items():
     print(f"  {scheme}: {value / 1e9:5.2f} GB")
-print(f"  plus the NF4 scales get_memory_footprint() does not count: {memory.nf4_constants(real) / 1e9:.2f} GB")
+print(
+    f"  plus the NF4 scales get_memory_footprint() does not count: {memory.nf4_constants(real) / 1e9:.2f} GB"
+)
 memory.plot(measured, real_bytes)
 
 # %%
 fp32, fp16, nf4 = real_bytes.get("fp32"), real_bytes.get("fp16"), real_bytes.get("nf4")
-display(Markdown(
-    f"4-bit takes the real model's weights from {fp32 / 1e9:.1f} GB in float32 ({fp16 / 1e9:.1f} GB in float16) "
-    f"to {nf4 / 1e9:.2f} GB, plus "
-    f"{memory.nf4_constants(real) / 1e9:.2f} GB of NF4 scales: {(nf4 + memory.nf4_constants(real)) / 1e9:.2f} GB "
-    "in all, what lets it fit a free Colab GPU with room left for training."
-    if fp32 and fp16 and nf4 else f"Precisions computed here: {', '.join(real_bytes)}."))
+display(
+    Markdown(
+        f"4-bit takes the real model's weights from {fp32 / 1e9:.1f} GB in float32 ({fp16 / 1e9:.1f} GB in float16) "
+        f"to {nf4 / 1e9:.2f} GB, plus "
+        f"{memory.nf4_constants(real) / 1e9:.2f} GB of NF4 scales: {(nf4 + memory.nf4_constants(real)) / 1e9:.2f} GB "
+        "in all, what lets it fit a free Colab GPU with room left for training."
+        if fp32 and fp16 and nf4
+        else f"Precisions computed here: {', '.join(real_bytes)}."
+    )
+)
 
 # %% [markdown]
 # ## Exercises
@@ -562,16 +652,25 @@ answer = None  # your answer: the name of one part
 # %%
 from peftlab.targets import lora_can_wrap, target_entry
 
-matches = {part: sum(1 for name, module in getattr(base, part).named_modules()
-                     if name and target_entry(f"{part}.{name}", ["query", "value"]) and lora_can_wrap(module))
-           for part in blip2.COMPONENTS}
+matches = {
+    part: sum(
+        1
+        for name, module in getattr(base, part).named_modules()
+        if name and target_entry(f"{part}.{name}", ["query", "value"]) and lora_can_wrap(module)
+    )
+    for part in blip2.COMPONENTS
+}
 print("layers that ['query', 'value'] would adapt, per part:", matches)
 
 # %%
-exercises.check("02.1", answer, expected=" + ".join(part for part, n in matches.items() if n) or "none",
-                hint="Which part is BERT-like? BERT names its attention projections query, key and value.",
-                explain="Only the Q-Former uses query/key/value (BERT's names); the ViT has a fused qkv, the OPT "
-                        "q_proj/k_proj/v_proj. Names decide where LoRA lands.")
+exercises.check(
+    "02.1",
+    answer,
+    expected=" + ".join(part for part, n in matches.items() if n) or "none",
+    hint="Which part is BERT-like? BERT names its attention projections query, key and value.",
+    explain="Only the Q-Former uses query/key/value (BERT's names); the ViT has a fused qkv, the OPT "
+    "q_proj/k_proj/v_proj. Names decide where LoRA lands.",
+)
 
 # %% [markdown]
 # ### Exercise 2: NF4 by hand
@@ -584,11 +683,18 @@ exercises.check("02.1", answer, expected=" + ".join(part for part, n in matches.
 answer = None  # your answer: a whole number of bytes
 
 # %%
-opt_q_proj = next(module for name, module in real.named_modules()
-                  if name.startswith("language_model") and name.endswith("layers.0.self_attn.q_proj"))
-exercises.check("02.2", answer, test=lambda a: a == opt_q_proj.weight.numel() // 2,
-                hint="4 bits a weight: how many weights fit in one byte?",
-                explain="2560 x 2560 weights at half a byte each: 3,276,800 bytes, an eighth of float32.")
+opt_q_proj = next(
+    module
+    for name, module in real.named_modules()
+    if name.startswith("language_model") and name.endswith("layers.0.self_attn.q_proj")
+)
+exercises.check(
+    "02.2",
+    answer,
+    test=lambda a: a == opt_q_proj.weight.numel() // 2,
+    hint="4 bits a weight: how many weights fit in one byte?",
+    explain="2560 x 2560 weights at half a byte each: 3,276,800 bytes, an eighth of float32.",
+)
 
 # %% [markdown]
 # ### Exercise 3: what double quantisation saves
@@ -604,10 +710,14 @@ answer = None  # your answer: a whole number of bytes
 import math
 
 blocks = math.ceil(opt_q_proj.weight.numel() / 64)
-exercises.check("02.3", answer, test=lambda a: a == blocks + 4 * math.ceil(blocks / 256),
-                hint="Count the blocks of 64 weights first; one byte per block, then 4 bytes per 256 blocks.",
-                explain=f"{blocks:,} blocks: {blocks:,} bytes of 8-bit scales plus {4 * math.ceil(blocks / 256):,} bytes "
-                        f"of 32-bit ones, against {4 * blocks:,} bytes without double quantisation.")
+exercises.check(
+    "02.3",
+    answer,
+    test=lambda a: a == blocks + 4 * math.ceil(blocks / 256),
+    hint="Count the blocks of 64 weights first; one byte per block, then 4 bytes per 256 blocks.",
+    explain=f"{blocks:,} blocks: {blocks:,} bytes of 8-bit scales plus {4 * math.ceil(blocks / 256):,} bytes "
+    f"of 32-bit ones, against {4 * blocks:,} bytes without double quantisation.",
+)
 
 # %% [markdown]
 # ## Recap
@@ -637,9 +747,11 @@ exercises.check("02.3", answer, test=lambda a: a == blocks + 4 * math.ceil(block
 import resource
 
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"{loaded_as}\nwall time {time.perf_counter() - started:.0f} s, peak memory of this kernel {peak:.0f} MB, "
-      f"colour accuracy {before['colour']:.0%} -> {after['colour']:.0%} "
-      f"(yellow images {before['colour (yellow images)']:.0%} -> {after['colour (yellow images)']:.0%})")
+print(
+    f"{loaded_as}\nwall time {time.perf_counter() - started:.0f} s, peak memory of this kernel {peak:.0f} MB, "
+    f"colour accuracy {before['colour']:.0%} -> {after['colour']:.0%} "
+    f"(yellow images {before['colour (yellow images)']:.0%} -> {after['colour (yellow images)']:.0%})"
+)
 
 # %%
 scorecard.save(seconds=time.perf_counter() - started)

@@ -55,8 +55,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab only: install peftlab, keeping Colab's own torch
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
+        check=True,
+    )
 
 # %%
 import time
@@ -107,8 +109,12 @@ from peftlab.train import count_parameters, to_device, train
 
 peftlab.seed_everything(SEED)
 base, tokenizer = opt.load_opt(CHECKPOINT, device=DEVICE)
-stage_one_batches = opt.qa_batches(tokenizer, opt.scene_texts(data.make_shapes(SCENES, seed=SEED)), BATCH_SIZE)
-stage_two_batches = opt.qa_batches(tokenizer, opt.scene_texts(data.make_shapes(SCENES, seed=SEED + 1)), BATCH_SIZE)
+stage_one_batches = opt.qa_batches(
+    tokenizer, opt.scene_texts(data.make_shapes(SCENES, seed=SEED)), BATCH_SIZE
+)
+stage_two_batches = opt.qa_batches(
+    tokenizer, opt.scene_texts(data.make_shapes(SCENES, seed=SEED + 1)), BATCH_SIZE
+)
 test_scenes = data.make_shapes(SCENES, seed=SEED + 7919)  # held out: never trained on
 test_batches = opt.qa_batches(tokenizer, opt.scene_texts(test_scenes), EVAL_BATCH_SIZE)
 new_question = opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, ["opposite"]), EVAL_BATCH_SIZE)
@@ -121,11 +127,14 @@ for prompt, answer in opt.scene_texts(test_scenes[:1]):
 # measured, not assumed (a real OPT may already answer some of the new question, and not all of the
 # old ones); each gain below is judged by the share of the remaining gap to 100% it closes.
 
+
 # %%
 def measure(model):
     """Held-out loss (all four questions) and accuracy on the new question."""
-    return {"loss": opt.evaluate(model, test_batches)["loss"],
-            "new question": opt.evaluate(model, new_question)["accuracy"]}
+    return {
+        "loss": opt.evaluate(model, test_batches)["loss"],
+        "new question": opt.evaluate(model, new_question)["accuracy"],
+    }
 
 
 gap_closed = scorecard.headroom_closed  # the share of the gap to 100% a change closes (1 = all, < 0 = worse)
@@ -133,9 +142,15 @@ gap_closed = scorecard.headroom_closed  # the share of the gap to 100% a change 
 
 base_scores = measure(base)
 base_logits = opt.answer_logits(base, test_batches)
-per_question = {kind: opt.evaluate(base, opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, [kind]), EVAL_BATCH_SIZE))["accuracy"]
-                for kind in opt.KINDS}
-tables.Table(["question", "base model accuracy"], [(kind, f"{value:.0%}") for kind, value in per_question.items()])
+per_question = {
+    kind: opt.evaluate(
+        base, opt.qa_batches(tokenizer, opt.scene_texts(test_scenes, [kind]), EVAL_BATCH_SIZE)
+    )["accuracy"]
+    for kind in opt.KINDS
+}
+tables.Table(
+    ["question", "base model accuracy"], [(kind, f"{value:.0%}") for kind, value in per_question.items()]
+)
 
 # %% [markdown]
 # ## Stage one, with the popular recipe
@@ -145,6 +160,7 @@ tables.Table(["question", "base model accuracy"], [(kind, f"{value:.0%}") for ki
 # copied into countless tutorials. It collects the *last part of the name* of every linear layer
 # and drops `lm_head`. Here it is, for a model without quantisation (the original picks
 # `bnb.nn.Linear4bit` for 4-bit models; the logic is the same).
+
 
 # %%
 def find_all_linear_names(model):
@@ -179,16 +195,21 @@ print(sorted(targets_one))
 # %%
 targets.preview_targets(base, targets_one)
 
+
 # %%
 def lora_config(target_modules):
     """The LoRA settings of both stages; lora_dropout=0.05 as in the report."""
-    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=target_modules, task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=8, lora_alpha=16, lora_dropout=0.05, target_modules=target_modules, task_type="CAUSAL_LM"
+    )
 
 
 peftlab.seed_everything(SEED)
 stage_one = get_peft_model(base, lora_config(targets_one))
 if GRADIENT_CHECKPOINTING:
-    stage_one.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    stage_one.get_base_model().gradient_checkpointing_enable(
+        gradient_checkpointing_kwargs={"use_reentrant": False}
+    )
 stage_one.print_trainable_parameters()
 losses_one = train(stage_one, stage_one_batches, STAGE_ONE_STEPS, lr=LR, desc="stage one")
 after_one = measure(stage_one)
@@ -197,11 +218,14 @@ stage_one_logits = opt.answer_logits(stage_one, test_batches)
 # question's gap (median 72%; threshold 30%); SEED 0-4 at pre-training seed 0: its held-out loss was at
 # most 0.179 x the base model's (threshold 0.3 x).
 closed_one = gap_closed(base_scores["new question"], after_one["new question"])
-scorecard.check("stage one starts teaching the new question",
-             closed_one >= 0.3 and after_one["loss"] < 0.3 * base_scores["loss"],
-             f"new question {base_scores['new question']:.0%} -> {after_one['new question']:.0%} "
-             f"({closed_one:.0%} of the gap); held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}", value=closed_one,
-             needs_pretrained=True)
+scorecard.check(
+    "stage one starts teaching the new question",
+    closed_one >= 0.3 and after_one["loss"] < 0.3 * base_scores["loss"],
+    f"new question {base_scores['new question']:.0%} -> {after_one['new question']:.0%} "
+    f"({closed_one:.0%} of the gap); held-out loss {base_scores['loss']:.3f} -> {after_one['loss']:.3f}",
+    value=closed_one,
+    needs_pretrained=True,
+)
 
 work = tempfile.TemporaryDirectory(prefix="peftlab-03-")
 stage_one_dir = Path(work.name, "stage_one")
@@ -214,6 +238,7 @@ print(sorted(p.name for p in stage_one_dir.iterdir()))
 # Stage two starts from the fine-tuned model: stage one's adapter loaded onto the base model with
 # `PeftModel.from_pretrained`. Then the same set-up code as in stage one runs again: the recipe for
 # the target names, a `LoraConfig`, `get_peft_model`. Look at what the recipe returns now.
+
 
 # %%
 def load_stage_one(**kwargs):
@@ -269,9 +294,13 @@ from IPython.display import Markdown, display
 from peftlab.registry import change
 
 skips = change("peft_skips_adapter_layers")
-display(Markdown(f"The change came with {skips.phrase()}. Installed: peft "
-                 f"{peftlab.versions.installed(('peft',))['peft']}, so this run is on the "
-                 f"{'newer' if skips.holds() else 'older'} side: `{type(seen.error).__name__}`."))
+display(
+    Markdown(
+        f"The change came with {skips.phrase()}. Installed: peft "
+        f"{peftlab.versions.installed(('peft',))['peft']}, so this run is on the "
+        f"{'newer' if skips.holds() else 'older'} side: `{type(seen.error).__name__}`."
+    )
+)
 
 # %% [markdown]
 # `preview_targets` shows this before anything is wrapped, with the installed PEFT's rules (rows
@@ -282,8 +311,11 @@ preview = targets.preview_targets(fresh_model, targets_two, under=first_lora_lay
 preview
 
 # %%
-scorecard.check("the preview predicts get_peft_model's outcome", preview.predicted_error == type(seen.error).__name__,
-             f"predicted {preview.predicted_error}, raised {type(seen.error).__name__}")
+scorecard.check(
+    "the preview predicts get_peft_model's outcome",
+    preview.predicted_error == type(seen.error).__name__,
+    f"predicted {preview.predicted_error}, raised {type(seen.error).__name__}",
+)
 
 # %% [markdown]
 # ## The simplest fix for the names: `target_modules="all-linear"`
@@ -298,57 +330,82 @@ scorecard.check("the preview predicts get_peft_model's outcome", preview.predict
 # %%
 plain_all_linear = get_peft_model(opt.load_opt(CHECKPOINT, device=DEVICE)[0], lora_config("all-linear"))
 chosen_plain = targets.adapter_layers(plain_all_linear)
-print(f"on the plain model, all-linear wraps {len(chosen_plain)} layers:",
-      sorted({name.rsplit(".", 1)[-1] for name in chosen_plain}))
-scorecard.check("on the plain model, all-linear wraps exactly the layers the recipe chose",
-                chosen_plain == targets.adapter_layers(stage_one),
-                f"{len(chosen_plain)} layers, the recipe's {len(targets.adapter_layers(stage_one))}")
+print(
+    f"on the plain model, all-linear wraps {len(chosen_plain)} layers:",
+    sorted({name.rsplit(".", 1)[-1] for name in chosen_plain}),
+)
+scorecard.check(
+    "on the plain model, all-linear wraps exactly the layers the recipe chose",
+    chosen_plain == targets.adapter_layers(stage_one),
+    f"{len(chosen_plain)} layers, the recipe's {len(targets.adapter_layers(stage_one))}",
+)
 
 # %%
 del plain_all_linear  # no later cell uses it: keep few models in memory
 stage_one_layers = targets.adapter_layers(fresh_model)  # the LoRA layers stage one left in the loaded model
 with warnings.catch_warnings(record=True) as said:
     warnings.simplefilter("always", UserWarning)
-    on_lora = get_peft_model(fresh_model, lora_config("all-linear"))  # stage two's set-up code, names from PEFT
+    on_lora = get_peft_model(
+        fresh_model, lora_config("all-linear")
+    )  # stage two's set-up code, names from PEFT
 # the full names PEFT targeted (its config may store them shortened to suffixes once they are many, as in
 # a real-size model: read what was targeted, not the config)
 chosen = sorted(on_lora.base_model.targeted_module_names)
 inside = [name for name in chosen if any(name.startswith(f"{layer}.") for layer in stage_one_layers)]
 extra = [name for name in chosen if name not in stage_one_layers and name not in inside]
 print(*(f"warning: {w.message}" for w in said if issubclass(w.category, UserWarning)), sep="\n")
-tables.Table(["what all-linear chose on the loaded stage-one model", "modules"],
-             [("a LoRA layer of stage one (the layer itself)", len(set(chosen) & set(stage_one_layers))),
-              ("a module inside a LoRA layer (base_layer, lora_A, lora_dropout, ...)", len(inside)),
-              ("anything else: " + (", ".join(extra) or "nothing"), len(extra))])
+tables.Table(
+    ["what all-linear chose on the loaded stage-one model", "modules"],
+    [
+        ("a LoRA layer of stage one (the layer itself)", len(set(chosen) & set(stage_one_layers))),
+        ("a module inside a LoRA layer (base_layer, lora_A, lora_dropout, ...)", len(inside)),
+        ("anything else: " + (", ".join(extra) or "nothing"), len(extra)),
+    ],
+)
 
 # %%
 del fresh_model  # no later cell uses it: keep few models in memory
-scorecard.check("all-linear chooses no module inside a LoRA layer (so no Dropout)",
-                not inside and set(stage_one_layers) <= set(chosen),
-                f"{len(inside)} inside; {len(set(stage_one_layers) & set(chosen))} of {len(stage_one_layers)} "
-                "LoRA layers chosen as a whole")
+scorecard.check(
+    "all-linear chooses no module inside a LoRA layer (so no Dropout)",
+    not inside and set(stage_one_layers) <= set(chosen),
+    f"{len(inside)} inside; {len(set(stage_one_layers) & set(chosen))} of {len(stage_one_layers)} "
+    "LoRA layers chosen as a whole",
+)
 on_lora_logits = opt.answer_logits(on_lora, test_batches)
 lost = (on_lora_logits - stage_one_logits).abs().max().item()
 # SEED 0-4 on both stacks (pre-training seed 0): at least 5.14; threshold 1.0, five times below
-scorecard.check("but stage one is gone: the outputs moved away from stage one's", lost > 1.0,
-                f"max |logit difference| from stage one = {lost:.2f}", value=lost)
-scorecard.check_same("the model all-linear returns gives the base model's outputs", base_logits, on_lora_logits)
+scorecard.check(
+    "but stage one is gone: the outputs moved away from stage one's",
+    lost > 1.0,
+    f"max |logit difference| from stage one = {lost:.2f}",
+    value=lost,
+)
+scorecard.check_same(
+    "the model all-linear returns gives the base model's outputs", base_logits, on_lora_logits
+)
 first_key = next(name for name, _ in on_lora.named_parameters() if "lora_A" in name)
 print("a trainable parameter:", first_key)
 
 # %%
 del on_lora  # no later cell uses it: keep few models in memory
-display(Markdown(
-    f"So `\"all-linear\"` fixes the *names*: on the plain model it chose the recipe's {len(chosen_plain)} layers, and "
-    f"on the LoRA model it chose {len(set(stage_one_layers) & set(chosen))} LoRA layers as a whole and "
-    f"{len(inside)} modules inside them, so no Dropout and no error"
-    + (f" (it also chose {', '.join(f'`{n}`' for n in extra)}: handed a `PeftModel` rather than a transformers "
-       "model, PEFT's rule does not find the output layer to leave out)" if extra else "")
-    + ". It does not fix the *second stage*. `get_peft_model` on a model that carries LoRA still wraps it a second "
-    "time (the doubled `base_model.model.` prefix above), and the new adapter, again named `default`, is written "
-    "into stage one's own LoRA layers and initialised afresh: the model it returns gives the base model's outputs, "
-    "stage one is gone, and only the warnings printed above said anything. Use `\"all-linear\"` in stage one in place of the "
-    "recipe; go on with one of the fixes below."))
+display(
+    Markdown(
+        f'So `"all-linear"` fixes the *names*: on the plain model it chose the recipe\'s {len(chosen_plain)} layers, and '
+        f"on the LoRA model it chose {len(set(stage_one_layers) & set(chosen))} LoRA layers as a whole and "
+        f"{len(inside)} modules inside them, so no Dropout and no error"
+        + (
+            f" (it also chose {', '.join(f'`{n}`' for n in extra)}: handed a `PeftModel` rather than a transformers "
+            "model, PEFT's rule does not find the output layer to leave out)"
+            if extra
+            else ""
+        )
+        + ". It does not fix the *second stage*. `get_peft_model` on a model that carries LoRA still wraps it a second "
+        "time (the doubled `base_model.model.` prefix above), and the new adapter, again named `default`, is written "
+        "into stage one's own LoRA layers and initialised afresh: the model it returns gives the base model's outputs, "
+        'stage one is gone, and only the warnings printed above said anything. Use `"all-linear"` in stage one in place of the '
+        "recipe; go on with one of the fixes below."
+    )
+)
 
 # %% [markdown]
 # ## The second, silent trap: an adapter loaded for inference
@@ -373,8 +430,13 @@ print(f"trainable parameters: {trainable:,} of {total:,}")
 
 def lora_weights(model, adapter="default"):
     """Every LoRA weight of one adapter, as one flat tensor."""
-    return torch.cat([p.detach().flatten().clone() for n, p in model.named_parameters()
-                      if "lora_" in n and f".{adapter}." in f"{n}."])
+    return torch.cat(
+        [
+            p.detach().flatten().clone()
+            for n, p in model.named_parameters()
+            if "lora_" in n and f".{adapter}." in f"{n}."
+        ]
+    )
 
 
 weights_before, loss_before = lora_weights(frozen), measure(frozen)["loss"]
@@ -388,16 +450,28 @@ for step in range(10):
     optimiser.step()
     optimiser.zero_grad()
     trap_losses.append(loss.item())
-print(f"{len(trap_losses)} steps ran without an error; training losses " + " ".join(f"{x:.3f}" for x in trap_losses))
+print(
+    f"{len(trap_losses)} steps ran without an error; training losses "
+    + " ".join(f"{x:.3f}" for x in trap_losses)
+)
 
 # %%
 del base_for_trap  # no later cell uses it: keep few models in memory
-scorecard.check("from_pretrained without is_trainable leaves nothing to train", trainable == 0,
-             f"{trainable} trainable of {total:,} parameters")
-scorecard.check_same(f"{len(trap_losses)} optimiser steps left the adapter weights unchanged",
-                  weights_before, lora_weights(frozen))
-scorecard.check("the held-out loss did not move", measure(frozen)["loss"] == loss_before,
-             f"{loss_before:.4f} before, {measure(frozen)['loss']:.4f} after")
+scorecard.check(
+    "from_pretrained without is_trainable leaves nothing to train",
+    trainable == 0,
+    f"{trainable} trainable of {total:,} parameters",
+)
+scorecard.check_same(
+    f"{len(trap_losses)} optimiser steps left the adapter weights unchanged",
+    weights_before,
+    lora_weights(frozen),
+)
+scorecard.check(
+    "the held-out loss did not move",
+    measure(frozen)["loss"] == loss_before,
+    f"{loss_before:.4f} before, {measure(frozen)['loss']:.4f} after",
+)
 
 # %% [markdown]
 # peftlab's own training loop checks for this and refuses, with a message that names the fix:
@@ -419,31 +493,51 @@ peftlab.seed_everything(SEED)
 continued = load_stage_one(is_trainable=True)
 trainable_a = count_parameters(continued)[0]
 weights_a = lora_weights(continued)
-scorecard.check_same("(a) before training, the loaded model gives stage one's outputs", stage_one_logits,
-                     opt.answer_logits(continued, test_batches))
+scorecard.check_same(
+    "(a) before training, the loaded model gives stage one's outputs",
+    stage_one_logits,
+    opt.answer_logits(continued, test_batches),
+)
 losses_a = train(continued, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(a) continue stage one")
 after_a = measure(continued)
-scorecard.check("(a) trains stage one's adapter", trainable_a == count_parameters(stage_one)[0]
-             and not torch.equal(weights_a, lora_weights(continued)),
-             f"{trainable_a:,} trainable parameters, as in stage one; the weights moved")
+scorecard.check(
+    "(a) trains stage one's adapter",
+    trainable_a == count_parameters(stage_one)[0] and not torch.equal(weights_a, lora_weights(continued)),
+    f"{trainable_a:,} trainable parameters, as in stage one; the weights moved",
+)
 # 30 runs (as above): (a)'s first loss was at most 0.196 x stage one's first loss; threshold 0.35 x
-scorecard.check("(a) starts where stage one ended, not from scratch", losses_a[0] < 0.35 * losses_one[0],
-             f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two", value=losses_a[0] / losses_one[0],
-             needs_pretrained=True)
-scorecard.check("(a) the held-out loss keeps falling", after_a["loss"] < after_one["loss"],
-             f"{base_scores['loss']:.3f} (base) -> {after_one['loss']:.3f} (stage one) -> {after_a['loss']:.3f}",
-             needs_pretrained=True)
+scorecard.check(
+    "(a) starts where stage one ended, not from scratch",
+    losses_a[0] < 0.35 * losses_one[0],
+    f"first loss {losses_one[0]:.3f} in stage one, {losses_a[0]:.3f} in stage two",
+    value=losses_a[0] / losses_one[0],
+    needs_pretrained=True,
+)
+scorecard.check(
+    "(a) the held-out loss keeps falling",
+    after_a["loss"] < after_one["loss"],
+    f"{base_scores['loss']:.3f} (base) -> {after_one['loss']:.3f} (stage one) -> {after_a['loss']:.3f}",
+    needs_pretrained=True,
+)
 closed_a = gap_closed(base_scores["new question"], after_a["new question"])
 # SEED 0-4 on both stacks: (a) closed 100% of the gap in all ten runs; threshold 80%
-scorecard.check("the two stages, continued with (a), teach the new question", closed_a >= 0.8,
-                f"{base_scores['new question']:.0%} -> {after_a['new question']:.0%} ({closed_a:.0%} of the gap)",
-                headline=True, value=closed_a, needs_pretrained=True)
+scorecard.check(
+    "the two stages, continued with (a), teach the new question",
+    closed_a >= 0.8,
+    f"{base_scores['new question']:.0%} -> {after_a['new question']:.0%} ({closed_a:.0%} of the gap)",
+    headline=True,
+    value=closed_a,
+    needs_pretrained=True,
+)
 
 dir_a = Path(work.name, "a")
 continued.save_pretrained(dir_a)
 reloaded_a = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], dir_a)
-scorecard.check_same("(a) the saved adapter reloads exactly", opt.answer_logits(continued, test_batches),
-                  opt.answer_logits(reloaded_a, test_batches))
+scorecard.check_same(
+    "(a) the saved adapter reloads exactly",
+    opt.answer_logits(continued, test_batches),
+    opt.answer_logits(reloaded_a, test_batches),
+)
 
 # %% [markdown]
 # ## Fix (b): a second adapter beside the first
@@ -467,13 +561,19 @@ stage_one_weights = lora_weights(two, "stage_one")
 losses_b = train(two, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(b) a second adapter")
 after_b = measure(two)
 stage_two_logits = opt.answer_logits(two, test_batches)
-scorecard.check_same("(b) training the second adapter leaves the first unchanged", stage_one_weights,
-                  lora_weights(two, "stage_one"))
+scorecard.check_same(
+    "(b) training the second adapter leaves the first unchanged",
+    stage_one_weights,
+    lora_weights(two, "stage_one"),
+)
 # SEED 0-4 on both stacks: (b)'s first loss was at least 4.9 x (a)'s; threshold 2.5 x
-scorecard.check("(b) the second adapter does not build on stage one: it starts above (a)",
-             losses_b[0] > 2.5 * losses_a[0],
-             f"first loss on stage two's first batch: (b) {losses_b[0]:.3f}, (a) {losses_a[0]:.3f}", value=losses_b[0] / losses_a[0],
-             needs_pretrained=True)
+scorecard.check(
+    "(b) the second adapter does not build on stage one: it starts above (a)",
+    losses_b[0] > 2.5 * losses_a[0],
+    f"first loss on stage two's first batch: (b) {losses_b[0]:.3f}, (a) {losses_a[0]:.3f}",
+    value=losses_b[0] / losses_a[0],
+    needs_pretrained=True,
+)
 
 dir_b = Path(work.name, "b")
 two.save_pretrained(dir_b)  # one folder per adapter
@@ -484,20 +584,29 @@ print(sorted(p.name for p in dir_b.iterdir()))
 # `load_adapter`, and each gives back exactly its own outputs:
 
 # %%
-both = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], dir_b / "stage_one",
-                                 adapter_name="stage_one")
+both = PeftModel.from_pretrained(
+    opt.load_opt(CHECKPOINT, device=DEVICE)[0], dir_b / "stage_one", adapter_name="stage_one"
+)
 both.load_adapter(str(dir_b / "stage_two"), adapter_name="stage_two")
 both.set_adapter("stage_one")
-scorecard.check_same("(b) reloaded, adapter stage_one gives stage one's outputs", stage_one_logits,
-                  opt.answer_logits(both, test_batches))
+scorecard.check_same(
+    "(b) reloaded, adapter stage_one gives stage one's outputs",
+    stage_one_logits,
+    opt.answer_logits(both, test_batches),
+)
 both.set_adapter("stage_two")
-scorecard.check_same("(b) reloaded, adapter stage_two gives its own outputs", stage_two_logits,
-                  opt.answer_logits(both, test_batches))
+scorecard.check_same(
+    "(b) reloaded, adapter stage_two gives its own outputs",
+    stage_two_logits,
+    opt.answer_logits(both, test_batches),
+)
 del both  # no later cell uses it: keep few models in memory
 gc.collect()
 gap = (stage_one_logits - stage_two_logits).abs().max().item()
 # SEED 0-4 on both stacks: at least 3.27; threshold 0.1
-scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}", value=gap)
+scorecard.check(
+    "(b) the two adapters really differ", gap > 0.1, f"max |logit difference| = {gap:.2f}", value=gap
+)
 
 # %% [markdown]
 # ## Fix (c): merge stage one, then a fresh LoRA
@@ -512,8 +621,12 @@ scorecard.check("(b) the two adapters really differ", gap > 0.1, f"max |logit di
 # %%
 del stage_one  # no later cell uses it: keep few models in memory
 merged = load_stage_one().merge_and_unload()
-scorecard.check_same("(c) the merged model keeps stage one's outputs", stage_one_logits,
-                  opt.answer_logits(merged, test_batches), atol=1e-4)
+scorecard.check_same(
+    "(c) the merged model keeps stage one's outputs",
+    stage_one_logits,
+    opt.answer_logits(merged, test_batches),
+    atol=1e-4,
+)
 print(type(merged).__name__, sorted(find_all_linear_names(merged)))
 dir_c_base = Path(work.name, "c_merged_base")
 merged.save_pretrained(dir_c_base)  # stage two's adapter needs this base: keep it
@@ -523,15 +636,22 @@ fresh = get_peft_model(merged, lora_config(find_all_linear_names(merged)))
 trainable_c = count_parameters(fresh)[0]
 losses_c = train(fresh, stage_two_batches, STAGE_TWO_STEPS, lr=LR, desc="(c) merged + fresh LoRA")
 after_c = measure(fresh)
-scorecard.check("(c) the held-out loss keeps falling", after_c["loss"] < after_one["loss"],
-             f"{after_one['loss']:.3f} (stage one) -> {after_c['loss']:.3f}", needs_pretrained=True)
+scorecard.check(
+    "(c) the held-out loss keeps falling",
+    after_c["loss"] < after_one["loss"],
+    f"{after_one['loss']:.3f} (stage one) -> {after_c['loss']:.3f}",
+    needs_pretrained=True,
+)
 
 dir_c = Path(work.name, "c_adapter")
 fresh.save_pretrained(dir_c)
 merged_again = type(merged).from_pretrained(dir_c_base).to(peftlab.train.model_device(fresh))
 reloaded_c = PeftModel.from_pretrained(merged_again, dir_c)
-scorecard.check_same("(c) merged base + adapter reload exactly", opt.answer_logits(fresh, test_batches),
-                  opt.answer_logits(reloaded_c, test_batches))
+scorecard.check_same(
+    "(c) merged base + adapter reload exactly",
+    opt.answer_logits(fresh, test_batches),
+    opt.answer_logits(reloaded_c, test_batches),
+)
 
 # %% [markdown]
 # ## The three fixes side by side
@@ -542,6 +662,8 @@ scorecard.check_same("(c) merged base + adapter reload exactly", opt.answer_logi
 
 # %%
 del merged_again, reloaded_c  # no later cell uses them: keep few models in memory
+
+
 def size_on_disk(*folders):
     return sum(f.stat().st_size for folder in folders for f in Path(folder).rglob("*") if f.is_file())
 
@@ -551,18 +673,36 @@ fixes = {
     "(b) a second adapter beside it": (trainable_b, size_on_disk(dir_b), losses_b, after_b),
     "(c) merge, then a fresh LoRA": (trainable_c, size_on_disk(dir_c_base, dir_c), losses_c, after_c),
 }
-tables.Table(["stage two", "trainable parameters", "on disk", "first-step loss", "held-out loss",
-               "new question"],
-              [(name, f"{n:,}", f"{size / 1024:,.0f} KiB", f"{losses[0]:.3f}", f"{scores['loss']:.4f}",
-                f"{scores['new question']:.0%}") for name, (n, size, losses, scores) in fixes.items()],
-              notes=[f"Stage one ended at held-out loss {after_one['loss']:.4f}; the base model is at "
-                     f"{base_scores['loss']:.4f}."])
+tables.Table(
+    ["stage two", "trainable parameters", "on disk", "first-step loss", "held-out loss", "new question"],
+    [
+        (
+            name,
+            f"{n:,}",
+            f"{size / 1024:,.0f} KiB",
+            f"{losses[0]:.3f}",
+            f"{scores['loss']:.4f}",
+            f"{scores['new question']:.0%}",
+        )
+        for name, (n, size, losses, scores) in fixes.items()
+    ],
+    notes=[
+        f"Stage one ended at held-out loss {after_one['loss']:.4f}; the base model is at "
+        f"{base_scores['loss']:.4f}."
+    ],
+)
 
 # %%
 plots.staged_loss_curves(
-    {"stage one": (0, losses_one), "(a) continue": (STAGE_ONE_STEPS, losses_a),
-     "(b) second adapter": (STAGE_ONE_STEPS, losses_b), "(c) merged + fresh LoRA": (STAGE_ONE_STEPS, losses_c)},
-    title="training loss across both stages", stages={"stage two": STAGE_ONE_STEPS})
+    {
+        "stage one": (0, losses_one),
+        "(a) continue": (STAGE_ONE_STEPS, losses_a),
+        "(b) second adapter": (STAGE_ONE_STEPS, losses_b),
+        "(c) merged + fresh LoRA": (STAGE_ONE_STEPS, losses_c),
+    },
+    title="training loss across both stages",
+    stages={"stage two": STAGE_ONE_STEPS},
+)
 
 # %% [markdown]
 # (a) and (c) pick up where stage one stopped; (b) starts over from the base model, because its
@@ -621,18 +761,28 @@ if double.error is None:  # a PEFT that skips adapter layers: the double wrap we
     twice.save_pretrained(twice_dir)
     keys = sorted(load_file(twice_dir / "adapter_model.safetensors"))
     print(f"{len(keys)} saved tensors, e.g. {keys[0]}")
-    scorecard.check("the saved keys carry a doubled prefix",
-                 all(k.startswith("base_model.model.base_model.model.") for k in keys), f"{len(keys)} of {len(keys)}")
+    scorecard.check(
+        "the saved keys carry a doubled prefix",
+        all(k.startswith("base_model.model.base_model.model.") for k in keys),
+        f"{len(keys)} of {len(keys)}",
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         reloaded_twice = PeftModel.from_pretrained(opt.load_opt(CHECKPOINT, device=DEVICE)[0], twice_dir)
     print("\n".join(f"warning: {str(w.message)[:160]} ..." for w in caught if "missing" in str(w.message)))
     moved = (trained_logits - base_logits).abs().max().item()
     # SEED 0-4 on the current stack: at least 6.79; threshold 0.1
-    scorecard.check("the trained double-wrapped model differs from the base", moved > 0.1,
-                 f"max |logit difference| = {moved:.2f}", value=moved)
-    scorecard.check_same("reloaded, it is the untrained base model exactly", base_logits,
-                      opt.answer_logits(reloaded_twice, test_batches))
+    scorecard.check(
+        "the trained double-wrapped model differs from the base",
+        moved > 0.1,
+        f"max |logit difference| = {moved:.2f}",
+        value=moved,
+    )
+    scorecard.check_same(
+        "reloaded, it is the untrained base model exactly",
+        base_logits,
+        opt.answer_logits(reloaded_twice, test_batches),
+    )
     del twice, reloaded_twice  # no later cell uses them: keep few models in memory
 else:
     print("This PEFT raises the Dropout error here as well: nothing is silently lost.")
@@ -652,7 +802,9 @@ flagged
 
 # %%
 flagged_frozen = peftlab.doctor(load_stage_one())
-scorecard.check_flagged("training an adapter loaded without is_trainable", flagged_frozen, "unsaved", nothing.error)
+scorecard.check_flagged(
+    "training an adapter loaded without is_trainable", flagged_frozen, "unsaved", nothing.error
+)
 flagged_frozen
 
 # %%
@@ -666,7 +818,9 @@ flagged_twice
 
 # %%
 del fresh_qv  # no later cell uses it: keep few models in memory
-scorecard.check_clear("fix (a): the adapter loaded with is_trainable=True", peftlab.doctor(load_stage_one(is_trainable=True)))
+scorecard.check_clear(
+    "fix (a): the adapter loaded with is_trainable=True", peftlab.doctor(load_stage_one(is_trainable=True))
+)
 merged_base = load_stage_one().merge_and_unload()
 clear = peftlab.doctor(merged_base, lora_config(find_all_linear_names(merged_base)))
 scorecard.check_clear("fix (c): a fresh LoRA on the merged model", clear)
@@ -693,19 +847,29 @@ del merged, fresh  # no later cell uses them: keep few models in memory
 answer = None  # your answer: a class name, e.g. "Dropout"
 
 # %%
-no_dropout = get_peft_model(opt.load_opt(CHECKPOINT, device=DEVICE)[0],
-                            LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj"]))
-matched_types = sorted({targets.type_name(module) for name, module in no_dropout.named_modules()
-                        if targets.target_entry(name, ["default"]) and not isinstance(module, torch.nn.Linear)})
+no_dropout = get_peft_model(
+    opt.load_opt(CHECKPOINT, device=DEVICE)[0],
+    LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj"]),
+)
+matched_types = sorted(
+    {
+        targets.type_name(module)
+        for name, module in no_dropout.named_modules()
+        if targets.target_entry(name, ["default"]) and not isinstance(module, torch.nn.Linear)
+    }
+)
 print("besides lora_A.default and lora_B.default, 'default' matches:", matched_types)
 
 # %%
 del no_dropout  # no later cell uses it: keep few models in memory
 exercises.check(
-    "03.1", answer, expected=matched_types[0] if len(matched_types) == 1 else " + ".join(matched_types),
+    "03.1",
+    answer,
+    expected=matched_types[0] if len(matched_types) == 1 else " + ".join(matched_types),
     hint="LoRA skips the dropout when p=0, but keeps a module under the same name: which torch module does nothing?",
     explain="With lora_dropout=0 PEFT puts an nn.Identity where the Dropout was. The name `default` still matches "
-            "it, and an Identity is no more a linear layer than the Dropout was.")
+    "it, and an Identity is no more a linear layer than the Dropout was.",
+)
 
 # %% [markdown]
 # ### Exercise 2: one layer, by suffix
@@ -720,12 +884,15 @@ answer = None  # your answer: a list of names, or one regular expression (a stri
 
 # %%
 exercises.check(
-    "03.2", answer,
-    test=lambda a: {n for n in merged_base_names if targets.target_entry(n, a)}
-    == {"model.decoder.layers.1.fc1"},
+    "03.2",
+    answer,
+    test=lambda a: (
+        {n for n in merged_base_names if targets.target_entry(n, a)} == {"model.decoder.layers.1.fc1"}
+    ),
     hint="A list entry matches every name that ends with a dot and the entry: make the end of the name long "
-         "enough to be unique (or write a regular expression for the whole name).",
-    explain="['layers.1.fc1'] matches model.decoder.layers.1.fc1 only; ['fc1'] would match both layers.")
+    "enough to be unique (or write a regular expression for the whole name).",
+    explain="['layers.1.fc1'] matches model.decoder.layers.1.fc1 only; ['fc1'] would match both layers.",
+)
 
 # %% [markdown]
 # ### Exercise 3: what else `"all-linear"` chose
@@ -738,10 +905,13 @@ answer = None  # your answer: a module name, e.g. "fc2"
 
 # %%
 exercises.check(
-    "03.3", answer, test=lambda a: a in [name.rsplit(".", 1)[-1] for name in extra],
+    "03.3",
+    answer,
+    test=lambda a: a in [name.rsplit(".", 1)[-1] for name in extra],
     hint="Look at the table under 'The simplest fix for the names': the row 'anything else'.",
     explain="lm_head, the output layer. On a transformers model PEFT's rule asks the model for its output layer "
-            "and leaves it out; handed a PeftModel, it cannot, so the output layer is adapted too.")
+    "and leaves it out; handed a PeftModel, it cannot, so the output layer is adapted too.",
+)
 
 # %% [markdown]
 # ## Recap

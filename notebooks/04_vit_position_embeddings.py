@@ -56,8 +56,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab only: install peftlab, keeping Colab's own torch
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
+        check=True,
+    )
 
 # %%
 import time
@@ -176,7 +178,9 @@ def resize_position_embeddings(model: torch.nn.Module, image_size: int) -> torch
     """Make a ViT a model of ``image_size`` px: a new table, and the new size wherever it is recorded."""
     embeddings = model.vit.embeddings
     grid = (image_size // model.config.patch_size,) * 2
-    embeddings.position_embeddings = torch.nn.Parameter(interpolate_table(embeddings.position_embeddings, grid))
+    embeddings.position_embeddings = torch.nn.Parameter(
+        interpolate_table(embeddings.position_embeddings, grid)
+    )
     embeddings.patch_embeddings.image_size = (image_size, image_size)
     embeddings.patch_embeddings.num_patches = grid[0] * grid[1]
     if hasattr(embeddings, "image_size"):  # where the installed transformers checks the size
@@ -200,21 +204,42 @@ def fresh_base() -> torch.nn.Module:
 # %%
 base = fresh_base()
 by_package = pe.resize_position_embeddings(load_vit(CHECKPOINT, device=DEVICE)[0], NEW_SIZE)
-assert torch.equal(pe.vit_embeddings(base).position_embeddings, pe.vit_embeddings(by_package).position_embeddings)
-recorded = [(m.config.image_size, m.vit.embeddings.patch_embeddings.image_size,
-             getattr(m.vit.embeddings, "image_size", None)) for m in (base, by_package)]
+assert torch.equal(
+    pe.vit_embeddings(base).position_embeddings, pe.vit_embeddings(by_package).position_embeddings
+)
+recorded = [
+    (
+        m.config.image_size,
+        m.vit.embeddings.patch_embeddings.image_size,
+        getattr(m.vit.embeddings, "image_size", None),
+    )
+    for m in (base, by_package)
+]
 assert recorded[0] == recorded[1], recorded
-print("table:", tuple(pe.vit_embeddings(model).position_embeddings.shape), "->",
-      tuple(pe.vit_embeddings(base).position_embeddings.shape), "| config.image_size:",
-      model.config.image_size, "->", base.config.image_size)
-scorecard.check_same("resizing once = interpolate_pos_encoding=True at every call",
-                  vit.logits(model, test_batches, interpolate_pos_encoding=True), vit.logits(base, test_batches))
+print(
+    "table:",
+    tuple(pe.vit_embeddings(model).position_embeddings.shape),
+    "->",
+    tuple(pe.vit_embeddings(base).position_embeddings.shape),
+    "| config.image_size:",
+    model.config.image_size,
+    "->",
+    base.config.image_size,
+)
+scorecard.check_same(
+    "resizing once = interpolate_pos_encoding=True at every call",
+    vit.logits(model, test_batches, interpolate_pos_encoding=True),
+    vit.logits(base, test_batches),
+)
 base_accuracy = vit.accuracy(base, test_batches)
-same_scenes_old_size = vit.batches(processor, data.make_shapes(len(test_set), OLD_SIZE, seed=SEED + 7919),
-                                   batch_size=EVAL_BATCH_SIZE)
+same_scenes_old_size = vit.batches(
+    processor, data.make_shapes(len(test_set), OLD_SIZE, seed=SEED + 7919), batch_size=EVAL_BATCH_SIZE
+)
 zero_shot_old_size = vit.accuracy(model, same_scenes_old_size)
-print(f"test accuracy of the pre-trained model: {zero_shot_old_size:.1%} on the test "
-      f"scenes drawn at {OLD_SIZE} px, {base_accuracy:.1%} on the same scenes at {NEW_SIZE} px (table resized)")
+print(
+    f"test accuracy of the pre-trained model: {zero_shot_old_size:.1%} on the test "
+    f"scenes drawn at {OLD_SIZE} px, {base_accuracy:.1%} on the same scenes at {NEW_SIZE} px (table resized)"
+)
 
 # %% [markdown]
 # ### What interpolation does to the table
@@ -227,8 +252,12 @@ print(f"test accuracy of the pre-trained model: {zero_shot_old_size:.1%} on the 
 
 # %%
 table = pe.vit_embeddings(model).position_embeddings.detach().cpu()
-pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
-                    f"interpolated to {NEW_SIZE} px": interpolate_table(table, (NEW_SIZE // PATCH,) * 2)})
+pe.plot_similarity(
+    {
+        f"pre-trained, {OLD_SIZE} px": table,
+        f"interpolated to {NEW_SIZE} px": interpolate_table(table, (NEW_SIZE // PATCH,) * 2),
+    }
+)
 
 # %% [markdown]
 # Move the slider to interpolate the same table to other resolutions (in Jupyter or Colab; a
@@ -241,8 +270,9 @@ pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
 # %%
 import ipywidgets as widgets
 
-slider = widgets.IntSlider(value=NEW_SIZE, min=2 * PATCH, max=max(4 * OLD_SIZE, NEW_SIZE), step=PATCH,
-                           description="image px")
+slider = widgets.IntSlider(
+    value=NEW_SIZE, min=2 * PATCH, max=max(4 * OLD_SIZE, NEW_SIZE), step=PATCH, description="image px"
+)
 figure = widgets.Output()
 
 
@@ -250,8 +280,14 @@ def show_interpolated(change: dict) -> None:
     grid = (change["new"] // PATCH,) * 2
     with figure:
         figure.clear_output(wait=True)
-        display(pe.plot_similarity({f"pre-trained, {OLD_SIZE} px": table,
-                                    f"interpolated to {change['new']} px": interpolate_table(table, grid)}))
+        display(
+            pe.plot_similarity(
+                {
+                    f"pre-trained, {OLD_SIZE} px": table,
+                    f"interpolated to {change['new']} px": interpolate_table(table, grid),
+                }
+            )
+        )
 
 
 slider.observe(show_interpolated, names="value")
@@ -267,8 +303,10 @@ display(widgets.VBox([slider, figure]))
 
 # %%
 renamed = change("vit_attention_renamed")
-print(f"renamed from {renamed.phrase()}; the installed transformers has",
-      "the new names" if renamed.holds() else "the classic names")
+print(
+    f"renamed from {renamed.phrase()}; the installed transformers has",
+    "the new names" if renamed.holds() else "the classic names",
+)
 with expect_failure("vit_query_value_targets") as old_names:
     get_peft_model(fresh_base(), LoraConfig(r=8, target_modules=["query", "value"]))
 
@@ -287,6 +325,7 @@ print("LoRA targets for this transformers:", TARGETS)
 # The baseline: LoRA on the query and value projections, and the classification head trained in
 # full (`modules_to_save=["classifier"]`, the usual recipe for image classification). The position
 # embeddings stay as interpolated.
+
 
 # %%
 def lora_config(*extra: str) -> LoraConfig:
@@ -312,8 +351,10 @@ print(f"LoRA only: {accuracy['LoRA only']:.1%}")
 # %%
 wrong = get_peft_model(fresh_base(), lora_config("position_embeddings"))
 extra = count_parameters(wrong)[0] - count_parameters(lora_only)[0]
-print(f"trainable: {count_parameters(wrong)[0]:,} vs LoRA only {count_parameters(lora_only)[0]:,}: "
-      f"{extra:,} extra (the table holds {pe.vit_embeddings(base).position_embeddings.numel():,} values)")
+print(
+    f"trainable: {count_parameters(wrong)[0]:,} vs LoRA only {count_parameters(lora_only)[0]:,}: "
+    f"{extra:,} extra (the table holds {pe.vit_embeddings(base).position_embeddings.numel():,} values)"
+)
 with expect_failure("vit_modules_to_save_parameter"):
     pe.require_trainable(wrong, ["position_embeddings"])
 
@@ -349,12 +390,22 @@ with_table = get_peft_model(fresh_base(), lora_config())
 pe.vit_embeddings(with_table).position_embeddings.requires_grad_(True)
 pe.require_trainable(with_table, ["position_embeddings"])  # passes: the table is trainable now
 print(f"trainable: {count_parameters(with_table)[0]:,}")
-losses["LoRA + position embeddings"] = train(with_table, train_batches, LORA_STEPS, lr=LR,
-                                             desc="LoRA + position embeddings")
+losses["LoRA + position embeddings"] = train(
+    with_table, train_batches, LORA_STEPS, lr=LR, desc="LoRA + position embeddings"
+)
 accuracy["LoRA + position embeddings"] = vit.accuracy(with_table, test_batches)
-moved = (pe.vit_embeddings(with_table).position_embeddings.detach().cpu()
-         - pe.vit_embeddings(base).position_embeddings.detach().cpu()).abs().max().item()
-print(f"LoRA + position embeddings: {accuracy['LoRA + position embeddings']:.1%}; the table moved by up to {moved:.2f}")
+moved = (
+    (
+        pe.vit_embeddings(with_table).position_embeddings.detach().cpu()
+        - pe.vit_embeddings(base).position_embeddings.detach().cpu()
+    )
+    .abs()
+    .max()
+    .item()
+)
+print(
+    f"LoRA + position embeddings: {accuracy['LoRA + position embeddings']:.1%}; the table moved by up to {moved:.2f}"
+)
 
 # %% [markdown]
 # ...but `save_pretrained` on a `PeftModel` writes only the adapter: LoRA's matrices and the
@@ -364,8 +415,11 @@ print(f"LoRA + position embeddings: {accuracy['LoRA + position embeddings']:.1%}
 table_dir = Path(work.name, "lora_and_table")
 with_table.save_pretrained(table_dir)
 saved = sorted(load_file(table_dir / "adapter_model.safetensors"))
-print(len(saved), "tensors saved; any position embeddings among them?",
-      any("position_embeddings" in k for k in saved))
+print(
+    len(saved),
+    "tensors saved; any position embeddings among them?",
+    any("position_embeddings" in k for k in saved),
+)
 
 # %% [markdown]
 # Loading the adapter onto a fresh base raises nothing. The reloaded model carries the *original*
@@ -384,13 +438,22 @@ with expect_failure("vit_unfrozen_parameter_not_saved"):
 LOST_AT_LEAST = 0.04
 BELOW_LORA_ONLY_BY = 0.0
 lost = accuracy["LoRA + position embeddings"] - accuracy["reloaded by PEFT alone"]
-scorecard.check("PEFT alone reloads a worse model: the trained table is lost", lost >= LOST_AT_LEAST,
-                f"{accuracy['LoRA + position embeddings']:.1%} trained -> {accuracy['reloaded by PEFT alone']:.1%} "
-                f"reloaded ({lost:.1%} lost, needs {LOST_AT_LEAST:.0%})", value=lost, needs_pretrained=True)
+scorecard.check(
+    "PEFT alone reloads a worse model: the trained table is lost",
+    lost >= LOST_AT_LEAST,
+    f"{accuracy['LoRA + position embeddings']:.1%} trained -> {accuracy['reloaded by PEFT alone']:.1%} "
+    f"reloaded ({lost:.1%} lost, needs {LOST_AT_LEAST:.0%})",
+    value=lost,
+    needs_pretrained=True,
+)
 below = accuracy["LoRA only"] - accuracy["reloaded by PEFT alone"]
-scorecard.check("...worse even than never training the table", below > BELOW_LORA_ONLY_BY,
-                f"reloaded {accuracy['reloaded by PEFT alone']:.1%} vs LoRA only {accuracy['LoRA only']:.1%}", value=below,
-                needs_pretrained=True)
+scorecard.check(
+    "...worse even than never training the table",
+    below > BELOW_LORA_ONLY_BY,
+    f"reloaded {accuracy['reloaded by PEFT alone']:.1%} vs LoRA only {accuracy['LoRA only']:.1%}",
+    value=below,
+    needs_pretrained=True,
+)
 
 # %% [markdown]
 # That is the price of a silent loss: the LoRA weights learned to work *with* the moved table.
@@ -425,7 +488,9 @@ def load_table(base: torch.nn.Module, folder: Path) -> None:
     """Copy the saved table into ``base``, which must be resized as the saved model was."""
     saved, target = load_file(Path(folder, SIDECAR))[TABLE], base.get_parameter(TABLE)
     if saved.shape != target.shape:
-        raise ValueError(f"saved table {tuple(saved.shape)}, model {tuple(target.shape)}: resize the base first")
+        raise ValueError(
+            f"saved table {tuple(saved.shape)}, model {tuple(target.shape)}: resize the base first"
+        )
     target.copy_(saved)
 
 
@@ -435,8 +500,11 @@ restored_base = fresh_base()
 load_table(restored_base, table_dir)
 restored = PeftModel.from_pretrained(restored_base, table_dir)
 pe.require_same_parameters(with_table, restored, ["position_embeddings"])  # raises nothing now
-scorecard.check_same("sidecar round trip: identical logits", vit.logits(with_table, test_batches),
-                     vit.logits(restored, test_batches))
+scorecard.check_same(
+    "sidecar round trip: identical logits",
+    vit.logits(with_table, test_batches),
+    vit.logits(restored, test_batches),
+)
 
 # %% [markdown]
 # peftlab's general version (`pe.save_extra_parameters`, any list of parameter names) writes the
@@ -447,7 +515,10 @@ package_dir = Path(work.name, "package_sidecar")
 package_dir.mkdir()
 package_file = pe.save_extra_parameters(with_table, package_dir, ["position_embeddings"])
 mine, theirs = load_file(sidecar), load_file(package_file)
-assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), (mine.keys(), theirs.keys())
+assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), (
+    mine.keys(),
+    theirs.keys(),
+)
 
 # %% [markdown]
 # A fresh base at 32 px would not do: its table has 17 rows, not 65, and `load_table` says so.
@@ -482,12 +553,14 @@ with expect_failure("vit_modules_to_save_embeddings") as nested_seen:
 
 # %%
 passthrough, nested_reload = change("peft_mts_attribute_passthrough"), change("peft_mts_nested_keyerror")
-display(Markdown(
-    f"* attribute reads pass through the wrapper from **{passthrough.phrase()}**; installed: "
-    f"{'has it' if passthrough.holds() else 'does not have it'}.\n"
-    f"* trap 4's nested wrapper reloads on {nested_reload.library} {nested_reload.bracket()[0]} and fails with a `KeyError` from "
-    f"**{nested_reload.phrase()}**, up to the newest release measured ({max(nested_reload.measured, key=Version)})."
-))
+display(
+    Markdown(
+        f"* attribute reads pass through the wrapper from **{passthrough.phrase()}**; installed: "
+        f"{'has it' if passthrough.holds() else 'does not have it'}.\n"
+        f"* trap 4's nested wrapper reloads on {nested_reload.library} {nested_reload.bracket()[0]} and fails with a `KeyError` from "
+        f"**{nested_reload.phrase()}**, up to the newest release measured ({max(nested_reload.measured, key=Version)})."
+    )
+)
 
 # %% [markdown]
 # ## Fix 2: name the module by its full path, `modules_to_save=["vit.embeddings"]`
@@ -504,9 +577,11 @@ whole = get_peft_model(fresh_base(), lora_config("vit.embeddings"))
 print("wrapped:", pe.wrapped_modules(whole), "| trainable:", f"{count_parameters(whole)[0]:,}")
 wrapper = whole.get_base_model().vit.embeddings
 read_through = getattr(wrapper, "patch_embeddings", None)
-scorecard.check("the wrapper passes attribute reads on to its trained copy (PEFT PR #2117)",
-                read_through is not None and read_through is wrapper.modules_to_save["default"].patch_embeddings,
-                f"{type(wrapper).__name__}.patch_embeddings -> {type(read_through).__name__} of the trained copy")
+scorecard.check(
+    "the wrapper passes attribute reads on to its trained copy (PEFT PR #2117)",
+    read_through is not None and read_through is wrapper.modules_to_save["default"].patch_embeddings,
+    f"{type(wrapper).__name__}.patch_embeddings -> {type(read_through).__name__} of the trained copy",
+)
 
 # %%
 losses["LoRA + vit.embeddings"] = train(whole, train_batches, LORA_STEPS, lr=LR, desc="LoRA + vit.embeddings")
@@ -514,8 +589,11 @@ accuracy["LoRA + vit.embeddings"] = vit.accuracy(whole, test_batches)
 whole_dir = Path(work.name, "lora_and_embeddings")
 whole.save_pretrained(whole_dir)
 whole_reloaded = PeftModel.from_pretrained(fresh_base(), whole_dir)
-scorecard.check_same('modules_to_save=["vit.embeddings"] round trip: identical logits',
-                     vit.logits(whole, test_batches), vit.logits(whole_reloaded, test_batches))
+scorecard.check_same(
+    'modules_to_save=["vit.embeddings"] round trip: identical logits',
+    vit.logits(whole, test_batches),
+    vit.logits(whole_reloaded, test_batches),
+)
 
 # %% [markdown]
 # The same rule holds here: `from_pretrained` needs a base resized as before saving. What happens
@@ -539,7 +617,9 @@ flagged_unfrozen
 
 # %%
 flagged_nested = peftlab.doctor(fresh_base(), lora_config("embeddings"))
-scorecard.check_flagged('modules_to_save=["embeddings"] (trap 4)', flagged_nested, "unsaved", nested_seen.error)
+scorecard.check_flagged(
+    'modules_to_save=["embeddings"] (trap 4)', flagged_nested, "unsaved", nested_seen.error
+)
 flagged_nested
 
 # %% [markdown]
@@ -551,8 +631,11 @@ old_targets = peftlab.doctor(fresh_base(), LoraConfig(r=8, target_modules=["quer
 if old_names.error is not None:
     scorecard.check_flagged('target_modules=["query", "value"]', old_targets, "targets", old_names.error)
 else:
-    scorecard.check(f'the doctor advises that ["query", "value"] stop matching from {renamed.phrase()}',
-                 old_targets.ok and "versions.renamed_attention" in old_targets.codes(), old_targets.headline())
+    scorecard.check(
+        f'the doctor advises that ["query", "value"] stop matching from {renamed.phrase()}',
+        old_targets.ok and "versions.renamed_attention" in old_targets.codes(),
+        old_targets.headline(),
+    )
 old_targets
 
 # %% [markdown]
@@ -571,13 +654,27 @@ clear
 # %%
 # Threshold: over the same runs, LoRA + table closed at least 53% of the gap (median 56-60%); 30%.
 MIN_SHARE_FINE_TUNED = 0.3
-scorecard.check_headroom("fine-tuning at the new resolution beats the resized base", base_accuracy,
-                         accuracy["LoRA + position embeddings"], MIN_SHARE_FINE_TUNED)
-display(Markdown(f"| model at {NEW_SIZE} px | test accuracy |\n|---|---|\n"
-                 + "\n".join(f"| {name} | {value:.1%} |" for name, value in accuracy.items())))
-short = {"base (table resized)": "base", "LoRA only": "LoRA\nonly", "LoRA + position embeddings": "LoRA +\ntable",
-         "reloaded by PEFT alone": "reloaded,\nPEFT alone", "LoRA + vit.embeddings": "LoRA +\nvit.embeddings"}
+scorecard.check_headroom(
+    "fine-tuning at the new resolution beats the resized base",
+    base_accuracy,
+    accuracy["LoRA + position embeddings"],
+    MIN_SHARE_FINE_TUNED,
+)
+display(
+    Markdown(
+        f"| model at {NEW_SIZE} px | test accuracy |\n|---|---|\n"
+        + "\n".join(f"| {name} | {value:.1%} |" for name, value in accuracy.items())
+    )
+)
+short = {
+    "base (table resized)": "base",
+    "LoRA only": "LoRA\nonly",
+    "LoRA + position embeddings": "LoRA +\ntable",
+    "reloaded by PEFT alone": "reloaded,\nPEFT alone",
+    "LoRA + vit.embeddings": "LoRA +\nvit.embeddings",
+}
 plots.bars({short[k]: v for k, v in accuracy.items()}, f"test accuracy at {NEW_SIZE} px", "top-1 accuracy")
+
 
 # %%
 def compared(a: str, b: str) -> str:
@@ -586,16 +683,18 @@ def compared(a: str, b: str) -> str:
     return "is level with" if gap == 0 else f"is {abs(gap):.1f} points {'above' if gap > 0 else 'below'}"
 
 
-display(Markdown(
-    f"Reading the table: at this small jump ({OLD_SIZE // PATCH} x {OLD_SIZE // PATCH} patches to "
-    f"{NEW_SIZE // PATCH} x {NEW_SIZE // PATCH}) the resized base scores {base_accuracy:.1%} (the pre-trained "
-    f"model {zero_shot_old_size:.1%} on the same scenes at {OLD_SIZE} px). LoRA plus the table "
-    f"{compared('LoRA + position embeddings', 'LoRA only')} LoRA alone; LoRA plus the whole embeddings module "
-    f"(patch convolution included) {compared('LoRA + vit.embeddings', 'LoRA only')} LoRA alone, and it "
-    f"{compared('LoRA + vit.embeddings', 'LoRA + position embeddings')} LoRA plus the table. And the silent "
-    f"loss: the same trained model, reloaded by PEFT alone, {compared('reloaded by PEFT alone', 'LoRA only')} "
-    "LoRA only. Both fixes reload exactly (the round-trip checks above compare every logit)."
-))
+display(
+    Markdown(
+        f"Reading the table: at this small jump ({OLD_SIZE // PATCH} x {OLD_SIZE // PATCH} patches to "
+        f"{NEW_SIZE // PATCH} x {NEW_SIZE // PATCH}) the resized base scores {base_accuracy:.1%} (the pre-trained "
+        f"model {zero_shot_old_size:.1%} on the same scenes at {OLD_SIZE} px). LoRA plus the table "
+        f"{compared('LoRA + position embeddings', 'LoRA only')} LoRA alone; LoRA plus the whole embeddings module "
+        f"(patch convolution included) {compared('LoRA + vit.embeddings', 'LoRA only')} LoRA alone, and it "
+        f"{compared('LoRA + vit.embeddings', 'LoRA + position embeddings')} LoRA plus the table. And the silent "
+        f"loss: the same trained model, reloaded by PEFT alone, {compared('reloaded by PEFT alone', 'LoRA only')} "
+        "LoRA only. Both fixes reload exactly (the round-trip checks above compare every logit)."
+    )
+)
 print("MEASURED", {**accuracy, "zero_shot_old_size": zero_shot_old_size})
 
 # %%
@@ -618,18 +717,27 @@ answer = None  # your prediction: "trained" or "base"
 
 # %%
 # The experiment: a new reload (the models above are left as they are).
-reread = PeftModel.from_pretrained(fresh_base(), whole_dir).get_base_model().vit.embeddings.position_embeddings
+reread = (
+    PeftModel.from_pretrained(fresh_base(), whole_dir).get_base_model().vit.embeddings.position_embeddings
+)
 trained_table = whole.get_base_model().vit.embeddings.modules_to_save["default"].position_embeddings
-happened = ("trained" if torch.equal(reread, trained_table)
-            else "base" if torch.equal(reread, pe.vit_embeddings(base).position_embeddings) else "neither")
+happened = (
+    "trained"
+    if torch.equal(reread, trained_table)
+    else "base"
+    if torch.equal(reread, pe.vit_embeddings(base).position_embeddings)
+    else "neither"
+)
 print("the reloaded model's table is the", happened, "one")
 import peftlab.exercises  # the self-checking exercise cells
 
 _ = peftlab.exercises.check(
-    "04.1", answer, expected=happened,
+    "04.1",
+    answer,
+    expected=happened,
     hint="the wrapper holds two copies of ViTEmbeddings; which one runs, and which one did save_pretrained write?",
     explain="save_pretrained wrote the trained copy of the whole module, from_pretrained put it back as the "
-            "wrapper's active copy, and (since PEFT PR #2117) reading an attribute through the wrapper reads that copy.",
+    "wrapper's active copy, and (since PEFT PR #2117) reading an attribute through the wrapper reads that copy.",
 )
 
 # %% [markdown]
@@ -652,10 +760,12 @@ except Exception as error:  # noqa: BLE001  (whatever the installed versions rai
     happened, said = "error", f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:160]}"
 print(happened, "|", said)
 _ = peftlab.exercises.check(
-    "04.2", answer, expected=happened,
+    "04.2",
+    answer,
+    expected=happened,
     hint="the saved copy of vit.embeddings holds a table of 65 rows; how many rows has the 32 px model's table?",
     explain="the saved table (65 rows) does not fit the 32 px model's (17 rows): from_pretrained refuses, loudly. "
-            "Resize the base first (fresh_base above), then load.",
+    "Resize the base first (fresh_base above), then load.",
 )
 
 # %% [markdown]
@@ -670,7 +780,9 @@ answer = None  # your answer: an integer
 
 # %%
 _ = peftlab.exercises.check(
-    "04.3", answer, expected=1 + (512 // 16) ** 2,
+    "04.3",
+    answer,
+    expected=1 + (512 // 16) ** 2,
     hint="one row per patch of the grid (side = image size / patch size), plus one for the class token",
     explain="(512 / 16)² = 1,024 patch rows plus the class token's row: 1,025, interpolated from 196 + 1.",
 )
@@ -685,16 +797,20 @@ _ = peftlab.exercises.check(
 # %%
 answer = None  # your answer: a string, e.g. "something.embeddings"
 
+
 # %%
 def wraps_embeddings_alone(entry: str) -> bool:
     """True when ``modules_to_save=[entry]`` wraps exactly one module, the ``ViTEmbeddings``."""
-    wrapped = pe.wrapped_modules(get_peft_model(fresh_base(), LoraConfig(r=8, target_modules=TARGETS,
-                                                                         modules_to_save=[entry])))
+    wrapped = pe.wrapped_modules(
+        get_peft_model(fresh_base(), LoraConfig(r=8, target_modules=TARGETS, modules_to_save=[entry]))
+    )
     return wrapped == ["vit.embeddings"]
 
 
 _ = peftlab.exercises.check(
-    "04.4", answer, test=wraps_embeddings_alone,
+    "04.4",
+    answer,
+    test=wraps_embeddings_alone,
     hint='entries match name suffixes, and "embeddings" also ends "vit.embeddings.patch_embeddings"',
     explain="the full path matches one module only; a bare suffix also wraps patch_embeddings inside it (trap 4).",
 )

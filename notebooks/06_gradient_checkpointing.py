@@ -50,8 +50,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab only: install peftlab, keeping Colab's own torch
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
+        check=True,
+    )
 
 # %%
 import time
@@ -64,7 +66,7 @@ peftlab.quiet_known_noise()  # three third-party messages that teach nothing her
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # or "Salesforce/blip2-opt-2.7b" on a Colab GPU: 3.7 billion parameters, about 2.5 GB in 4-bit
+CHECKPOINT = "tiny"  # or "Salesforce/blip2-opt-2.7b" on a Colab GPU: 3.7 B parameters, about 2.5 GB in 4-bit
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 QUANTIZE = False  # True for the real checkpoint: 4-bit NF4 (bitsandbytes, a CUDA GPU); the tiny model trains in float32
 LORA_STEPS = 120  # optimiser steps; keep 120 with the real checkpoint
@@ -103,8 +105,10 @@ for use_reentrant, needs_grad in [(True, False), (True, True), (False, False)]:
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         out = checkpoint(layer, x.clone().requires_grad_(needs_grad), use_reentrant=use_reentrant)
-    print(f"use_reentrant={use_reentrant!s:<5} input requires grad: {needs_grad!s:<5} -> output has a grad_fn: "
-          f"{out.grad_fn is not None}" + "".join(f"  | torch says: {w.message}" for w in said))
+    print(
+        f"use_reentrant={use_reentrant!s:<5} input requires grad: {needs_grad!s:<5} -> output has a grad_fn: "
+        f"{out.grad_fn is not None}" + "".join(f"  | torch says: {w.message}" for w in said)
+    )
 
 # %% [markdown]
 # The first line is the whole failure. A model is a chain of such layers; if nothing before the first
@@ -164,8 +168,11 @@ def enable_checkpointing(model, enable=True, **kwargs):
 
 def lora_gradients(peft_model):
     """{lora_B parameter: norm of its gradient, None when it got none}, after a backward pass."""
-    return {name: (p.grad.norm().item() if p.grad is not None else None)
-            for name, p in peft_model.named_parameters() if "lora_B" in name}
+    return {
+        name: (p.grad.norm().item() if p.grad is not None else None)
+        for name, p in peft_model.named_parameters()
+        if "lora_B" in name
+    }
 
 
 def one_step(peft_model):
@@ -187,7 +194,9 @@ def one_step(peft_model):
 # the end asks you about a variant.)
 
 # %%
-lora_text = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])  # notebook 02's
+lora_text = LoraConfig(
+    r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"]
+)  # notebook 02's
 after_model = get_peft_model(fresh(), lora_text)
 enable_checkpointing(after_model)  # the Trainer's order: after get_peft_model
 with expect_failure("gc_enabled_after_peft_model") as after:
@@ -261,25 +270,36 @@ from peftlab.doctor.checkpointing import makes_grad
 silent_base = silent_model.get_base_model()
 in_effect = getattr(silent_base.vision_model.encoder, "_gradient_checkpointing_func", None)
 use_reentrant = getattr(in_effect, "keywords", {}).get("use_reentrant", True)
-hooked = [name for name, module in silent_base.named_modules()
-          if any(makes_grad(hook) for hook in module._forward_hooks.values())]
+hooked = [
+    name
+    for name, module in silent_base.named_modules()
+    if any(makes_grad(hook) for hook in module._forward_hooks.values())
+]
 print("gradient_checkpointing_enable() chose use_reentrant =", use_reentrant)
 print("modules whose output is made to require grad:", *hooked, sep="\n  ")
 default_change, towers_change = change("gc_default_non_reentrant"), change("input_grads_every_tower")
-display(Markdown(
-    f"`gradient_checkpointing_enable()` defaults to `use_reentrant=False` from {default_change.phrase()}, "
-    f"and `enable_input_require_grads()` hooks the input embeddings of every sub-model that has them "
-    f"(here: {', '.join(f'`{name}`' for name in hooked)}) from {towers_change.phrase()}; before that it "
-    "hooks the language model's token embeddings only. "
-    + ("On this stack the defaults are reentrant and only the OPT's input is hooked: the ViT's layers see "
-       "pixels through a frozen patch embedding, so its LoRA gets nothing"
-       + (", and neither does the Q-Former's, whose layers are checkpointed here too and whose input is "
-          "the ViT's output and its frozen query tokens." if "qformer" in no_gradient else
-          ". The Q-Former's LoRA does learn: on this version its layers are not checkpointed (its encoder "
-          "reads `config.gradient_checkpointing`, which `gradient_checkpointing_enable()` does not set).")
-       if use_reentrant else
-       "On this stack the default is non-reentrant, so every adapted layer gets its gradient whatever is "
-       "hooked; and if you do ask for reentrant checkpointing, the hooks sit on every tower's input.")))
+display(
+    Markdown(
+        f"`gradient_checkpointing_enable()` defaults to `use_reentrant=False` from {default_change.phrase()}, "
+        f"and `enable_input_require_grads()` hooks the input embeddings of every sub-model that has them "
+        f"(here: {', '.join(f'`{name}`' for name in hooked)}) from {towers_change.phrase()}; before that it "
+        "hooks the language model's token embeddings only. "
+        + (
+            "On this stack the defaults are reentrant and only the OPT's input is hooked: the ViT's layers see "
+            "pixels through a frozen patch embedding, so its LoRA gets nothing"
+            + (
+                ", and neither does the Q-Former's, whose layers are checkpointed here too and whose input is "
+                "the ViT's output and its frozen query tokens."
+                if "qformer" in no_gradient
+                else ". The Q-Former's LoRA does learn: on this version its layers are not checkpointed (its encoder "
+                "reads `config.gradient_checkpointing`, which `gradient_checkpointing_enable()` does not set)."
+            )
+            if use_reentrant
+            else "On this stack the default is non-reentrant, so every adapted layer gets its gradient whatever is "
+            "hooked; and if you do ask for reentrant checkpointing, the hooks sit on every tower's input."
+        )
+    )
+)
 print("The registry's explanation for these versions:\n ", silent.expectation.reason)
 
 # %% [markdown]
@@ -295,8 +315,9 @@ print("The registry's explanation for these versions:\n ", silent.expectation.re
 model = fresh()
 checkpointing_kwargs = {"use_reentrant": False}
 if getattr(model, "is_loaded_in_4bit", False):
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
-                                            gradient_checkpointing_kwargs=checkpointing_kwargs)
+    model = prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs=checkpointing_kwargs
+    )
 else:
     enable_checkpointing(model, gradient_checkpointing_kwargs=checkpointing_kwargs)
     model.enable_input_require_grads()
@@ -312,18 +333,25 @@ fixed_model.print_trainable_parameters()
 one_step(fixed_model)
 fixed_norms = lora_gradients(fixed_model)
 missing = [n for n, norm in fixed_norms.items() if not norm]
-scorecard.check("every LoRA layer of every tower gets a non-zero gradient at step 1", not missing,
-                f"{len(fixed_norms) - len(missing)} of {len(fixed_norms)} lora_B matrices; smallest norm "
-                f"{min((v for v in fixed_norms.values() if v), default=0):.2g}", headline=True,
-                value=len(fixed_norms) - len(missing))
+scorecard.check(
+    "every LoRA layer of every tower gets a non-zero gradient at step 1",
+    not missing,
+    f"{len(fixed_norms) - len(missing)} of {len(fixed_norms)} lora_B matrices; smallest norm "
+    f"{min((v for v in fixed_norms.values() if v), default=0):.2g}",
+    headline=True,
+    value=len(fixed_norms) - len(missing),
+)
 for part, label in gradient_flow.PARTS.items():
     norms = [v for n, v in fixed_norms.items() if gradient_flow.part_of(n) == part]
     if norms:
-        print(f"{label:<13} {sum(bool(v) for v in norms)} of {len(norms)} got a gradient, "
-              f"norms {min(norms):.2g} to {max(norms):.2g}")
-gradient_flow.gradient_norms_figure({"checkpointing with the defaults": silent_norms,
-                                     "use_reentrant=False": fixed_norms},
-                                    "gradient of each LoRA layer's lora_B at step 1")
+        print(
+            f"{label:<13} {sum(bool(v) for v in norms)} of {len(norms)} got a gradient, "
+            f"norms {min(norms):.2g} to {max(norms):.2g}"
+        )
+gradient_flow.gradient_norms_figure(
+    {"checkpointing with the defaults": silent_norms, "use_reentrant=False": fixed_norms},
+    "gradient of each LoRA layer's lora_B at step 1",
+)
 
 # %% [markdown]
 # **Proof 2: training.** The fixed model trains for `LORA_STEPS` steps with checkpointing on. The
@@ -334,14 +362,19 @@ gradient_flow.gradient_norms_figure({"checkpointing with the defaults": silent_n
 fixed_model.zero_grad(set_to_none=True)
 silent_model.zero_grad(set_to_none=True)
 losses = peftlab.train.train(fixed_model, train_batches, LORA_STEPS, lr=LR, desc="LoRA, use_reentrant=False")
-with warnings.catch_warnings(record=True) as said:  # torch's only symptom, once per step: counted, not repeated
+with warnings.catch_warnings(
+    record=True
+) as said:  # torch's only symptom, once per step: counted, not repeated
     warnings.simplefilter("always", UserWarning)
     silent_losses = peftlab.train.train(silent_model, train_batches, LORA_STEPS, lr=LR, desc="LoRA, defaults")
 none_warnings = [w for w in said if "None of the inputs have requires_grad" in str(w.message)]
-print(f"torch warned {len(none_warnings)} times while training with the defaults"
-      + (f": {str(none_warnings[0].message)}" if none_warnings else ""))
+print(
+    f"torch warned {len(none_warnings)} times while training with the defaults"
+    + (f": {str(none_warnings[0].message)}" if none_warnings else "")
+)
 after_fix = vqa.accuracy_report(fixed_model, processor, test_set, batch_size=EVAL_BATCH_SIZE)
 plots.loss_curves({"use_reentrant=False": losses, "checkpointing with the defaults": silent_losses})
+
 
 # %%
 def lora_b_moved(peft_model):
@@ -356,12 +389,18 @@ def lora_b_moved(peft_model):
 
 
 for label, peft_model in {"defaults": silent_model, "use_reentrant=False": fixed_model}.items():
-    print(f"{label:<20}", "; ".join(f"{part} {done}/{total} lora_B moved"
-                                     for part, (done, total) in lora_b_moved(peft_model).items()))
+    print(
+        f"{label:<20}",
+        "; ".join(
+            f"{part} {done}/{total} lora_B moved" for part, (done, total) in lora_b_moved(peft_model).items()
+        ),
+    )
 moved = lora_b_moved(fixed_model)
-scorecard.check("after training, every lora_B of every tower has moved from zero",
-                all(done == total for done, total in moved.values()),
-                "; ".join(f"{part} {d}/{t}" for part, (d, t) in moved.items()))
+scorecard.check(
+    "after training, every lora_B of every tower has moved from zero",
+    all(done == total for done, total in moved.values()),
+    "; ".join(f"{part} {d}/{t}" for part, (d, t) in moved.items()),
+)
 
 # %%
 # Thresholds from `peftlab sweep`: SEED 0-4 x pre-training seeds 0-2 (PEFTLAB_PRETRAIN_SEED) on both stacks,
@@ -370,14 +409,21 @@ scorecard.check("after training, every lora_B of every tower has moved from zero
 # images 67% / 85% and 69% / 88%. Thresholds about a third below the smallest min: 40% and 45%.
 LOSS_RATIO_MAX, MIN_CLOSED = 0.6, {"colour": 0.40, "colour (yellow images)": 0.45}
 first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-scorecard.check("loss falls", last < LOSS_RATIO_MAX * first,
-                f"mean of first 5 steps {first:.3f} -> last 5 steps {last:.3f}", value=last / first)
+scorecard.check(
+    "loss falls",
+    last < LOSS_RATIO_MAX * first,
+    f"mean of first 5 steps {first:.3f} -> last 5 steps {last:.3f}",
+    value=last / first,
+)
 for name, min_closed in MIN_CLOSED.items():
     scorecard.check_headroom(f"{name} answers on held-out images", before[name], after_fix[name], min_closed)
 for name in before:
     print(f"{name:<24} base {before[name]:>4.0%}   LoRA with checkpointing {after_fix[name]:>4.0%}")
-plots.bars({"base": before["colour"], "LoRA, checkpointing fixed": after_fix["colour"]},
-           "what colour is the shape? (held-out images)", "accuracy")
+plots.bars(
+    {"base": before["colour"], "LoRA, checkpointing fixed": after_fix["colour"]},
+    "what colour is the shape? (held-out images)",
+    "accuracy",
+)
 
 # %% [markdown]
 # ## What checkpointing saves
@@ -387,6 +433,7 @@ plots.bars({"base": before["colour"], "LoRA, checkpointing fixed": after_fix["co
 # the peak memory one training step allocates; on any device, the bytes autograd keeps for the
 # backward pass during the forward pass (the model's own weights left out): the activations that
 # checkpointing drops and recomputes. A CPU has no allocator statistics to measure a peak with.
+
 
 # %%
 def forward_loss():
@@ -414,23 +461,37 @@ for setting in kept:
 share = kept["checkpointing on"] / kept["checkpointing off"]
 # Measured (the same for every seed): 42% on the documented stack, whose Q-Former is not checkpointed, 15% on
 # the current one; threshold 50%.
-scorecard.check("checkpointing keeps less than half the activations for the backward pass", share < 0.5,
-                f"{kept['checkpointing on'] / 1e6:.2f} MB vs {kept['checkpointing off'] / 1e6:.2f} MB ({share:.0%})",
-                value=share)
-gradient_flow.memory_figure(peaks if all(peaks.values()) else kept,
-                            "peak memory of a training step" if all(peaks.values())
-                            else f"activations kept for the backward pass (batch of {BATCH_SIZE})")
+scorecard.check(
+    "checkpointing keeps less than half the activations for the backward pass",
+    share < 0.5,
+    f"{kept['checkpointing on'] / 1e6:.2f} MB vs {kept['checkpointing off'] / 1e6:.2f} MB ({share:.0%})",
+    value=share,
+)
+gradient_flow.memory_figure(
+    peaks if all(peaks.values()) else kept,
+    "peak memory of a training step"
+    if all(peaks.values())
+    else f"activations kept for the backward pass (batch of {BATCH_SIZE})",
+)
 
 # %%
 from peftlab.doctor.checkpointing import checkpointed_layers
 
 parts_checkpointed = {gradient_flow.part_of(name) for name in checkpointed_layers(fixed_model)}
-display(Markdown(
-    f"Checkpointing keeps {share:.0%} of the activations here. The layers checkpointed on this stack: "
-    + ", ".join(label for part, label in gradient_flow.PARTS.items() if part in parts_checkpointed) + "."
-    + ("" if "qformer" in parts_checkpointed else " The Q-Former's are not (its encoder reads "
-       "`config.gradient_checkpointing`, which `gradient_checkpointing_enable()` does not set), so all of its "
-       "activations are kept; a transformers that checkpoints them keeps less.")))
+display(
+    Markdown(
+        f"Checkpointing keeps {share:.0%} of the activations here. The layers checkpointed on this stack: "
+        + ", ".join(label for part, label in gradient_flow.PARTS.items() if part in parts_checkpointed)
+        + "."
+        + (
+            ""
+            if "qformer" in parts_checkpointed
+            else " The Q-Former's are not (its encoder reads "
+            "`config.gradient_checkpointing`, which `gradient_checkpointing_enable()` does not set), so all of its "
+            "activations are kept; a transformers that checkpoints them keeps less."
+        )
+    )
+)
 
 # %% [markdown]
 # ## The doctor would have told you
@@ -453,29 +514,41 @@ def outcome(error, norms):
     return f"no gradient: {', '.join(parts)}" if parts else "learns"
 
 
-setups = {"after get_peft_model, defaults": (after_model, after.error, after_norms),
-          "after get_peft_model, use_reentrant=True": (reentrant_model, reentrant.error, reentrant_norms),
-          "before get_peft_model, defaults": (silent_model, None, silent_norms),
-          "fixed": (fixed_model, None, fixed_norms)}
+setups = {
+    "after get_peft_model, defaults": (after_model, after.error, after_norms),
+    "after get_peft_model, use_reentrant=True": (reentrant_model, reentrant.error, reentrant_norms),
+    "before get_peft_model, defaults": (silent_model, None, silent_norms),
+    "fixed": (fixed_model, None, fixed_norms),
+}
 agree = []
 for label, (peft_model, error, norms) in setups.items():
     diagnosis = peftlab.doctor(peft_model)
     codes = [f.code for f in diagnosis.of("checkpointing")]
-    predicted_parts = sorted({gradient_flow.part_of(n) for s in dead_stacks(peft_model)[0] for n in s.trainable})
+    predicted_parts = sorted(
+        {gradient_flow.part_of(n) for s in dead_stacks(peft_model)[0] for n in s.trainable}
+    )
     measured = outcome(error, norms)
-    predicted = ("error" if "checkpointing.no_input_requires_grad" in codes else
-                 f"no gradient: {', '.join(predicted_parts)}" if codes else "learns")
+    predicted = (
+        "error"
+        if "checkpointing.no_input_requires_grad" in codes
+        else f"no gradient: {', '.join(predicted_parts)}"
+        if codes
+        else "learns"
+    )
     agree.append(predicted == measured)
     print(f"{label:<42} happened: {measured:<28} doctor: {predicted}")
-scorecard.check("the doctor predicts every setup of this notebook", all(agree), f"{sum(agree)} of {len(agree)} agree")
+scorecard.check(
+    "the doctor predicts every setup of this notebook", all(agree), f"{sum(agree)} of {len(agree)} agree"
+)
 
 # %% [markdown]
 # The setup that raises on every stack, and the fixed one:
 
 # %%
 flagged = peftlab.doctor(reentrant_model)
-scorecard.check_flagged("reentrant checkpointing switched on after get_peft_model", flagged, "checkpointing",
-                        reentrant.error)
+scorecard.check_flagged(
+    "reentrant checkpointing switched on after get_peft_model", flagged, "checkpointing", reentrant.error
+)
 flagged
 
 # %%
@@ -510,12 +583,15 @@ print("what happened:", vision_outcome)
 
 # %%
 peftlab.exercises.check(
-    "06.1", answer, expected=vision_outcome,
+    "06.1",
+    answer,
+    expected=vision_outcome,
     hint="Which implementation does gradient_checkpointing_enable() choose here, and is the ViT's input hooked? "
-         "If nothing the ViT computes needs a gradient, does the loss still have a grad_fn?",
+    "If nothing the ViT computes needs a gradient, does the loss still have a grad_fn?",
     explain="With reentrant checkpointing, PEFT hooks the OPT's token embeddings, so the loss has a grad_fn and "
-            "backward runs; the ViT's layers see pixels through a frozen patch embedding and get nothing. "
-            "With non-reentrant checkpointing (or hooks on every tower) the ViT learns.")
+    "backward runs; the ViT's layers see pixels through a frozen patch embedding and get nothing. "
+    "With non-reentrant checkpointing (or hooks on every tower) the ViT learns.",
+)
 
 # %% [markdown]
 # ### Exercise 2: what reentrant checkpointing looks at
@@ -530,10 +606,13 @@ answer = None  # your answer: "a", "b" or "c"
 
 # %%
 peftlab.exercises.check(
-    "06.2", answer, expected="b",
+    "06.2",
+    answer,
+    expected="b",
     hint="In the ten-line demo, the LoRA matrix required grad in every case. What changed between the lines?",
     explain="Reentrant checkpointing runs the layer under no_grad and attaches a grad_fn to its output only "
-            "when an input requires grad; the parameters inside are not consulted.")
+    "when an input requires grad; the parameters inside are not consulted.",
+)
 
 # %% [markdown]
 # ### Exercise 3: the memory bill
@@ -547,10 +626,13 @@ answer = None  # your answer: a number between 0 and 1
 
 # %%
 peftlab.exercises.check(
-    "06.3", answer, test=lambda a: abs(float(a) - share) < 0.03,
+    "06.3",
+    answer,
+    test=lambda a: abs(float(a) - share) < 0.03,
     hint="Divide the two 'saved for backward' figures printed in the memory section.",
     explain="A checkpointed layer keeps only its input; everything computed inside it is recomputed in the "
-            "backward pass. The more layers (and the wider each), the more that drops.")
+    "backward pass. The more layers (and the wider each), the more that drops.",
+)
 
 # %% [markdown]
 # ## Recap
@@ -578,8 +660,10 @@ peftlab.exercises.check(
 # The cell below prints this run's time and the result.
 
 # %%
-print(f"{loaded_as}\nwall time {time.perf_counter() - started:.0f} s, colour accuracy "
-      f"{before['colour']:.0%} -> {after_fix['colour']:.0%}, activations kept with checkpointing {share:.0%}")
+print(
+    f"{loaded_as}\nwall time {time.perf_counter() - started:.0f} s, colour accuracy "
+    f"{before['colour']:.0%} -> {after_fix['colour']:.0%}, activations kept with checkpointing {share:.0%}"
+)
 
 # %%
 scorecard.save(seconds=time.perf_counter() - started)

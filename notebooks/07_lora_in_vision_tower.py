@@ -51,8 +51,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab only: install peftlab, keeping Colab's own torch
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "peftlab @ git+https://github.com/peftlab/peftlab"],
+        check=True,
+    )
 
 # %%
 import time
@@ -65,14 +67,14 @@ peftlab.quiet_known_noise()  # three third-party messages that teach nothing her
 print(peftlab.versions_table())
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # or "llava-hf/llava-1.5-7b-hf" on a Colab GPU: 7.1 billion parameters, about 4 GB in 4-bit NF4
+CHECKPOINT = "tiny"  # or "llava-hf/llava-1.5-7b-hf" on a Colab GPU: 7.1 B parameters, about 4 GB in 4-bit NF4
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 QUANTIZE = None  # None: 4-bit NF4 for a real checkpoint only (a T4 has 15 GB; float16 weights take 14 GB)
 LORA_STEPS = 120  # optimiser steps; keep 120 with the real checkpoint
 LR = 3e-3  # suits the tiny model; about 1e-4 (the usual QLoRA rate) with the real checkpoint (not measured here)
 BATCH_SIZE = 32  # training batch; 4 with the real checkpoint on a T4 (576 image tokens per question)
 EVAL_BATCH_SIZE = 64  # scoring batch (no gradients); 16 with the real checkpoint on a T4
-GRADIENT_CHECKPOINTING = False  # True with the real checkpoint on a T4: recompute activations in the backward pass
+GRADIENT_CHECKPOINTING = False  # True with the real checkpoint on a T4 (recompute activations)
 SEED = 0
 
 # %% [markdown]
@@ -117,9 +119,11 @@ names = {part: Counter() for part in towers.PARTS}
 for name, module in base.named_modules():
     if isinstance(module, torch.nn.Linear) and module is not base.get_output_embeddings():
         names[tower_of(name)][name.rsplit(".", 1)[-1]] += 1
-Table(["part", "linear layers (name x count)"],
-      [(part, ", ".join(f"{n} x{c}" for n, c in sorted(found.items()))) for part, found in names.items()],
-      f"{type(base).__name__}: where each linear-layer name occurs")
+Table(
+    ["part", "linear layers (name x count)"],
+    [(part, ", ".join(f"{n} x{c}" for n, c in sorted(found.items()))) for part, found in names.items()],
+    f"{type(base).__name__}: where each linear-layer name occurs",
+)
 
 # %% [markdown]
 # ## The task: questions about shapes
@@ -164,7 +168,13 @@ def lora_layers_per_part(model):
     counts = {"vision tower": 0, "projector": 0, "language model": 0}
     for name, module in model.named_modules():
         if hasattr(module, "lora_A") and hasattr(module, "base_layer"):  # a LoRA layer
-            part = "vision tower" if "vision_tower" in name else "projector" if "projector" in name else "language model"
+            part = (
+                "vision tower"
+                if "vision_tower" in name
+                else "projector"
+                if "projector" in name
+                else "language model"
+            )
             counts[part] += 1
     return counts
 
@@ -187,11 +197,13 @@ with expect_failure("llava_qv_vision_tower") as leak:
 
 # %%
 exercises.check(
-    "07.1", answer_1, expected=lora_layers_per_part(report_model)["vision tower"],
+    "07.1",
+    answer_1,
+    expected=lora_layers_per_part(report_model)["vision tower"],
     hint="count the q_proj and v_proj layers in the vision tower's 2 layers: the list has no idea which tower a name is in",
     explain="Both towers name their attention projections q_proj/v_proj, so a list entry matches in both: "
-            "2 names x 2 layers in the vision tower, and as many in the Llama.",
-)  # fmt: skip
+    "2 names x 2 layers in the vision tower, and as many in the Llama.",
+)
 
 # %% [markdown]
 # ## `"all-linear"`: more of the same
@@ -219,7 +231,9 @@ from peftlab.registry import change
 
 print("exclude_modules exists from", change("peft_exclude_modules").phrase())
 with expect_failure("llava_exclude_modules_list") as excluded:
-    exclude_list_config = LoraConfig(target_modules=["q_proj", "v_proj"], exclude_modules=["vision_tower"], **lora)
+    exclude_list_config = LoraConfig(
+        target_modules=["q_proj", "v_proj"], exclude_modules=["vision_tower"], **lora
+    )
     exclude_list_model = get_peft_model(load_model()[0], exclude_list_config)
     print(lora_layers_per_part(exclude_list_model))
     towers.assert_language_model_only(exclude_list_model)
@@ -243,11 +257,17 @@ with expect_failure("llava_exclude_modules_list") as excluded:
 regex_config = LoraConfig(target_modules=r".*language_model.*\.(q_proj|v_proj)", **lora)
 fixes = {"regex": regex_config}
 if change("peft_exclude_modules").holds():
-    fixes["exclude_modules regex"] = LoraConfig(target_modules=["q_proj", "v_proj"],
-                                                exclude_modules=r".*vision_tower.*", **lora)  # fmt: skip
+    fixes["exclude_modules regex"] = LoraConfig(
+        target_modules=["q_proj", "v_proj"], exclude_modules=r".*vision_tower.*", **lora
+    )
 fixed_models = {label: get_peft_model(load_model()[0], config) for label, config in fixes.items()}
-towers.parts_table({'["q_proj", "v_proj"] (the report)': report_model, '"all-linear"': all_linear_model,
-                    **{f"fix: {label}": m for label, m in fixed_models.items()}})  # fmt: skip
+towers.parts_table(
+    {
+        '["q_proj", "v_proj"] (the report)': report_model,
+        '"all-linear"': all_linear_model,
+        **{f"fix: {label}": m for label, m in fixed_models.items()},
+    }
+)
 
 # %%
 from peftlab import scorecard
@@ -255,9 +275,12 @@ from peftlab import scorecard
 report_lm = lora_layers_per_part(report_model)["language model"]
 for label, model in fixed_models.items():
     counts = lora_layers_per_part(model)
-    scorecard.check(f"fix ({label}): LoRA on the language model only, on the same layers as the report's list",
-                    counts == {"vision tower": 0, "projector": 0, "language model": report_lm}
-                    and towers.assert_language_model_only(model) == report_lm, f"{counts}")  # fmt: skip
+    scorecard.check(
+        f"fix ({label}): LoRA on the language model only, on the same layers as the report's list",
+        counts == {"vision tower": 0, "projector": 0, "language model": report_lm}
+        and towers.assert_language_model_only(model) == report_lm,
+        f"{counts}",
+    )
 
 # %% [markdown]
 # **The doctor would have told you.** `peftlab.doctor` reads the module names before anything is
@@ -271,7 +294,9 @@ flagged
 
 # %%
 if change("peft_exclude_modules").holds():  # the list in exclude_modules is read as PEFT reads it
-    scorecard.check_flagged('exclude_modules=["vision_tower"]', peftlab.doctor(base, exclude_list_config), "targets")
+    scorecard.check_flagged(
+        'exclude_modules=["vision_tower"]', peftlab.doctor(base, exclude_list_config), "targets"
+    )
 clear = peftlab.doctor(base, regex_config)
 scorecard.check_clear("LoRA anchored on the language model", clear)
 clear
@@ -285,19 +310,26 @@ clear
 
 # %%
 fixed_model = fixed_models["regex"]
-pixels = vqa.batches(processor, test_set[:64], batch_size=EVAL_BATCH_SIZE, with_answers=False)[0]["pixel_values"]
-features_before = {"report": towers.vision_features(report_model, pixels),
-                   "fix": towers.vision_features(fixed_model, pixels)}  # fmt: skip
+pixels = vqa.batches(processor, test_set[:64], batch_size=EVAL_BATCH_SIZE, with_answers=False)[0][
+    "pixel_values"
+]
+features_before = {
+    "report": towers.vision_features(report_model, pixels),
+    "fix": towers.vision_features(fixed_model, pixels),
+}
 losses = {}
 for label, model in (("fix", fixed_model), ("report", report_model)):
     if GRADIENT_CHECKPOINTING:  # less activation memory, one more forward pass per step
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peftlab.seed_everything(SEED)
     losses[label] = peftlab.train.train(model, train_batches, LORA_STEPS, lr=LR, desc=f"LoRA, {label}")
-features_after = {"report": towers.vision_features(report_model, pixels),
-                  "fix": towers.vision_features(fixed_model, pixels)}  # fmt: skip
-peftlab.plots.loss_curves({"fix: regex on the language model": losses["fix"],
-                           'the report: ["q_proj", "v_proj"]': losses["report"]})  # fmt: skip
+features_after = {
+    "report": towers.vision_features(report_model, pixels),
+    "fix": towers.vision_features(fixed_model, pixels),
+}
+peftlab.plots.loss_curves(
+    {"fix: regex on the language model": losses["fix"], 'the report: ["q_proj", "v_proj"]': losses["report"]}
+)
 
 # %% [markdown]
 # The fix's vision tower must give bit-identical features; the report's must not (the same
@@ -305,10 +337,17 @@ peftlab.plots.loss_curves({"fix: regex on the language model": losses["fix"],
 
 # %%
 moved = (features_after["report"] - features_before["report"]).abs().max().item()
-scorecard.check_same("fix: the vision tower's outputs are bit-identical after training",
-                     features_before["fix"], features_after["fix"])
-scorecard.check("the report's setup: the vision tower's outputs moved in training", moved > 0,
-                f"max |difference| = {moved:.3g}", value=moved)
+scorecard.check_same(
+    "fix: the vision tower's outputs are bit-identical after training",
+    features_before["fix"],
+    features_after["fix"],
+)
+scorecard.check(
+    "the report's setup: the vision tower's outputs moved in training",
+    moved > 0,
+    f"max |difference| = {moved:.3g}",
+    value=moved,
+)
 
 # %% [markdown]
 # What a serving stack receives: the saved adapter's tensors, per part. vLLM serves LoRA on the language
@@ -327,18 +366,27 @@ with tempfile.TemporaryDirectory() as folder:
         saved[label] = towers.adapter_tensors_by_part(Path(folder, label))
 for label, counts in saved.items():
     print(f"{label:<7} adapter tensors per part: {counts}")
-scorecard.check("fix: the saved adapter holds no vision-tower tensor", saved["fix"]["vision tower"] == 0
-                and saved["fix"]["language model"] > 0 and saved["report"]["vision tower"] > 0, f"{saved}")
+scorecard.check(
+    "fix: the saved adapter holds no vision-tower tensor",
+    saved["fix"]["vision tower"] == 0
+    and saved["fix"]["language model"] > 0
+    and saved["report"]["vision tower"] > 0,
+    f"{saved}",
+)
 
 # %% [markdown]
 # The task: the colour question on held-out images, yellow ones above all. The fix adapts the language
 # model alone, reading vision features that never change; it must still learn the new colour.
 
 # %%
-after = {label: vqa.accuracy_report(m, processor, test_set, batch_size=EVAL_BATCH_SIZE)
-         for label, m in (("fix", fixed_model), ("report", report_model))}  # fmt: skip
+after = {
+    label: vqa.accuracy_report(m, processor, test_set, batch_size=EVAL_BATCH_SIZE)
+    for label, m in (("fix", fixed_model), ("report", report_model))
+}
 for name in before:
-    print(f"{name:<24} base {before[name]:>4.0%}   fix {after['fix'][name]:>4.0%}   report {after['report'][name]:>4.0%}")
+    print(
+        f"{name:<24} base {before[name]:>4.0%}   fix {after['fix'][name]:>4.0%}   report {after['report'][name]:>4.0%}"
+    )
 
 # %%
 # Thresholds from `peftlab sweep`: SEED 0-4 x pre-training seeds 0-2 (PEFTLAB_PRETRAIN_SEED) on both stacks,
@@ -346,25 +394,40 @@ for name in before:
 # stack, 90% / 98% on the current one; threshold 55%, a third below the smallest. The larger of the shape and
 # position losses was at most 8 points (median 0); threshold 10 points.
 MIN_CLOSED = 0.55
-scorecard.check_headroom("fix: colour answers on held-out yellow images", before["colour (yellow images)"],
-                         after["fix"]["colour (yellow images)"], MIN_CLOSED)  # fmt: skip
-scorecard.check("fix: shape and position answers are not lost (at most 10 points)",
-                all(after["fix"][k] >= before[k] - 0.10 for k in ("shape", "position")),
-                ", ".join(f"{k} {before[k]:.0%} -> {after['fix'][k]:.0%}" for k in ("shape", "position")),
-                value=min(after["fix"][k] - before[k] for k in ("shape", "position")))
+scorecard.check_headroom(
+    "fix: colour answers on held-out yellow images",
+    before["colour (yellow images)"],
+    after["fix"]["colour (yellow images)"],
+    MIN_CLOSED,
+)
+scorecard.check(
+    "fix: shape and position answers are not lost (at most 10 points)",
+    all(after["fix"][k] >= before[k] - 0.10 for k in ("shape", "position")),
+    ", ".join(f"{k} {before[k]:.0%} -> {after['fix'][k]:.0%}" for k in ("shape", "position")),
+    value=min(after["fix"][k] - before[k] for k in ("shape", "position")),
+)
 
 # %%
 from IPython.display import Markdown, display
 
-trainable = {label: peftlab.train.count_parameters(m)[0] for label, m in (("report", report_model), ("fix", fixed_model))}
+trainable = {
+    label: peftlab.train.count_parameters(m)[0]
+    for label, m in (("report", report_model), ("fix", fixed_model))
+}
 yellow = {label: after[label]["colour (yellow images)"] for label in after}
-display(Markdown(
-    f"The report's list trained {trainable['report']:,} parameters, {trainable['report'] / trainable['fix']:.1f}x the "
-    f"fix's {trainable['fix']:,}, and moved the vision tower (features by up to {moved:.2g}). On yellow images it "
-    f"reached {yellow['report']:.0%}, the fix {yellow['fix']:.0%}: "
-    + ("adapting the vision tower helped this task, which is a fine choice when it is made on purpose, and "
-       "served with a stack that accepts vision-tower adapters." if yellow["report"] > yellow["fix"] else
-       "adapting the vision tower bought nothing here.")))
+display(
+    Markdown(
+        f"The report's list trained {trainable['report']:,} parameters, {trainable['report'] / trainable['fix']:.1f}x the "
+        f"fix's {trainable['fix']:,}, and moved the vision tower (features by up to {moved:.2g}). On yellow images it "
+        f"reached {yellow['report']:.0%}, the fix {yellow['fix']:.0%}: "
+        + (
+            "adapting the vision tower helped this task, which is a fine choice when it is made on purpose, and "
+            "served with a stack that accepts vision-tower adapters."
+            if yellow["report"] > yellow["fix"]
+            else "adapting the vision tower bought nothing here."
+        )
+    )
+)
 
 # %% [markdown]
 # ## The real model: what the report's list costs there
@@ -387,7 +450,9 @@ linear = {n: m for n, m in real.named_modules() if isinstance(m, torch.nn.Linear
 
 def lora_parameters(targets, exclude=None):
     """LoRA parameters per part, r=16: r x (in + out) for each linear layer the targets wrap."""
-    chosen = all_linear_names(real) if targets == "all-linear" else [n for n in linear if target_entry(n, targets)]
+    chosen = (
+        all_linear_names(real) if targets == "all-linear" else [n for n in linear if target_entry(n, targets)]
+    )
     counts = dict.fromkeys(towers.PARTS, 0)
     for name in chosen:
         if not (exclude and target_entry(name, exclude)):
@@ -395,17 +460,25 @@ def lora_parameters(targets, exclude=None):
     return counts
 
 
-rows = {'["q_proj", "v_proj"]': lora_parameters(["q_proj", "v_proj"]), '"all-linear"': lora_parameters("all-linear"),
-        "regex on language_model": lora_parameters(r".*language_model.*\.(q_proj|v_proj)")}
-Table(["target_modules", *towers.PARTS], [(k, *(f"{v[p]:,}" for p in towers.PARTS)) for k, v in rows.items()],
-      "llava-1.5-7b: LoRA parameters per part, r=16")
+rows = {
+    '["q_proj", "v_proj"]': lora_parameters(["q_proj", "v_proj"]),
+    '"all-linear"': lora_parameters("all-linear"),
+    "regex on language_model": lora_parameters(r".*language_model.*\.(q_proj|v_proj)"),
+}
+Table(
+    ["target_modules", *towers.PARTS],
+    [(k, *(f"{v[p]:,}" for p in towers.PARTS)) for k, v in rows.items()],
+    "llava-1.5-7b: LoRA parameters per part, r=16",
+)
 
 # %%
 head = real.get_output_embeddings()
 total = sum(p.numel() for p in real.parameters())
 in_linear = sum(m.weight.numel() for m in linear.values() if m is not head)
 nf4_gb = (in_linear * 0.5 + (total - in_linear) * 2) / 1e9
-print(f"{total / 1e9:.2f} billion parameters: {2 * total / 1e9:.1f} GB in float16, about {nf4_gb:.1f} GB in 4-bit NF4")
+print(
+    f"{total / 1e9:.2f} billion parameters: {2 * total / 1e9:.1f} GB in float16, about {nf4_gb:.1f} GB in 4-bit NF4"
+)
 
 # %% [markdown]
 # ## Exercises
@@ -423,24 +496,36 @@ print(f"{total / 1e9:.2f} billion parameters: {2 * total / 1e9:.1f} GB in float1
 # %%
 answer_2 = None  # your answer: a string, e.g. r"..."
 
+
 # %%
 def lands_in_language_model_only(pattern):
     """Which layers the pattern adapts on a fresh tiny LLaVA, checked with get_peft_model itself."""
     model = get_peft_model(load_model()[0], LoraConfig(target_modules=pattern, r=4))
-    counts, kinds = lora_layers_per_part(model), Counter(n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-                                                          if hasattr(m, "lora_A") and hasattr(m, "base_layer"))
+    counts, kinds = (
+        lora_layers_per_part(model),
+        Counter(
+            n.rsplit(".", 1)[-1]
+            for n, m in model.named_modules()
+            if hasattr(m, "lora_A") and hasattr(m, "base_layer")
+        ),
+    )
     layers = base.config.text_config.num_hidden_layers
-    return counts["vision tower"] == counts["projector"] == 0 and kinds == {"q_proj": layers, "k_proj": layers,
-                                                                           "v_proj": layers}
+    return counts["vision tower"] == counts["projector"] == 0 and kinds == {
+        "q_proj": layers,
+        "k_proj": layers,
+        "v_proj": layers,
+    }
 
 
 exercises.check(
-    "07.2", answer_2, test=lands_in_language_model_only,
+    "07.2",
+    answer_2,
+    test=lands_in_language_model_only,
     hint='a string is matched against the WHOLE name (re.fullmatch): start with ".*language_model" and end with '
-         r'"\.(q_proj|k_proj|v_proj)"',
+    r'"\.(q_proj|k_proj|v_proj)"',
     explain="Anchoring on the component that only the language model's names contain keeps the vision tower out "
-            "on both layouts; a list entry cannot do this, it only looks at the end of a name.",
-)  # fmt: skip
+    "on both layouts; a list entry cannot do this, it only looks at the end of a name.",
+)
 
 # %% [markdown]
 # ### Exercise 3: the exclusion that works
@@ -456,18 +541,22 @@ answer_3 = None  # your answer: a string or a list
 # %%
 def excludes_the_vision_tower(exclude):
     """True when all-linear minus ``exclude`` adapts the language model but no vision-tower layer."""
-    model = get_peft_model(load_model()[0], LoraConfig(target_modules="all-linear", exclude_modules=exclude, r=4))
+    model = get_peft_model(
+        load_model()[0], LoraConfig(target_modules="all-linear", exclude_modules=exclude, r=4)
+    )
     counts = lora_layers_per_part(model)
     return counts["vision tower"] == 0 and counts["language model"] > 0
 
 
 exercises.check(
-    "07.3", answer_3, test=excludes_the_vision_tower,
+    "07.3",
+    answer_3,
+    test=excludes_the_vision_tower,
     hint="a list entry must equal the layer's whole name or end it; a string is a regular expression over the "
-         "whole name",
+    "whole name",
     explain=f'r".*vision_tower.*" matches every name inside the tower (exclude_modules exists from '
-            f'{change("peft_exclude_modules").phrase()}).',
-)  # fmt: skip
+    f"{change('peft_exclude_modules').phrase()}).",
+)
 
 # %% [markdown]
 # ## Recap
@@ -487,8 +576,10 @@ exercises.check(
 # The cell below prints this run's time and the figures of the proof.
 
 # %%
-print(f"wall time {time.perf_counter() - started:.0f} s; yellow images {before['colour (yellow images)']:.0%} -> "
-      f"{after['fix']['colour (yellow images)']:.0%} (fix); vision tower moved by {moved:.3g} (report), 0 (fix)")
+print(
+    f"wall time {time.perf_counter() - started:.0f} s; yellow images {before['colour (yellow images)']:.0%} -> "
+    f"{after['fix']['colour (yellow images)']:.0%} (fix); vision tower moved by {moved:.3g} (report), 0 (fix)"
+)
 
 # %%
 scorecard.save(seconds=time.perf_counter() - started)

@@ -12,6 +12,19 @@ from peftlab.versions import installed, stack_name, versions_table
 __version__ = "0.1.0"
 
 __all__ = [
-    "capture", "data", "exercises", "plots", "registry", "retrieval", "scorecard", "train",
-    "doctor", "installed", "pick_device", "quiet_known_noise", "seed_everything", "stack_name", "versions_table",
-]  # fmt: skip
+    "capture",
+    "data",
+    "exercises",
+    "plots",
+    "registry",
+    "retrieval",
+    "scorecard",
+    "train",
+    "doctor",
+    "installed",
+    "pick_device",
+    "quiet_known_noise",
+    "seed_everything",
+    "stack_name",
+    "versions_table",
+]

@@ -152,7 +152,7 @@ _MISMATCH_PATTERNS = (
     re.compile(
         rf"size mismatch for ([\w.]+): copying a param with shape {_SIZE} from checkpoint, "
         rf"the shape in current model is {_SIZE}"
-    ),  # fmt: skip
+    ),
     # transformers 4.x with ignore_mismatched_sizes=True (a warning)
     re.compile(rf"- ([\w.]+): found shape {_SIZE} in the checkpoint and {_SIZE} in the model"),
     # transformers 5.x LOAD REPORT (layer numbers already folded into {0, 1})
@@ -258,9 +258,12 @@ def assert_loaded(
     missing = [k for k in saved if k not in have]
     reshaped = [k for k in saved if k in have and have[k].shape != saved[k].shape]
     changed = [
-        k for k in saved if k in have and have[k].shape == saved[k].shape
+        k
+        for k in saved
+        if k in have
+        and have[k].shape == saved[k].shape
         and not torch.equal(have[k].detach().cpu(), saved[k].to(have[k].dtype))
-    ]  # fmt: skip
+    ]
     if missing or reshaped or changed:
         first = (reshaped or changed or missing)[0]
         detail = (

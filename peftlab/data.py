@@ -24,10 +24,19 @@ POSITIONS = ("left", "right", "top", "bottom")
 
 #: Chinese words for the captions used by notebook 05 (Chinese-CLIP).
 CHINESE = {
-    "circle": "圆形", "square": "方形", "triangle": "三角形", "cross": "十字",
-    "red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色",
-    "left": "左边", "right": "右边", "top": "上边", "bottom": "下边",
-}  # fmt: skip
+    "circle": "圆形",
+    "square": "方形",
+    "triangle": "三角形",
+    "cross": "十字",
+    "red": "红色",
+    "green": "绿色",
+    "blue": "蓝色",
+    "yellow": "黄色",
+    "left": "左边",
+    "right": "右边",
+    "top": "上边",
+    "bottom": "下边",
+}
 
 #: The colours the tiny models see in pre-training; fine-tuning adds the rest (see pretraining).
 BASE_COLOURS = ("red", "green", "blue")

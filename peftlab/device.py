@@ -30,8 +30,10 @@ def placement(target: torch.device, quantization_config: object | None = None) -
     bitsandbytes places the weights itself."""
     if quantization_config is None:
         return {}
-    return {"quantization_config": quantization_config,
-            "device_map": {"": (target.index or 0) if target.type == "cuda" else target.type}}  # fmt: skip
+    return {
+        "quantization_config": quantization_config,
+        "device_map": {"": (target.index or 0) if target.type == "cuda" else target.type},
+    }
 
 
 def _mps_available() -> bool:

@@ -75,5 +75,8 @@ def all_linear_names(model: torch.nn.Module) -> list[str]:
     base = base_model(model)
     getter = getattr(base, "get_output_embeddings", None)
     head = getter() if callable(getter) else None
-    return [name for name, m in base.named_modules()
-            if isinstance(m, (torch.nn.Linear, Conv1D)) and m is not head and "lora_" not in name]  # fmt: skip
+    return [
+        name
+        for name, m in base.named_modules()
+        if isinstance(m, (torch.nn.Linear, Conv1D)) and m is not head and "lora_" not in name
+    ]

@@ -26,13 +26,22 @@ class Noise:
 
 
 KNOWN = (
-    Noise("warnings:FutureWarning", r"`is_gradient_checkpointing` is deprecated",
-          "PEFT asks transformers 5 for this attribute inside get_peft_model; nothing in the notebook uses it."),
-    Noise("bitsandbytes.backends.cpu.ops", r"Failed to load CPU gemm_4bit_forward from kernels-community",
-          "an optional CPU kernel that bitsandbytes would download from the Hub; 4-bit works without it."),
-    Noise("transformers.utils.import_utils", r"`\w+ImageProcessor` requires torchvision \(not installed\)",
-          "the PIL image processor it falls back to gives the same pixels for these images."),
-)  # fmt: skip
+    Noise(
+        "warnings:FutureWarning",
+        r"`is_gradient_checkpointing` is deprecated",
+        "PEFT asks transformers 5 for this attribute inside get_peft_model; nothing in the notebook uses it.",
+    ),
+    Noise(
+        "bitsandbytes.backends.cpu.ops",
+        r"Failed to load CPU gemm_4bit_forward from kernels-community",
+        "an optional CPU kernel that bitsandbytes would download from the Hub; 4-bit works without it.",
+    ),
+    Noise(
+        "transformers.utils.import_utils",
+        r"`\w+ImageProcessor` requires torchvision \(not installed\)",
+        "the PIL image processor it falls back to gives the same pixels for these images.",
+    ),
+)
 
 
 class _DropMatching(logging.Filter):
@@ -51,8 +60,11 @@ def quiet_known_noise(known: tuple[Noise, ...] = KNOWN) -> list[str]:
     done = []
     for noise in known:
         if noise.source.startswith("warnings:"):
-            category = {"FutureWarning": FutureWarning, "DeprecationWarning": DeprecationWarning,
-                        "UserWarning": UserWarning}[noise.source.split(":", 1)[1]]  # fmt: skip
+            category = {
+                "FutureWarning": FutureWarning,
+                "DeprecationWarning": DeprecationWarning,
+                "UserWarning": UserWarning,
+            }[noise.source.split(":", 1)[1]]
             warnings.filterwarnings("ignore", message=noise.pattern, category=category)
         else:
             logger = logging.getLogger(noise.source)

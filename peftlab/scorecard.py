@@ -69,8 +69,16 @@ def check(
     Everywhere else it is judged as usual.
     """
     if needs_pretrained and random_weights():
-        _checks.append({"claim": claim, "passed": None, "figure": f"{figure} ({NOT_JUDGED})",
-                        "headline": headline, "value": value, "judged": False})  # fmt: skip
+        _checks.append(
+            {
+                "claim": claim,
+                "passed": None,
+                "figure": f"{figure} ({NOT_JUDGED})",
+                "headline": headline,
+                "value": value,
+                "judged": False,
+            }
+        )
         print(f"NOT JUDGED  {claim}: {figure} ({NOT_JUDGED})")
         return
     _checks.append(
@@ -92,8 +100,14 @@ def check_gain(
         figure = f"{before:.0%} -> {after:.0%} (needs +{min_gain:.0%})"
     else:
         figure = f"{before:.4g} -> {after:.4g} (needs +{min_gain:.4g})"
-    check(claim, after - before >= min_gain, figure, headline=not any(c["headline"] for c in _checks),
-          value=after - before, needs_pretrained=needs_pretrained)  # fmt: skip
+    check(
+        claim,
+        after - before >= min_gain,
+        figure,
+        headline=not any(c["headline"] for c in _checks),
+        value=after - before,
+        needs_pretrained=needs_pretrained,
+    )
 
 
 def headroom_closed(before: float, after: float) -> float:
@@ -113,8 +127,14 @@ def check_headroom(
     """
     share = headroom_closed(before, after)
     figure = f"{before:.0%} -> {after:.0%}: closes {share:.0%} of the gap to 100% (needs {min_share:.0%})"
-    check(claim, share >= min_share, figure, headline=not any(c["headline"] for c in _checks), value=share,
-          needs_pretrained=needs_pretrained)  # fmt: skip
+    check(
+        claim,
+        share >= min_share,
+        figure,
+        headline=not any(c["headline"] for c in _checks),
+        value=share,
+        needs_pretrained=needs_pretrained,
+    )
 
 
 def check_same(claim: str, a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> None:
@@ -147,8 +167,11 @@ def check_clear(setup: str, diagnosis: Diagnosis) -> None:
     """Check that the doctor finds no problem with a fixed ``setup`` (advisories allowed, and named)."""
     advisories = [f.code for f in diagnosis.findings if f.severity == "advisory"]
     figure = ", ".join(f.code for f in diagnosis.problems) or "no problems"
-    check(f"the doctor has no problem with {setup}", diagnosis.ok,
-          figure + (f" (advisories: {', '.join(advisories)})" if advisories else ""))  # fmt: skip
+    check(
+        f"the doctor has no problem with {setup}",
+        diagnosis.ok,
+        figure + (f" (advisories: {', '.join(advisories)})" if advisories else ""),
+    )
 
 
 def notebook_of_failures(failures: list[dict]) -> str | None:
@@ -200,8 +223,12 @@ def resources() -> dict:
     from peftlab.train import STEP_SECONDS
 
     per_step = statistics.median(STEP_SECONDS) if STEP_SECONDS else None
-    return {"peak_rss_mb": round(peak_rss_mb(), 1), "seconds_per_step": per_step,
-            "steps_timed": len(STEP_SECONDS), "random_weights": random_weights()}  # fmt: skip
+    return {
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "seconds_per_step": per_step,
+        "steps_timed": len(STEP_SECONDS),
+        "random_weights": random_weights(),
+    }
 
 
 def card(notebook: str | None = None, seconds: float | None = None) -> dict:

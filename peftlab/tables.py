@@ -28,10 +28,11 @@ class Table:
     def _repr_html_(self) -> str:
         head = "".join(f"<th style='text-align:left'>{html.escape(str(c))}</th>" for c in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'><code>{html.escape(str(v))}</code></td>" for v in row)
+            "<tr>"
+            + "".join(f"<td style='text-align:left'><code>{html.escape(str(v))}</code></td>" for v in row)
             + "</tr>"
             for row in self.rows
-        )  # fmt: skip
+        )
         title = f"<b>{html.escape(self.title)}</b>" if self.title else ""
         notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes)
         return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"

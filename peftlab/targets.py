@@ -158,8 +158,10 @@ def preview_targets(
 
 def _outcome(wrapped: list[str], unsupported: list[str], skipped: int) -> str:
     if unsupported:
-        return (f"Outcome: ValueError 'Target module ... is not supported' at the first of "
-                f"{len(unsupported)} modules LoRA cannot wrap: {unsupported[0]}.")  # fmt: skip
+        return (
+            f"Outcome: ValueError 'Target module ... is not supported' at the first of "
+            f"{len(unsupported)} modules LoRA cannot wrap: {unsupported[0]}."
+        )
     if not wrapped:
         why = (
             f"all {skipped} matches lie inside adapter layers and are skipped"

@@ -69,8 +69,12 @@ def batches(
         asked = [kinds[(start + i) % len(kinds)] for i in range(len(chunk))]
         prompts = [prompt(QUESTIONS[k]) for k in asked]
         texts = [f"{p} {answer(s, k)}{tokenizer.eos_token}" for p, s, k in zip(prompts, chunk, asked)]
-        enc = processor(images=[s.image for s in chunk], text=texts if with_answers else prompts,
-                        padding=True, return_tensors="pt")  # fmt: skip
+        enc = processor(
+            images=[s.image for s in chunk],
+            text=texts if with_answers else prompts,
+            padding=True,
+            return_tensors="pt",
+        )
         batch = {k: enc[k] for k in ("pixel_values", "input_ids", "attention_mask")}
         if with_answers:
             labels = batch["input_ids"].clone()
@@ -174,7 +178,9 @@ def show_answers(samples: Sequence[Sample], answers: dict[str, Sequence[str]], k
 
     titles = []
     for i, s in enumerate(samples[:n]):
-        lines = [f"{name}: {a[i] or '(nothing)'} {'✓' if a[i].split()[:1] == [answer(s, kind)] else '✗'}"
-                 for name, a in answers.items()]  # fmt: skip
+        lines = [
+            f"{name}: {a[i] or '(nothing)'} {'✓' if a[i].split()[:1] == [answer(s, kind)] else '✗'}"
+            for name, a in answers.items()
+        ]
         titles.append("\n".join(lines))
     return image_grid([s.image for s in samples[:n]], titles)

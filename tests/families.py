@@ -22,8 +22,17 @@ def _pixels(size: int = 32, batch: int = 2) -> torch.Tensor:
 
 
 def _vision(**extra: object) -> dict:
-    return dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                image_size=32, patch_size=8) | extra  # fmt: skip
+    return (
+        dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        )
+        | extra
+    )
 
 
 def siglip(hidden: int = 32, layers: int = 2, image_size: int = 32) -> tuple[torch.nn.Module, dict]:
@@ -31,10 +40,20 @@ def siglip(hidden: int = 32, layers: int = 2, image_size: int = 32) -> tuple[tor
     from transformers import SiglipConfig, SiglipModel
 
     torch.manual_seed(SEED)
-    text = dict(vocab_size=VOCAB, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                num_attention_heads=4, max_position_embeddings=16)  # fmt: skip
-    config = SiglipConfig(text_config=text, vision_config=_vision(hidden_size=hidden, intermediate_size=2 * hidden,
-                                                                  num_hidden_layers=layers, image_size=image_size))  # fmt: skip
+    text = dict(
+        vocab_size=VOCAB,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        max_position_embeddings=16,
+    )
+    config = SiglipConfig(
+        text_config=text,
+        vision_config=_vision(
+            hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, image_size=image_size
+        ),
+    )
     return SiglipModel(config).eval(), {"input_ids": _ids(), "pixel_values": _pixels(image_size)}
 
 
@@ -43,8 +62,16 @@ def altclip() -> tuple[torch.nn.Module, dict]:
     from transformers import AltCLIPConfig, AltCLIPModel
 
     torch.manual_seed(SEED)
-    text = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                intermediate_size=64, project_dim=32, max_position_embeddings=40, pad_token_id=1)  # fmt: skip
+    text = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        project_dim=32,
+        max_position_embeddings=40,
+        pad_token_id=1,
+    )
     config = AltCLIPConfig(text_config=text, vision_config=_vision(), projection_dim=32)
     return AltCLIPModel(config).eval(), {"input_ids": _ids(), "pixel_values": _pixels()}
 
@@ -54,8 +81,16 @@ def blip() -> tuple[torch.nn.Module, dict]:
     from transformers import BlipConfig, BlipForConditionalGeneration
 
     torch.manual_seed(SEED)
-    text = dict(vocab_size=VOCAB, hidden_size=32, encoder_hidden_size=32, intermediate_size=64, projection_dim=32,
-                num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=40)  # fmt: skip
+    text = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        encoder_hidden_size=32,
+        intermediate_size=64,
+        projection_dim=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=40,
+    )
     config = BlipConfig(text_config=text, vision_config=_vision(), projection_dim=32)
     return BlipForConditionalGeneration(config).eval(), {"pixel_values": _pixels(), "input_ids": _ids()}
 
@@ -66,11 +101,23 @@ def llava() -> tuple[torch.nn.Module, dict]:
 
     torch.manual_seed(SEED)
     image_token = VOCAB - 1
-    text = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64)  # fmt: skip
-    config = LlavaConfig(vision_config=CLIPVisionConfig(**_vision(projection_dim=32)), text_config=text,
-                         image_token_index=image_token, projector_hidden_act="gelu",
-                         vision_feature_select_strategy="default", vision_feature_layer=-1)  # fmt: skip
+    text = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
+    )
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(**_vision(projection_dim=32)),
+        text_config=text,
+        image_token_index=image_token,
+        projector_hidden_act="gelu",
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
     ids = torch.cat([torch.full((2, 16), image_token), _ids()], dim=1)
     return LlavaForConditionalGeneration(config).eval(), {"input_ids": ids, "pixel_values": _pixels()}
 
@@ -89,15 +136,34 @@ def swin() -> tuple[torch.nn.Module, dict]:
     from transformers import SwinConfig, SwinForImageClassification
 
     torch.manual_seed(SEED)
-    config = SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
-                        window_size=4, num_labels=3)  # fmt: skip
+    config = SwinConfig(
+        image_size=32,
+        patch_size=4,
+        embed_dim=16,
+        depths=[1, 1],
+        num_heads=[2, 2],
+        window_size=4,
+        num_labels=3,
+    )
     return SwinForImageClassification(config).eval(), {"pixel_values": _pixels()}
 
 
 def _llama_like(**extra: object) -> dict:
-    return dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=4, max_position_embeddings=64, bos_token_id=1, eos_token_id=2,
-                pad_token_id=0) | extra  # fmt: skip
+    return (
+        dict(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=64,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
+        | extra
+    )
 
 
 def paligemma() -> torch.nn.Module:
@@ -111,8 +177,12 @@ def paligemma() -> torch.nn.Module:
 
     torch.manual_seed(SEED)
     text = GemmaConfig(**_llama_like(num_key_value_heads=1, head_dim=8))
-    config = PaliGemmaConfig(vision_config=SiglipVisionConfig(**_vision()).to_dict(), text_config=text.to_dict(),
-                             image_token_index=VOCAB - 1, projection_dim=32)  # fmt: skip
+    config = PaliGemmaConfig(
+        vision_config=SiglipVisionConfig(**_vision()).to_dict(),
+        text_config=text.to_dict(),
+        image_token_index=VOCAB - 1,
+        projection_dim=32,
+    )
     return PaliGemmaForConditionalGeneration(config).eval()
 
 
@@ -121,8 +191,12 @@ def idefics3() -> torch.nn.Module:
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, LlamaConfig
 
     torch.manual_seed(SEED)
-    config = Idefics3Config(vision_config=_vision(), text_config=LlamaConfig(**_llama_like()).to_dict(),
-                            image_token_id=VOCAB - 1, scale_factor=2)  # fmt: skip
+    config = Idefics3Config(
+        vision_config=_vision(),
+        text_config=LlamaConfig(**_llama_like()).to_dict(),
+        image_token_id=VOCAB - 1,
+        scale_factor=2,
+    )
     return Idefics3ForConditionalGeneration(config).eval()
 
 
@@ -134,8 +208,17 @@ def qwen2_vl() -> torch.nn.Module:
 
     torch.manual_seed(SEED)
     text = _llama_like(num_key_value_heads=2, rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]})
-    vision = dict(depth=2, embed_dim=32, hidden_size=32, num_heads=4, mlp_ratio=2, patch_size=4, spatial_merge_size=2,
-                  temporal_patch_size=2, in_channels=3)  # fmt: skip
+    vision = dict(
+        depth=2,
+        embed_dim=32,
+        hidden_size=32,
+        num_heads=4,
+        mlp_ratio=2,
+        patch_size=4,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        in_channels=3,
+    )
     if "text_config" in inspect.signature(Qwen2VLConfig.__init__).parameters:  # transformers 5: nested
         config = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=VOCAB - 1)
     else:  # transformers 4.x: the text model's settings at the top level
@@ -143,5 +226,14 @@ def qwen2_vl() -> torch.nn.Module:
     return Qwen2VLForConditionalGeneration(config).eval()
 
 
-FAMILIES = {"siglip": siglip, "altclip": altclip, "blip": blip, "llava": llava, "deit": deit, "swin": swin,
-            "paligemma": paligemma, "idefics3": idefics3, "qwen2_vl": qwen2_vl}  # fmt: skip
+FAMILIES = {
+    "siglip": siglip,
+    "altclip": altclip,
+    "blip": blip,
+    "llava": llava,
+    "deit": deit,
+    "swin": swin,
+    "paligemma": paligemma,
+    "idefics3": idefics3,
+    "qwen2_vl": qwen2_vl,
+}

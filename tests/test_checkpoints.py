@@ -24,7 +24,7 @@ SEED_ERROR = "\n".join(
         ("mlp.c_proj.bias", "1024", "768"),
         ("ln_2.weight", "1024", "768"),
         ("attn.in_proj_weight", "3072, 1024", "2304, 768"),
-    ]  # fmt: skip
+    ]
 )
 TRANSFORMERS_4_WARNING = (
     "- vision_model.encoder.layers.0.mlp.fc1.weight: found shape torch.Size([256, 64]) in the checkpoint "
@@ -42,8 +42,15 @@ TRANSFORMERS_5_REPORT = (
 
 def test_summarise_the_original_report():
     table = cp.summarise_mismatch(SEED_ERROR)
-    assert table.rows == [["module.visual.transformer.resblocks.*", "36", "[1024] [3072, 1024]", "[768] [2304, 768]",
-                           "1024 -> 768, 3072 -> 2304"]]  # fmt: skip
+    assert table.rows == [
+        [
+            "module.visual.transformer.resblocks.*",
+            "36",
+            "[1024] [3072, 1024]",
+            "[768] [2304, 768]",
+            "1024 -> 768, 3072 -> 2304",
+        ]
+    ]
     assert "1024 -> 768" in str(table) and "<table>" in table._repr_html_()
 
 

@@ -17,7 +17,17 @@ from peftlab.models import chinese_clip as cc
 def test_character_tokenizer_spells_every_caption(tmp_path):
     tok = cc.chinese_tokenizer(tmp_path)
     assert tok.convert_ids_to_tokens(tok("左边的黄色三角形")["input_ids"]) == [
-        "[CLS]", "左", "边", "的", "黄", "色", "三", "角", "形", "[SEP]"]  # fmt: skip
+        "[CLS]",
+        "左",
+        "边",
+        "的",
+        "黄",
+        "色",
+        "三",
+        "角",
+        "形",
+        "[SEP]",
+    ]
     captions = retrieval.prompts(chinese=True) + [s.caption_zh for s in data.make_shapes(64)]
     ids = tok(captions, padding=True)["input_ids"]
     assert tok.unk_token_id not in {i for row in ids for i in row}
@@ -55,8 +65,10 @@ def test_lora_targets_per_tower():
     layers = model.config.vision_config.num_hidden_layers
     qv = get_peft_model(model, LoraConfig(target_modules=["q_proj", "v_proj"]))
     assert cc.lora_layers_per_tower(qv) == {"vision_model": 2 * layers, "text_model": 0, "elsewhere": 0}
-    both = get_peft_model(ChineseCLIPModel(cc.tiny_config("base")),
-                          LoraConfig(target_modules=["q_proj", "v_proj", "query", "value"]))  # fmt: skip
+    both = get_peft_model(
+        ChineseCLIPModel(cc.tiny_config("base")),
+        LoraConfig(target_modules=["q_proj", "v_proj", "query", "value"]),
+    )
     counts = cc.lora_layers_per_tower(both)
     assert (
         counts["text_model"] == 2 * model.config.text_config.num_hidden_layers and counts["vision_model"] > 0

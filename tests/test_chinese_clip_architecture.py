@@ -25,16 +25,29 @@ VIT_RELEASES = [r for r in cs.RELEASES if r["hub_id"]]
 with gzip.open(Path(__file__).parent / "data" / "cn_clip_shapes.json.gz", "rt") as f:
     CN_CLIP_SHAPES = json.load(f)
 #: Parameter counts of the model card of the original release.
-PARAMETERS_M = {"CN-CLIP RN50": 77, "CN-CLIP ViT-B/16": 188, "CN-CLIP ViT-L/14": 406,
-                "CN-CLIP ViT-L/14@336px": 407, "CN-CLIP ViT-H/14": 958}  # fmt: skip
+PARAMETERS_M = {
+    "CN-CLIP RN50": 77,
+    "CN-CLIP ViT-B/16": 188,
+    "CN-CLIP ViT-L/14": 406,
+    "CN-CLIP ViT-L/14@336px": 407,
+    "CN-CLIP ViT-H/14": 958,
+}
 
 
 def expected(release, vision=None, text=None):
     v = (vision or cs.VISION_MODELS)[release["vision"]]
     t = (text or cs.TEXT_MODELS)[release["text"]]
-    return {"vision_width": v["width"], "vision_layers": v["layers"], "patch_size": v["patch_size"],
-            "image_size": v["image_size"], "projection_dim": v["embed_dim"], "text_width": t["width"],
-            "text_layers": t["layers"], "text_intermediate": t["intermediate"], "vocab_size": t["vocab_size"]}  # fmt: skip
+    return {
+        "vision_width": v["width"],
+        "vision_layers": v["layers"],
+        "patch_size": v["patch_size"],
+        "image_size": v["image_size"],
+        "projection_dim": v["embed_dim"],
+        "text_width": t["width"],
+        "text_layers": t["layers"],
+        "text_intermediate": t["intermediate"],
+        "vocab_size": t["vocab_size"],
+    }
 
 
 def fields(arch):
@@ -71,11 +84,25 @@ def scaled_tables(width_div=16, depth_div=4):
     def depth(n):
         return tuple(n) if isinstance(n, tuple) else math.ceil(n / depth_div)
 
-    vision = {n: {**v, "width": v["width"] // width_div, "head_width": v["head_width"] // width_div,
-                  "embed_dim": v["embed_dim"] // width_div, "layers": depth(v["layers"])}
-              for n, v in cs.VISION_MODELS.items()}  # fmt: skip
-    text = {n: {**t, "width": t["width"] // width_div, "intermediate": t["intermediate"] // width_div,
-                "layers": depth(t["layers"])} for n, t in cs.TEXT_MODELS.items()}  # fmt: skip
+    vision = {
+        n: {
+            **v,
+            "width": v["width"] // width_div,
+            "head_width": v["head_width"] // width_div,
+            "embed_dim": v["embed_dim"] // width_div,
+            "layers": depth(v["layers"]),
+        }
+        for n, v in cs.VISION_MODELS.items()
+    }
+    text = {
+        n: {
+            **t,
+            "width": t["width"] // width_div,
+            "intermediate": t["intermediate"] // width_div,
+            "layers": depth(t["layers"]),
+        }
+        for n, t in cs.TEXT_MODELS.items()
+    }
     return vision, text
 
 
@@ -100,8 +127,10 @@ def test_original_code_names(file):
     entry = CN_CLIP_SHAPES[file]
     release = next(r for r in cs.RELEASES if r["file"] == file)
     # as an original checkpoint stores them: under "state_dict", with DistributedDataParallel's prefix
-    checkpoint = {"epoch": 1, "state_dict": {f"module.{k}": torch.empty(v, device="meta")
-                                             for k, v in entry["shapes"].items()}}  # fmt: skip
+    checkpoint = {
+        "epoch": 1,
+        "state_dict": {f"module.{k}": torch.empty(v, device="meta") for k, v in entry["shapes"].items()},
+    }
     ident = cs.identify(checkpoint)
     assert ident.architecture.naming == "cn_clip"
     assert fields(ident.architecture) == expected(release)
@@ -144,10 +173,24 @@ def test_no_known_model():
 
 
 def test_not_a_chinese_clip_checkpoint():
-    clip = CLIPModel(CLIPConfig(text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                                             "num_attention_heads": 2},
-                                vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                                               "num_attention_heads": 2, "image_size": 32, "patch_size": 8}))  # fmt: skip
+    clip = CLIPModel(
+        CLIPConfig(
+            text_config={
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+            },
+            vision_config={
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "image_size": 32,
+                "patch_size": 8,
+            },
+        )
+    )
     with pytest.raises(ValueError, match="Not a Chinese-CLIP checkpoint"):
         cs.infer_architecture(clip.state_dict())
 

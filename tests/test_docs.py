@@ -85,8 +85,12 @@ def test_reproduces_on_reads_the_registry():
 
 
 def _card(notebook, failures, passed=True):
-    return {"notebook": notebook, "stack": "current", "checks": [{"claim": "c", "passed": passed, "figure": "1 -> 2", "headline": True}],
-            "failures": [{"id": f.id, "reproduced": True, "outcome": f"{f.id}Error"} for f in failures]}  # fmt: skip
+    return {
+        "notebook": notebook,
+        "stack": "current",
+        "checks": [{"claim": "c", "passed": passed, "figure": "1 -> 2", "headline": True}],
+        "failures": [{"id": f.id, "reproduced": True, "outcome": f"{f.id}Error"} for f in failures],
+    }
 
 
 def test_index_has_a_row_per_failure_and_links_every_notebook():
@@ -129,8 +133,13 @@ def test_index_row_of_a_primer_says_it_shows_no_failure():
     from peftlab.registry import LESSONS
 
     primer = next(name for name, lesson in LESSONS.items() if lesson.primer)
-    card = {"notebook": primer, "primer": True, "stack": "current", "failures": [],
-            "checks": [{"claim": "c", "passed": True, "figure": "8 layers", "headline": True}]}  # fmt: skip
+    card = {
+        "notebook": primer,
+        "primer": True,
+        "stack": "current",
+        "failures": [],
+        "checks": [{"claim": "c", "passed": True, "figure": "8 layers", "headline": True}],
+    }
     page = docs.index_html([Outcome(primer, 9.0, card)], {primer: "t"})
     assert "none: a primer" in page and "not reached" not in page and '<tr class="ok">' in page
     stopped = docs.index_html([Outcome(primer, 9.0, None, "a cell failed under nbmake")], {primer: "t"})

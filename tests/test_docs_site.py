@@ -26,9 +26,19 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 NOTEBOOKS = [p.stem for p in find_notebooks(ROOT / "notebooks")]
 # Without these Chromium hangs on network look-ups here; the resolver rule makes any remote fetch
 # fail at once, so a page that needs the network shows it (and its console says so).
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1280,1000", "--hide-scrollbars"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--window-size=1280,1000",
+    "--hide-scrollbars",
+]
 MAX_HEIGHT = 16000  # px: Chromium cannot capture a taller screenshot in one piece
 
 #: Set by CI (`.ci/run`, ci.yml): a missing browser or site fails instead of skipping.

@@ -164,8 +164,11 @@ def _lora_in_vision_tower(model: torch.nn.Module, build) -> tuple[int, int]:  # 
     return inside, len(names) - inside
 
 
-@pytest.mark.parametrize(("build", "targets"), [(paligemma, ["q_proj", "v_proj"]), (idefics3, ["q_proj", "v_proj"]),
-                                                (qwen2_vl, "all-linear")], ids=["paligemma", "idefics3", "qwen2_vl"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("build", "targets"),
+    [(paligemma, ["q_proj", "v_proj"]), (idefics3, ["q_proj", "v_proj"]), (qwen2_vl, "all-linear")],
+    ids=["paligemma", "idefics3", "qwen2_vl"],
+)
 def test_targets_in_two_towers_flagged_and_confirmed(build, targets) -> None:
     config = LoraConfig(target_modules=targets)
     d = peftlab.doctor(build(), config)
@@ -180,11 +183,14 @@ def _anchored(build) -> LoraConfig:  # noqa: ANN001
 
 @pytest.mark.parametrize(
     ("build", "config"),
-    [(paligemma, _anchored(paligemma)), (idefics3, _anchored(idefics3)),
-     (idefics3, LoraConfig(target_modules="all-linear", exclude_modules=r".*vision_model.*")),
-     (qwen2_vl, LoraConfig(target_modules=["q_proj", "v_proj"]))],  # Qwen2-VL's vision attention is a fused qkv
+    [
+        (paligemma, _anchored(paligemma)),
+        (idefics3, _anchored(idefics3)),
+        (idefics3, LoraConfig(target_modules="all-linear", exclude_modules=r".*vision_model.*")),
+        (qwen2_vl, LoraConfig(target_modules=["q_proj", "v_proj"])),
+    ],  # Qwen2-VL's vision attention is a fused qkv
     ids=["paligemma_regex", "idefics3_regex", "idefics3_exclude_regex", "qwen2_vl_q_v"],
-)  # fmt: skip
+)
 def test_targets_in_one_tower_clear_and_confirmed(build, config: LoraConfig) -> None:
     d = peftlab.doctor(build(), config)
     assert "targets.multi_tower" not in d.codes() and d.ok, str(d)
@@ -368,8 +374,15 @@ def test_a_wider_checkpoint_keeps_the_head_width_where_the_head_count_cannot(tmp
 
     def build(width: int, heads: int) -> torch.nn.Module:
         torch.manual_seed(0)
-        config = DeiTConfig(hidden_size=width, num_attention_heads=heads, intermediate_size=2 * width,
-                            num_hidden_layers=2, image_size=32, patch_size=8, num_labels=3)  # fmt: skip
+        config = DeiTConfig(
+            hidden_size=width,
+            num_attention_heads=heads,
+            intermediate_size=2 * width,
+            num_hidden_layers=2,
+            image_size=32,
+            patch_size=8,
+            num_labels=3,
+        )
         return DeiTForImageClassification(config).eval()
 
     build(64, 4).save_pretrained(tmp_path)  # heads 16 wide; 3 heads cannot divide 64
@@ -378,8 +391,11 @@ def test_a_wider_checkpoint_keeps_the_head_width_where_the_head_count_cannot(tmp
         f for f in peftlab.doctor(model, checkpoint=tmp_path) if f.code == "checkpoint.shape_mismatch"
     )
     assert "verified" in finding.fix and "num_attention_heads 3 -> 4" in finding.fix
-    want = checkpoints.align_names(checkpoints.as_loaded(checkpoints.read_shapes(tmp_path), model),
-                                   checkpoints.model_shapes(model), model.base_model_prefix)  # fmt: skip
+    want = checkpoints.align_names(
+        checkpoints.as_loaded(checkpoints.read_shapes(tmp_path), model),
+        checkpoints.model_shapes(model),
+        model.base_model_prefix,
+    )
     changes, left = shapes.matching_config(model, want)
     assert left == 0 and changes["num_attention_heads"] == (3, 4) and changes["hidden_size"] == (48, 64)
     config = model.config
@@ -494,8 +510,9 @@ def test_command_line_on_a_model_folder(tmp_path, capsys) -> None:
     from peftlab.tools.cli import main
 
     siglip(hidden=48)[0].save_pretrained(tmp_path / "model")
-    get_peft_model(siglip(hidden=48)[0], LoraConfig(task_type="FEATURE_EXTRACTION", target_modules=["q_proj"])
-                   ).save_pretrained(tmp_path / "adapter")  # fmt: skip
+    get_peft_model(
+        siglip(hidden=48)[0], LoraConfig(task_type="FEATURE_EXTRACTION", target_modules=["q_proj"])
+    ).save_pretrained(tmp_path / "adapter")
     assert main(["doctor", str(tmp_path / "model")]) == 0
     assert "no problems found" in capsys.readouterr().out
     assert (
@@ -514,8 +531,11 @@ def test_a_100m_parameter_model_is_checked_in_a_fraction_of_a_second() -> None:
     with torch.device("meta"):
         model = CLIPModel(CLIPConfig())  # ViT-B/32 CLIP at full size, no memory used
     assert sum(p.numel() for p in model.parameters()) > 100_000_000
-    config = LoraConfig(task_type="FEATURE_EXTRACTION", target_modules=["q_proj", "v_proj"],
-                        modules_to_save=["visual_projection"])  # fmt: skip
+    config = LoraConfig(
+        task_type="FEATURE_EXTRACTION",
+        target_modules=["q_proj", "v_proj"],
+        modules_to_save=["visual_projection"],
+    )
     checkpoint = dict(model.state_dict())
     d = peftlab.doctor(model, config, checkpoint=checkpoint)  # the first call imports what it reads
     assert "wrapper" in classes(d) and not d.of("checkpoint"), str(d)
@@ -572,7 +592,7 @@ def _backward(wrapped, inputs) -> set[str]:  # noqa: ANN001
         n.removeprefix("base_model.model.")
         for n, p in wrapped.named_parameters()
         if p.requires_grad and (p.grad is None or not p.grad.any()) and "lora_A" not in n
-    }  # fmt: skip  (lora_A's gradient is zero at step 1: lora_B starts at zero)
+    }  # lora_A's gradient is zero at step 1: lora_B starts at zero
 
 
 @pytest.mark.parametrize("build", [deit, swin, siglip], ids=["deit", "swin", "siglip"])
@@ -599,10 +619,27 @@ def test_vision_tower_without_gradient_flagged_and_confirmed(build) -> None:
     assert all("vision" in n for n in no_gradient)
 
 
-@pytest.mark.parametrize(("build", "text_hook"), [(deit, False), (deit, None), (siglip, False), (siglip, True),
-                                                  (siglip, None), (llava, True), (llava, None)],
-                         ids=["deit", "deit-installed_hooks", "siglip", "siglip-text_hook", "siglip-installed_hooks",
-                              "llava-text_hook", "llava-installed_hooks"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("build", "text_hook"),
+    [
+        (deit, False),
+        (deit, None),
+        (siglip, False),
+        (siglip, True),
+        (siglip, None),
+        (llava, True),
+        (llava, None),
+    ],
+    ids=[
+        "deit",
+        "deit-installed_hooks",
+        "siglip",
+        "siglip-text_hook",
+        "siglip-installed_hooks",
+        "llava-text_hook",
+        "llava-installed_hooks",
+    ],
+)
 def test_non_reentrant_checkpointing_is_healthy_and_every_adapter_learns(
     build, text_hook: bool | None
 ) -> None:

@@ -14,8 +14,16 @@ assert DOCTOR, "no doctor modules found: the checks below would pass on nothing"
 #: The peftlab modules the doctor may use: none holds one notebook's model family or task (an
 #: allow-list, so that a new import is a decision: position_embeddings, chinese_clip_architecture,
 #: retrieval, vqa, data and the model loaders are lesson modules).
-GENERIC = {"peftlab.checkpoints", "peftlab.module_names", "peftlab.hub", "peftlab.detectors", "peftlab.registry",
-           "peftlab.tables", "peftlab.targets", "peftlab.versions"}  # fmt: skip
+GENERIC = {
+    "peftlab.checkpoints",
+    "peftlab.module_names",
+    "peftlab.hub",
+    "peftlab.detectors",
+    "peftlab.registry",
+    "peftlab.tables",
+    "peftlab.targets",
+    "peftlab.versions",
+}
 
 
 def imported(tree: ast.Module) -> dict[str, str]:
@@ -49,9 +57,15 @@ def private_uses(tree: ast.Module) -> list[str]:
     """Names starting with ``_`` taken from another module: imported, or read as ``module._name``."""
     names = imported(tree)
     found = [full for full in names.values() if full.rsplit(".", 1)[1].startswith("_")]
-    found += [f"{node.value.id}.{node.attr}" for node in ast.walk(tree)
-              if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-              and node.value.id in names and node.attr.startswith("_") and not node.attr.startswith("__")]  # fmt: skip
+    found += [
+        f"{node.value.id}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in names
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    ]
     return found
 
 
@@ -59,15 +73,26 @@ def _model_classes() -> set[str]:
     """Every model class transformers exports (read from its lazy import table: nothing is loaded)."""
     import transformers
 
-    return {n for n in dir(transformers) if n[:1].isupper() and not n.startswith("Auto")
-            and (n.endswith("Model") or "For" in n) and "Config" not in n}  # fmt: skip
+    return {
+        n
+        for n in dir(transformers)
+        if n[:1].isupper()
+        and not n.startswith("Auto")
+        and (n.endswith("Model") or "For" in n)
+        and "Config" not in n
+    }
 
 
 def _code_words(tree: ast.Module) -> set[str]:
     """Identifiers and string constants of the code, docstrings left out."""
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
-                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}  # fmt: skip
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     words = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):

@@ -15,10 +15,15 @@ class Recorded(Exception):
 
 @pytest.mark.parametrize(
     "module, load",
-    [(clip, clip.load_clip), (blip2, blip2.load_blip2), (opt, opt.load_opt), (vit, vit.load_vit),
-     (chinese_clip, lambda: chinese_clip.tiny_folder("large"))],
+    [
+        (clip, clip.load_clip),
+        (blip2, blip2.load_blip2),
+        (opt, opt.load_opt),
+        (vit, vit.load_vit),
+        (chinese_clip, lambda: chinese_clip.tiny_folder("large")),
+    ],
     ids=["clip", "blip2", "opt", "vit", "chinese_clip"],
-)  # fmt: skip
+)
 def test_every_tiny_family_reads_the_pretrain_seed(module, load, monkeypatch):
     seeds = []
 

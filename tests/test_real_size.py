@@ -67,8 +67,14 @@ def test_not_judged_only_under_random_weights(monkeypatch):
 
 def _card(passed):
     checks = [{"claim": f"c{i}", "passed": p, "figure": "", "headline": False} for i, p in enumerate(passed)]
-    return {"failures": [{"id": "x", "reproduced": True, "outcome": "TypeError"}], "checks": checks,
-            "stack": "current", "versions": {}, "peak_rss_mb": 2048.0, "seconds_per_step": 1.5}  # fmt: skip
+    return {
+        "failures": [{"id": "x", "reproduced": True, "outcome": "TypeError"}],
+        "checks": checks,
+        "stack": "current",
+        "versions": {},
+        "peak_rss_mb": 2048.0,
+        "seconds_per_step": 1.5,
+    }
 
 
 def test_not_judged_never_counts_as_passed():
@@ -135,8 +141,14 @@ def test_a_checkpoint_without_head_gets_the_same_head_at_every_load(tmp_path):
 
     from peftlab.models.vit import load_vit
 
-    config = ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                       image_size=32, patch_size=8)  # fmt: skip
+    config = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+    )
     ViTModel(config).save_pretrained(tmp_path)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
     first, second = load_vit(str(tmp_path), device="cpu")[0], load_vit(str(tmp_path), device="cpu")[0]
@@ -149,9 +161,18 @@ def test_readme_memory_table_comes_from_the_facts_file(tmp_path):
 
     from peftlab.tools.readme import real_size_table
 
-    facts = {"notebooks": {"01_clip_task_type": {
-        "checkpoints": ["openai/clip-vit-base-patch32"], "parameters": {"BATCH_SIZE": 8, "LORA_STEPS": 3},
-        "peak_rss_mb": 2048.0, "seconds_per_step": 4.25, "stack": "current", "measured": "2026-12-02"}}}  # fmt: skip
+    facts = {
+        "notebooks": {
+            "01_clip_task_type": {
+                "checkpoints": ["openai/clip-vit-base-patch32"],
+                "parameters": {"BATCH_SIZE": 8, "LORA_STEPS": 3},
+                "peak_rss_mb": 2048.0,
+                "seconds_per_step": 4.25,
+                "stack": "current",
+                "measured": "2026-12-02",
+            }
+        }
+    }
     path = tmp_path / "real_size.json"
     path.write_text(json.dumps(facts))
     text = real_size_table(path)

@@ -10,9 +10,16 @@ from peftlab.tools.sweep import summarise
 
 
 def card(seed, value, passed=True):
-    return {"notebook": "01_x", "seed": seed, "pretrain_seed": 0, "error": "" if passed else "AssertionError",
-            "checks": [{"claim": "gain", "passed": passed, "figure": f"closes {value:.0%}", "value": value},
-                       {"claim": "no value", "passed": True, "figure": "ok", "value": None}]}  # fmt: skip
+    return {
+        "notebook": "01_x",
+        "seed": seed,
+        "pretrain_seed": 0,
+        "error": "" if passed else "AssertionError",
+        "checks": [
+            {"claim": "gain", "passed": passed, "figure": f"closes {value:.0%}", "value": value},
+            {"claim": "no value", "passed": True, "figure": "ok", "value": None},
+        ],
+    }
 
 
 def test_summary_gives_the_spread_and_a_failing_figure():

@@ -15,13 +15,17 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 @pytest.mark.parametrize(
     ("name", "part"),
-    [("language_model.model.layers.0.self_attn.q_proj", "language model"),  # transformers 4.x
-     ("model.language_model.layers.0.self_attn.q_proj", "language model"),  # transformers 5.x
-     ("vision_tower.vision_model.encoder.layers.1.self_attn.v_proj", "vision tower"),
-     ("base_model.model.model.vision_tower.encoder.layers.0.mlp.fc1", "vision tower"),
-     ("multi_modal_projector.linear_1", "projector"), ("lm_head", "language model"),
-     ("model.visual.merger.mlp.0", "vision tower"), ("model.layers.0.self_attn.q_proj", "language model")],
-)  # fmt: skip
+    [
+        ("language_model.model.layers.0.self_attn.q_proj", "language model"),  # transformers 4.x
+        ("model.language_model.layers.0.self_attn.q_proj", "language model"),  # transformers 5.x
+        ("vision_tower.vision_model.encoder.layers.1.self_attn.v_proj", "vision tower"),
+        ("base_model.model.model.vision_tower.encoder.layers.0.mlp.fc1", "vision tower"),
+        ("multi_modal_projector.linear_1", "projector"),
+        ("lm_head", "language model"),
+        ("model.visual.merger.mlp.0", "vision tower"),
+        ("model.layers.0.self_attn.q_proj", "language model"),
+    ],
+)
 def test_tower_of_reads_both_layouts(name: str, part: str) -> None:
     assert tower_of(name) == part
 

@@ -49,11 +49,14 @@ def test_notebook_04_widget_cell_never_waits_for_the_timeout():
     notebook = new_notebook(cells=[new_code_cell(STUBS)] + [new_code_cell(cell) for _ in range(40)])
     took = {}
     client = NotebookClient(
-        notebook, timeout=3, kernel_name="python3",
+        notebook,
+        timeout=3,
+        kernel_name="python3",
         on_cell_start=lambda cell, cell_index: took.__setitem__(cell_index, time.perf_counter()),
         on_cell_executed=lambda cell, cell_index, execute_reply: took.__setitem__(
-            cell_index, time.perf_counter() - took[cell_index]),
-    )  # fmt: skip
+            cell_index, time.perf_counter() - took[cell_index]
+        ),
+    )
     client.execute()
     slow = [i for i, seconds in took.items() if i > 0 and seconds > 2.5]
     assert not slow, f"{len(slow)} of 40 widget cells waited for nbclient's timeout"
@@ -65,6 +68,12 @@ def test_notebook_04_ten_papermill_runs_none_stalls(tmp_path):
     source = ROOT / "notebooks" / "04_vit_position_embeddings.ipynb"
     for run in range(10):
         start = time.perf_counter()
-        papermill.execute_notebook(str(source), str(tmp_path / f"run{run}.ipynb"), parameters={"SEED": run % 5},
-                                   cwd=str(source.parent), execution_timeout=300, progress_bar=False)  # fmt: skip
+        papermill.execute_notebook(
+            str(source),
+            str(tmp_path / f"run{run}.ipynb"),
+            parameters={"SEED": run % 5},
+            cwd=str(source.parent),
+            execution_timeout=300,
+            progress_bar=False,
+        )
         assert time.perf_counter() - start < 300, f"run {run} took as long as the timeout"

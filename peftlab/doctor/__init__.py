@@ -74,8 +74,10 @@ def _subject(model: torch.nn.Module, peft_config: Any, checkpoint: Any) -> str:
     parts = [type(model).__name__ + (f" around {type(base).__name__}" if base is not model else "")]
     if peft_config is not None:
         task = getattr(peft_config, "task_type", None)
-        parts.append(f"{type(peft_config).__name__}(task_type={getattr(task, 'value', task)}, "
-                     f"target_modules={_short(getattr(peft_config, 'target_modules', None))})")  # fmt: skip
+        parts.append(
+            f"{type(peft_config).__name__}(task_type={getattr(task, 'value', task)}, "
+            f"target_modules={_short(getattr(peft_config, 'target_modules', None))})"
+        )
     if checkpoint is not None:
         parts.append(
             f"checkpoint {Path(checkpoint).name if isinstance(checkpoint, (str, Path)) else '(state dict)'}"

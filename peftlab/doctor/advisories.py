@@ -20,8 +20,17 @@ from peftlab.versions import pinned_versions, version_of
 
 #: Model types whose attention projections are query/key/value on the documented stack and
 #: q_proj/k_proj/v_proj (with o_proj) on the current one (measured on both).
-RENAMED_ATTENTION = ("beit", "deit", "dinov2", "dinov2_with_registers", "ijepa", "segformer", "swin", "vit",
-                     "vit_msn")  # fmt: skip
+RENAMED_ATTENTION = (
+    "beit",
+    "deit",
+    "dinov2",
+    "dinov2_with_registers",
+    "ijepa",
+    "segformer",
+    "swin",
+    "vit",
+    "vit_msn",
+)
 OLD_TO_NEW = {"query": "q_proj", "key": "k_proj", "value": "v_proj"}
 
 
@@ -37,19 +46,26 @@ def renamed_attention(model: torch.nn.Module, peft_config: Any) -> list[Finding]
     new = [OLD_TO_NEW[t] for t in old]
     here = linear_layer_names(model)
     if all(t in here for t in old):  # the installed transformers still has the old names
-        what = (f"Works here; on later transformers (ViT: from {change('vit_attention_renamed').phrase()}) {old} "
-                "match nothing (get_peft_model raises), and adapters saved here carry the old names.")  # fmt: skip
+        what = (
+            f"Works here; on later transformers (ViT: from {change('vit_attention_renamed').phrase()}) {old} "
+            "match nothing (get_peft_model raises), and adapters saved here carry the old names."
+        )
     else:
         what = f"{old} are this model's names before transformers 5; the installed version calls them {new}."
-    return [Finding(
-        "versions", "versions.renamed_attention", "advisory", what,
-        f"model_type={model_type!r}: attention layers query/key/value on transformers "
-        f"{pinned_versions('documented')['transformers']}, q_proj/k_proj/v_proj/o_proj on "
-        f"{pinned_versions('current')['transformers']} (measured).",
-        "Read the names from the installed model (peftlab.module_names.attention_targets) instead "
-        "of hard-coding them, and pin transformers beside any saved adapter.",
-        when="another transformers version",
-    )]  # fmt: skip
+    return [
+        Finding(
+            "versions",
+            "versions.renamed_attention",
+            "advisory",
+            what,
+            f"model_type={model_type!r}: attention layers query/key/value on transformers "
+            f"{pinned_versions('documented')['transformers']}, q_proj/k_proj/v_proj/o_proj on "
+            f"{pinned_versions('current')['transformers']} (measured).",
+            "Read the names from the installed model (peftlab.module_names.attention_targets) instead "
+            "of hard-coding them, and pin transformers beside any saved adapter.",
+            when="another transformers version",
+        )
+    ]
 
 
 def removed_auto_class(model: torch.nn.Module) -> list[Finding]:
@@ -61,15 +77,19 @@ def removed_auto_class(model: torch.nn.Module) -> list[Finding]:
     name = type(base_model(model)).__name__
     if name not in MODEL_FOR_VISION_2_SEQ_MAPPING_NAMES.values():
         return []
-    return [Finding(
-        "versions", "versions.removed_auto_class", "advisory",
-        "Code that loads this model with AutoModelForVision2Seq raises ImportError from "
-        f"{change('vision2seq_removed').phrase()} on.",
-        f"{name} is in AutoModelForVision2Seq's mapping on the installed transformers "
-        f"{version_of('transformers')}.",
-        "Load it with AutoModelForImageTextToText (or the model class itself), which works on 4.x and 5.x.",
-        when="another transformers version",
-    )]  # fmt: skip
+    return [
+        Finding(
+            "versions",
+            "versions.removed_auto_class",
+            "advisory",
+            "Code that loads this model with AutoModelForVision2Seq raises ImportError from "
+            f"{change('vision2seq_removed').phrase()} on.",
+            f"{name} is in AutoModelForVision2Seq's mapping on the installed transformers "
+            f"{version_of('transformers')}.",
+            "Load it with AutoModelForImageTextToText (or the model class itself), which works on 4.x and 5.x.",
+            when="another transformers version",
+        )
+    ]
 
 
 def advisory_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:

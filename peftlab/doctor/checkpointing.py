@@ -162,8 +162,9 @@ def dead_stacks(model: torch.nn.Module) -> tuple[list[Stack], list[tuple[int, st
     for stack in stacks:
         stack.tower = next((t for t in towers if _inside(stack.parent, t)), None)
         if stack.tower is not None:  # fed by pixels only: a source inside the tower, before the layers
-            live = any(pos < stack.first and _inside(what.split(" ", 2)[-1], stack.tower)
-                       for pos, what in sources)  # fmt: skip
+            live = any(
+                pos < stack.first and _inside(what.split(" ", 2)[-1], stack.tower) for pos, what in sources
+            )
         else:  # fed by whatever runs before it
             live = any(pos < stack.first for pos in live_positions)
         if live:
@@ -181,25 +182,41 @@ def checkpointing_findings(model: torch.nn.Module) -> list[Finding]:
         return []
     trainable = sum(p.requires_grad for p in base_model(model).parameters())
     n_dead = len({name for s in dead for name in s.trainable})
-    fix = ('Checkpoint without reentrancy: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs='
-           '{"use_reentrant": False}); or make the first input of each tower require grad (a forward hook '
-           "on its embeddings, as model.enable_input_require_grads() adds) before get_peft_model.")  # fmt: skip
-    where = "; ".join(f"{s.parent} ({len(s.layers)} layers, {len(s.trainable)} trainable tensors"
-                      f"{', fed by pixels' if s.tower is not None else ''})" for s in dead)  # fmt: skip
+    fix = (
+        "Checkpoint without reentrancy: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs="
+        '{"use_reentrant": False}); or make the first input of each tower require grad (a forward hook '
+        "on its embeddings, as model.enable_input_require_grads() adds) before get_peft_model."
+    )
+    where = "; ".join(
+        f"{s.parent} ({len(s.layers)} layers, {len(s.trainable)} trainable tensors"
+        f"{', fed by pixels' if s.tower is not None else ''})"
+        for s in dead
+    )
     if not sources and n_dead == trainable:
-        return [Finding(
-            "checkpointing", "checkpointing.no_input_requires_grad", "error",
-            "RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn, at loss.backward().",
-            f"Reentrant checkpointing (use_reentrant=True) on every layer that trains: {where}. No forward hook "
-            "makes an input require grad and nothing trains outside those layers, so the loss has no grad_fn.",
-            fix, raises="RuntimeError", when="loss.backward()",
-        )]  # fmt: skip
-    return [Finding(
-        "checkpointing", "checkpointing.tower_without_gradient", "silent loss",
-        f"No error, and {n_dead} of {trainable} trainable tensors never get a gradient (LoRA's lora_B stays "
-        f"zero): those in {', '.join(s.parent for s in dead)}.",
-        f"Reentrant checkpointing gives a layer's output a gradient only when one of its inputs requires grad; "
-        f"the input of {where} does not (gradients enter elsewhere: "
-        f"{', '.join(what for _, what in sources[:2]) or 'an earlier tower'}).",
-        fix, when="training",
-    )]  # fmt: skip
+        return [
+            Finding(
+                "checkpointing",
+                "checkpointing.no_input_requires_grad",
+                "error",
+                "RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn, at loss.backward().",
+                f"Reentrant checkpointing (use_reentrant=True) on every layer that trains: {where}. No forward hook "
+                "makes an input require grad and nothing trains outside those layers, so the loss has no grad_fn.",
+                fix,
+                raises="RuntimeError",
+                when="loss.backward()",
+            )
+        ]
+    return [
+        Finding(
+            "checkpointing",
+            "checkpointing.tower_without_gradient",
+            "silent loss",
+            f"No error, and {n_dead} of {trainable} trainable tensors never get a gradient (LoRA's lora_B stays "
+            f"zero): those in {', '.join(s.parent for s in dead)}.",
+            f"Reentrant checkpointing gives a layer's output a gradient only when one of its inputs requires grad; "
+            f"the input of {where} does not (gradients enter elsewhere: "
+            f"{', '.join(what for _, what in sources[:2]) or 'an earlier tower'}).",
+            fix,
+            when="training",
+        )
+    ]

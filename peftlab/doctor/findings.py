@@ -97,8 +97,12 @@ class Diagnosis:
 
     def as_dict(self) -> dict:
         """Plain data (JSON-ready): the subject, ``ok``, the seconds and every finding's fields."""
-        return {"subject": self.subject, "ok": self.ok, "seconds": round(self.seconds, 3),
-                "findings": [asdict(f) for f in self.findings]}  # fmt: skip
+        return {
+            "subject": self.subject,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "findings": [asdict(f) for f in self.findings],
+        }
 
     def __str__(self) -> str:
         return "\n\n".join([self.headline()] + [str(f) for f in self.findings])
@@ -113,12 +117,14 @@ class Diagnosis:
             + cell.format(
                 f"<b style='color:{colours[f.severity]}'>{f.severity}</b><br>"
                 f"{CLASSES[f.failure_class]}<br><code>{f.code}</code>"
-            )  # fmt: skip
+            )
             + "".join(cell.format(html.escape(text)) for text in (f.what, f.evidence, f.fix))
             + "</tr>"
             for f in self.findings
         )
-        head = "".join(f"<th style='text-align:left'>{c}</th>" for c in ("finding", "what will happen",
-                                                                          "evidence", "fix"))  # fmt: skip
+        head = "".join(
+            f"<th style='text-align:left'>{c}</th>"
+            for c in ("finding", "what will happen", "evidence", "fix")
+        )
         table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
         return f"<div><b>{html.escape(self.headline())}</b>{table}</div>"

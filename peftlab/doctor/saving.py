@@ -27,18 +27,27 @@ def modules_to_save_findings(model: torch.nn.Module, peft_config: Any) -> list[F
         if not matched:
             params = [name for name in parameters if name.endswith(entry)]
             owner = params[0].rsplit(".", 1)[0] if params and "." in params[0] else ""
-            findings.append(Finding(
-                "unsaved", "unsaved.parameter_in_modules_to_save" if params else "unsaved.modules_to_save_no_match",
-                "silent loss",
-                f"No error, and modules_to_save={entry!r} trains and saves nothing: it matches no module.",
-                (f"{entry!r} is a parameter ({params[0]}, {_size(model, params[0])} values), not a module; "
-                 "modules_to_save matches module names only.") if params else
-                f"No module name ends with {entry!r}.",
-                (f'Name the module that owns it by its full path (modules_to_save=["{owner}"]), or unfreeze the '
-                 "parameter and save it yourself (peftlab.lessons.position_embeddings.save_extra_parameters).")
-                if params else "Use the name of a module of this model.",
-                when="training and save",
-            ))  # fmt: skip
+            findings.append(
+                Finding(
+                    "unsaved",
+                    "unsaved.parameter_in_modules_to_save" if params else "unsaved.modules_to_save_no_match",
+                    "silent loss",
+                    f"No error, and modules_to_save={entry!r} trains and saves nothing: it matches no module.",
+                    (
+                        f"{entry!r} is a parameter ({params[0]}, {_size(model, params[0])} values), not a module; "
+                        "modules_to_save matches module names only."
+                    )
+                    if params
+                    else f"No module name ends with {entry!r}.",
+                    (
+                        f'Name the module that owns it by its full path (modules_to_save=["{owner}"]), or unfreeze the '
+                        "parameter and save it yourself (peftlab.lessons.position_embeddings.save_extra_parameters)."
+                    )
+                    if params
+                    else "Use the name of a module of this model.",
+                    when="training and save",
+                )
+            )
             continue
         nested = [n for n in matched if any(n.startswith(f"{outer}.") for outer in matched)]
         if nested:
@@ -78,13 +87,16 @@ def _nested_finding(entry: str, matched: list[str], nested: list[str]) -> Findin
             "KeyError",
         )
     return Finding(
-        "unsaved", "unsaved.nested_modules_to_save", "error" if raises else "warning",
+        "unsaved",
+        "unsaved.nested_modules_to_save",
+        "error" if raises else "warning",
         "get_peft_model puts a ModulesToSaveWrapper inside another; " + what,
         f"modules_to_save entry {entry!r} matches {outer[0]} and, inside it, {nested[0]} (PEFT matches the end "
         "of module names, without a dot).",
         f'Name the one module by its full path: modules_to_save=["{outer[0]}"].',
-        raises=raises, when="wrap" if raises == "AttributeError" else "reload",
-    )  # fmt: skip
+        raises=raises,
+        when="wrap" if raises == "AttributeError" else "reload",
+    )
 
 
 def saved_names(model: torch.nn.Module) -> set[str]:
@@ -113,29 +125,38 @@ def trainable_findings(model: torch.nn.Module) -> list[Finding]:
     if not trainable:
         total = sum(p.numel() for p in model.parameters())
         inference = any(getattr(c, "inference_mode", False) for c in model.peft_config.values())
-        return [Finding(
-            "unsaved", "unsaved.nothing_to_train", "error",
-            "Training changes nothing: an optimizer given no parameters raises (torch: 'optimizer got an "
-            "empty parameter list'; the peftlab loop: NothingToTrainError); a loop that filters "
-            "requires_grad runs and learns nothing.",
-            f"0 of {total:,} parameters require gradients" + (" (the adapter is in inference mode)." if inference
-                                                               else "."),
-            "Load the adapter with PeftModel.from_pretrained(base, adapter_dir, is_trainable=True).",
-            raises="ValueError", when="training",
-        )]  # fmt: skip
+        return [
+            Finding(
+                "unsaved",
+                "unsaved.nothing_to_train",
+                "error",
+                "Training changes nothing: an optimizer given no parameters raises (torch: 'optimizer got an "
+                "empty parameter list'; the peftlab loop: NothingToTrainError); a loop that filters "
+                "requires_grad runs and learns nothing.",
+                f"0 of {total:,} parameters require gradients"
+                + (" (the adapter is in inference mode)." if inference else "."),
+                "Load the adapter with PeftModel.from_pretrained(base, adapter_dir, is_trainable=True).",
+                raises="ValueError",
+                when="training",
+            )
+        ]
     kept = saved_names(model)
     lost = [(name, p) for name, p in trainable if name not in kept]
     if not lost:
         return []
     names = ", ".join(name.removeprefix("base_model.model.") for name, _ in lost[:3])
     values = sum(p.numel() for _, p in lost)
-    return [Finding(
-        "unsaved", "unsaved.trainable_outside_peft", "silent loss",
-        "No error: these parameters train, but save_pretrained does not write them and from_pretrained "
-        "raises nothing, so the reloaded model has the old values under adapters trained with the new ones.",
-        f"{len(lost)} trainable parameters ({values:,} values) are neither adapter weights nor in "
-        f"modules_to_save: {names}{' ...' if len(lost) > 3 else ''}.",
-        "Put the module that owns them in modules_to_save (by its full path), or save them beside the adapter "
-        "(peftlab.lessons.position_embeddings.save_extra_parameters) and load them back before the adapter.",
-        when="save and reload",
-    )]  # fmt: skip
+    return [
+        Finding(
+            "unsaved",
+            "unsaved.trainable_outside_peft",
+            "silent loss",
+            "No error: these parameters train, but save_pretrained does not write them and from_pretrained "
+            "raises nothing, so the reloaded model has the old values under adapters trained with the new ones.",
+            f"{len(lost)} trainable parameters ({values:,} values) are neither adapter weights nor in "
+            f"modules_to_save: {names}{' ...' if len(lost) > 3 else ''}.",
+            "Put the module that owns them in modules_to_save (by its full path), or save them beside the adapter "
+            "(peftlab.lessons.position_embeddings.save_extra_parameters) and load them back before the adapter.",
+            when="save and reload",
+        )
+    ]

@@ -44,20 +44,31 @@ def checkpoint_findings(model: torch.nn.Module, checkpoint: str | Path | Mapping
         return []
     sized = [t for t in triples if t[1] is not None and t[2] is not None]
     table = summarise(triples)
-    evidence = "; ".join(f"{r[0]}: {r[1]} tensors, {r[4] or 'checkpoint ' + r[2] + ' vs model ' + r[3]}"
-                         for r in table.rows[:4]) + (" ..." if len(table.rows) > 4 else "")  # fmt: skip
-    return [Finding(
-        "checkpoint", "checkpoint.shape_mismatch" if sized else "checkpoint.depth_mismatch",
-        "error" if sized else "silent loss",
-        (f"RuntimeError: size mismatch for {sized[0][0]} (and {len(sized) - 1} more) when the checkpoint "
-         "is loaded into this model; ignore_mismatched_sizes=True would 'load' it with those tensors "
-         "re-initialised.") if sized else
-        ("from_pretrained only warns: blocks the model lacks are dropped, blocks the checkpoint lacks "
-         "stay randomly initialised."),
-        f"{len(triples)} of {len(want)} checkpoint tensors disagree with the model: {evidence}.",
-        matching_config_text(base, want),
-        raises="RuntimeError" if sized else None, when="load",
-    )]  # fmt: skip
+    evidence = "; ".join(
+        f"{r[0]}: {r[1]} tensors, {r[4] or 'checkpoint ' + r[2] + ' vs model ' + r[3]}"
+        for r in table.rows[:4]
+    ) + (" ..." if len(table.rows) > 4 else "")
+    return [
+        Finding(
+            "checkpoint",
+            "checkpoint.shape_mismatch" if sized else "checkpoint.depth_mismatch",
+            "error" if sized else "silent loss",
+            (
+                f"RuntimeError: size mismatch for {sized[0][0]} (and {len(sized) - 1} more) when the checkpoint "
+                "is loaded into this model; ignore_mismatched_sizes=True would 'load' it with those tensors "
+                "re-initialised."
+            )
+            if sized
+            else (
+                "from_pretrained only warns: blocks the model lacks are dropped, blocks the checkpoint lacks "
+                "stay randomly initialised."
+            ),
+            f"{len(triples)} of {len(want)} checkpoint tensors disagree with the model: {evidence}.",
+            matching_config_text(base, want),
+            raises="RuntimeError" if sized else None,
+            when="load",
+        )
+    ]
 
 
 def matching_config_text(base: torch.nn.Module, want: Shapes) -> str:

@@ -62,9 +62,15 @@ def passed_keywords(wrapper: type) -> list[str]:
     if wrapper.forward is PeftModel.forward:
         return []
     tree = _function_ast(wrapper.forward)
-    calls = [
-        node for node in ast.walk(tree) if isinstance(node, ast.Call) and ast.unparse(node.func) == "self.base_model"
-    ] if tree else []  # fmt: skip
+    calls = (
+        [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "self.base_model"
+        ]
+        if tree
+        else []
+    )
     if not calls:
         params = inspect.signature(wrapper.forward).parameters.values()
         return [
@@ -139,8 +145,10 @@ def wrapper_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
     base_name = f"{type(base).__name__}.forward"
     task_type = getattr(peft_config, "task_type", None)
     task = f"task_type={getattr(task_type, 'value', task_type)}" if task_type else "a task-specific wrapper"
-    fix = ("Leave task_type out (get_peft_model then returns the plain PeftModel, which passes on exactly "
-           "what it is given), or call the base model yourself.")  # fmt: skip
+    fix = (
+        "Leave task_type out (get_peft_model then returns the plain PeftModel, which passes on exactly "
+        "what it is given), or call the base model yourself."
+    )
     findings = []
     passed = passed_keywords(wrapper)
     for keyword in passed:
@@ -153,26 +161,43 @@ def wrapper_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
             what = f"TypeError: got multiple values for keyword argument '{keyword}'"
         else:
             continue
-        findings.append(Finding(
-            "wrapper", f"wrapper.{fate.outcome}_keyword", "error", f"{what} at the first forward pass.",
-            f"{wrapper.__name__}.forward ({task}) always passes {keyword}=...; followed through "
-            f"the installed code: {fate.where}.", fix, raises="TypeError", when="first forward",
-        ))  # fmt: skip
+        findings.append(
+            Finding(
+                "wrapper",
+                f"wrapper.{fate.outcome}_keyword",
+                "error",
+                f"{what} at the first forward pass.",
+                f"{wrapper.__name__}.forward ({task}) always passes {keyword}=...; followed through "
+                f"the installed code: {fate.where}.",
+                fix,
+                raises="TypeError",
+                when="first forward",
+            )
+        )
         break  # Python stops at the first bad keyword
     params = inspect.signature(type(base).forward).parameters.values()
-    required = [p.name for p in params if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD
-                and p.name != "self"]  # fmt: skip
+    required = [
+        p.name
+        for p in params
+        if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "self"
+    ]
     missing = [n for n in required if n not in passed]
     if missing:
         order = [p for p in inspect.signature(wrapper.forward).parameters if p != "self"][:2]
-        findings.append(Finding(
-            "wrapper", "wrapper.required_argument_not_named", "warning",
-            f"A positional call model({', '.join(required[:2])}) puts {required[0]} into {order[0]}: "
-            f"TypeError: missing 1 required positional argument: '{missing[0]}'. Calls by keyword work.",
-            f"{base_name} requires {missing}; {wrapper.__name__}.forward does not name "
-            f"{'it' if len(missing) == 1 else 'them'} and begins ({', '.join(order)}, ...).",
-            fix, raises="TypeError", when="a positional call",
-        ))  # fmt: skip
+        findings.append(
+            Finding(
+                "wrapper",
+                "wrapper.required_argument_not_named",
+                "warning",
+                f"A positional call model({', '.join(required[:2])}) puts {required[0]} into {order[0]}: "
+                f"TypeError: missing 1 required positional argument: '{missing[0]}'. Calls by keyword work.",
+                f"{base_name} requires {missing}; {wrapper.__name__}.forward does not name "
+                f"{'it' if len(missing) == 1 else 'them'} and begins ({', '.join(order)}, ...).",
+                fix,
+                raises="TypeError",
+                when="a positional call",
+            )
+        )
     return findings
 
 

@@ -25,8 +25,10 @@ def model_config(source: str) -> Any:
         return AutoConfig.from_pretrained(path.parent) if path.name == "config.json" else _config_file(path)
     ok, reason = hub_reachable()
     if not ok:
-        raise OfflineError(f"{source!r} is not a local folder and the Hugging Face Hub is not reachable "
-                           f"({reason}). Pass a folder written by save_pretrained.")  # fmt: skip
+        raise OfflineError(
+            f"{source!r} is not a local folder and the Hugging Face Hub is not reachable "
+            f"({reason}). Pass a folder written by save_pretrained."
+        )
     return AutoConfig.from_pretrained(source)
 
 

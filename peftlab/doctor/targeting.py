@@ -34,12 +34,15 @@ def resolve_targets(model: torch.nn.Module, peft_config: Any) -> tuple[Any, Find
     if model_type in DEFAULTS:
         return DEFAULTS[model_type], None
     return None, Finding(
-        "targets", "targets.no_default", "error",
+        "targets",
+        "targets.no_default",
+        "error",
         "ValueError: Please specify `target_modules` in `peft_config`.",
         f"target_modules is None and PEFT has no default list for model_type={model_type!r}.",
         f"Name the layers to adapt; this model's linear layers: {_names(model)}.",
-        raises="ValueError", when="get_peft_model",
-    )  # fmt: skip
+        raises="ValueError",
+        when="get_peft_model",
+    )
 
 
 def _names(model: torch.nn.Module, limit: int = 8) -> str:
@@ -84,39 +87,56 @@ def target_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
         wraps = True
     findings += multi_tower_findings(model, targets, exclude, wrapped)
     if adapters:
-        findings.append(Finding(
-            "targets", "targets.already_adapted", "silent loss" if wraps else "warning",
-            ("get_peft_model wraps this PeftModel in a second one, with only a warning; the second adapter's "
-             "saved keys carry a doubled 'base_model.model.' prefix, so PeftModel.from_pretrained later loads "
-             "none of them and the reload behaves like the untrained base.") if wraps else
-            "The error above comes from applying get_peft_model to a model that carries adapters.",
-            f"{len(adapters)} modules already are adapter layers (first: {adapters[0]}).",
-            "Continue the stage with PeftModel.from_pretrained(base, adapter_dir, is_trainable=True); for a "
-            "new adapter use add_adapter, or merge_and_unload() first and wrap the merged model.",
-            when="reload" if wraps else "get_peft_model",
-        ))  # fmt: skip
+        findings.append(
+            Finding(
+                "targets",
+                "targets.already_adapted",
+                "silent loss" if wraps else "warning",
+                (
+                    "get_peft_model wraps this PeftModel in a second one, with only a warning; the second adapter's "
+                    "saved keys carry a doubled 'base_model.model.' prefix, so PeftModel.from_pretrained later loads "
+                    "none of them and the reload behaves like the untrained base."
+                )
+                if wraps
+                else "The error above comes from applying get_peft_model to a model that carries adapters.",
+                f"{len(adapters)} modules already are adapter layers (first: {adapters[0]}).",
+                "Continue the stage with PeftModel.from_pretrained(base, adapter_dir, is_trainable=True); for a "
+                "new adapter use add_adapter, or merge_and_unload() first and wrap the merged model.",
+                when="reload" if wraps else "get_peft_model",
+            )
+        )
     return findings
 
 
 def _preview_findings(model: torch.nn.Module, targets: Any, preview: Any) -> list[Finding]:
     if preview.unsupported:
-        return [Finding(
-            "targets", "targets.unsupported_type", "error",
-            f"ValueError: Target module {preview.unsupported[0].split(' (')[1].rstrip(')')}(...) is not supported.",
-            f"target_modules={targets!r} matches {len(preview.unsupported)} modules LoRA cannot wrap, first "
-            f"{preview.unsupported[0]}; PEFT matches names first and checks types afterwards.",
-            f"Target the linear layers by their own names: {_names(model)}.",
-            raises="ValueError", when="get_peft_model",
-        )]  # fmt: skip
+        return [
+            Finding(
+                "targets",
+                "targets.unsupported_type",
+                "error",
+                f"ValueError: Target module {preview.unsupported[0].split(' (')[1].rstrip(')')}(...) is not supported.",
+                f"target_modules={targets!r} matches {len(preview.unsupported)} modules LoRA cannot wrap, first "
+                f"{preview.unsupported[0]}; PEFT matches names first and checks types afterwards.",
+                f"Target the linear layers by their own names: {_names(model)}.",
+                raises="ValueError",
+                when="get_peft_model",
+            )
+        ]
     if not preview.wrapped:
-        return [Finding(
-            "targets", "targets.no_match", "error",
-            f"{preview.predicted_error}: Target modules {targets!r} not found in the base model.",
-            preview.notes[0] + f" The model's linear layers: {_names(model)}.",
-            "Choose target_modules from the names above (they change between library versions: read them "
-            "from the installed model rather than copying a list).",
-            raises=preview.predicted_error, when="get_peft_model",
-        )]  # fmt: skip
+        return [
+            Finding(
+                "targets",
+                "targets.no_match",
+                "error",
+                f"{preview.predicted_error}: Target modules {targets!r} not found in the base model.",
+                preview.notes[0] + f" The model's linear layers: {_names(model)}.",
+                "Choose target_modules from the names above (they change between library versions: read them "
+                "from the installed model rather than copying a list).",
+                raises=preview.predicted_error,
+                when="get_peft_model",
+            )
+        ]
     return []
 
 
@@ -125,23 +145,29 @@ def _tower_findings(model: torch.nn.Module, targets: Any, wrapped: list[str]) ->
     if not pairs:
         return []
     base_prefix = "base_model.model." if hasattr(model, "get_base_model") else ""
-    count = {tower: sum(any(w.startswith(f"{base_prefix}{n}.") for n in names) for w in wrapped)
-             for tower, names in pairs.items()}  # fmt: skip
+    count = {
+        tower: sum(any(w.startswith(f"{base_prefix}{n}.") for n in names) for w in wrapped)
+        for tower, names in pairs.items()
+    }
     idle = [tower for tower, n in count.items() if n == 0]
     if len(idle) != 1:
         return []
     busy = next(t for t in count if t not in idle)
     names = linear_layer_names(getattr(base_model(model), pairs[idle[0]][0]))
-    return [Finding(
-        "targets", "targets.one_tower", "warning",
-        f"No error: get_peft_model adapts {count[busy]} layers of the {busy} tower and none of the "
-        f"{idle[0]} tower, which keeps its pre-trained embeddings while the other one moves.",
-        f"target_modules={targets!r}; the {idle[0]} tower ({', '.join(pairs[idle[0]])}) names its linear "
-        f"layers {sorted(names)}.",
-        f"Add the {idle[0]} tower's names for the same projections to target_modules (for example its query "
-        "and value layers), or freeze one tower on purpose and say so.",
-        when="training",
-    )]  # fmt: skip
+    return [
+        Finding(
+            "targets",
+            "targets.one_tower",
+            "warning",
+            f"No error: get_peft_model adapts {count[busy]} layers of the {busy} tower and none of the "
+            f"{idle[0]} tower, which keeps its pre-trained embeddings while the other one moves.",
+            f"target_modules={targets!r}; the {idle[0]} tower ({', '.join(pairs[idle[0]])}) names its linear "
+            f"layers {sorted(names)}.",
+            f"Add the {idle[0]} tower's names for the same projections to target_modules (for example its query "
+            "and value layers), or freeze one tower on purpose and say so.",
+            when="training",
+        )
+    ]
 
 
 def multi_tower_findings(
@@ -173,17 +199,21 @@ def multi_tower_findings(
         if named
         else ""
     )
-    return [Finding(
-        "targets", "targets.multi_tower", "warning",
-        f"No error: get_peft_model puts LoRA on {len(vision)} layers of the vision tower as well as "
-        f"{len(language)} of the language model ({len(parts['projector'])} in the projector): more trainable "
-        "parameters than meant, a vision encoder that moves in training, and an adapter with vision-tower "
-        "weights that a LoRA serving stack may refuse or drop (vLLM has done both).",
-        f"target_modules={targets!r} matches {vision[0]} and {language[0]}, among others "
-        f"(vision tower: {', '.join(vision_towers(base))}).{trap}",
-        f"Anchor the targets on the language model, e.g. target_modules=r'^(?!.*{tower}).*\\.(q_proj|v_proj)' "
-        "(a string is a regular expression over the whole module name), or add "
-        f"exclude_modules=r'.*{tower}.*' (from {change('peft_exclude_modules').phrase()}). Adapt the vision "
-        "tower only on purpose, and then serve the adapter with a stack that accepts it.",
-        when="training",
-    )]  # fmt: skip
+    return [
+        Finding(
+            "targets",
+            "targets.multi_tower",
+            "warning",
+            f"No error: get_peft_model puts LoRA on {len(vision)} layers of the vision tower as well as "
+            f"{len(language)} of the language model ({len(parts['projector'])} in the projector): more trainable "
+            "parameters than meant, a vision encoder that moves in training, and an adapter with vision-tower "
+            "weights that a LoRA serving stack may refuse or drop (vLLM has done both).",
+            f"target_modules={targets!r} matches {vision[0]} and {language[0]}, among others "
+            f"(vision tower: {', '.join(vision_towers(base))}).{trap}",
+            f"Anchor the targets on the language model, e.g. target_modules=r'^(?!.*{tower}).*\\.(q_proj|v_proj)' "
+            "(a string is a regular expression over the whole module name), or add "
+            f"exclude_modules=r'.*{tower}.*' (from {change('peft_exclude_modules').phrase()}). Adapt the vision "
+            "tower only on purpose, and then serve the adapter with a stack that accepts it.",
+            when="training",
+        )
+    ]

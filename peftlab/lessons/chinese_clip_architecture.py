@@ -40,31 +40,103 @@ from peftlab.tables import Table
 
 #: Vision towers (``--vision-model`` of the original training scripts).
 VISION_MODELS: dict[str, dict] = {
-    "ViT-B-16": {"width": 768, "layers": 12, "patch_size": 16, "image_size": 224, "head_width": 64, "embed_dim": 512},
-    "ViT-L-14": {"width": 1024, "layers": 24, "patch_size": 14, "image_size": 224, "head_width": 64, "embed_dim": 768},
-    "ViT-L-14-336": {"width": 1024, "layers": 24, "patch_size": 14, "image_size": 336, "head_width": 64, "embed_dim": 768},
-    "ViT-H-14": {"width": 1280, "layers": 32, "patch_size": 14, "image_size": 224, "head_width": 80, "embed_dim": 1024},
-    "RN50": {"width": 64, "layers": (3, 4, 6, 3), "patch_size": None, "image_size": 224, "head_width": 64, "embed_dim": 1024},
-}  # fmt: skip
+    "ViT-B-16": {
+        "width": 768,
+        "layers": 12,
+        "patch_size": 16,
+        "image_size": 224,
+        "head_width": 64,
+        "embed_dim": 512,
+    },
+    "ViT-L-14": {
+        "width": 1024,
+        "layers": 24,
+        "patch_size": 14,
+        "image_size": 224,
+        "head_width": 64,
+        "embed_dim": 768,
+    },
+    "ViT-L-14-336": {
+        "width": 1024,
+        "layers": 24,
+        "patch_size": 14,
+        "image_size": 336,
+        "head_width": 64,
+        "embed_dim": 768,
+    },
+    "ViT-H-14": {
+        "width": 1280,
+        "layers": 32,
+        "patch_size": 14,
+        "image_size": 224,
+        "head_width": 80,
+        "embed_dim": 1024,
+    },
+    "RN50": {
+        "width": 64,
+        "layers": (3, 4, 6, 3),
+        "patch_size": None,
+        "image_size": 224,
+        "head_width": 64,
+        "embed_dim": 1024,
+    },
+}
 #: Text towers (``--text-model``): BERT-style encoders; vocabulary 21,128, 512 positions.
 TEXT_MODELS: dict[str, dict] = {
-    "RoBERTa-wwm-ext-base-chinese": {"width": 768, "layers": 12, "heads": 12, "intermediate": 3072, "vocab_size": 21128},
-    "RoBERTa-wwm-ext-large-chinese": {"width": 1024, "layers": 24, "heads": 16, "intermediate": 4096, "vocab_size": 21128},
+    "RoBERTa-wwm-ext-base-chinese": {
+        "width": 768,
+        "layers": 12,
+        "heads": 12,
+        "intermediate": 3072,
+        "vocab_size": 21128,
+    },
+    "RoBERTa-wwm-ext-large-chinese": {
+        "width": 1024,
+        "layers": 24,
+        "heads": 16,
+        "intermediate": 4096,
+        "vocab_size": 21128,
+    },
     "RBT3-chinese": {"width": 768, "layers": 3, "heads": 12, "intermediate": 3072, "vocab_size": 21128},
-}  # fmt: skip
+}
 #: The released checkpoints: vision + text tower, original file, transformers port (None: no port).
 RELEASES: list[dict] = [
-    {"name": "CN-CLIP RN50", "vision": "RN50", "text": "RBT3-chinese",
-     "file": "clip_cn_rn50.pt", "hub_id": None},
-    {"name": "CN-CLIP ViT-B/16", "vision": "ViT-B-16", "text": "RoBERTa-wwm-ext-base-chinese",
-     "file": "clip_cn_vit-b-16.pt", "hub_id": "OFA-Sys/chinese-clip-vit-base-patch16"},
-    {"name": "CN-CLIP ViT-L/14", "vision": "ViT-L-14", "text": "RoBERTa-wwm-ext-base-chinese",
-     "file": "clip_cn_vit-l-14.pt", "hub_id": "OFA-Sys/chinese-clip-vit-large-patch14"},
-    {"name": "CN-CLIP ViT-L/14@336px", "vision": "ViT-L-14-336", "text": "RoBERTa-wwm-ext-base-chinese",
-     "file": "clip_cn_vit-l-14-336.pt", "hub_id": "OFA-Sys/chinese-clip-vit-large-patch14-336px"},
-    {"name": "CN-CLIP ViT-H/14", "vision": "ViT-H-14", "text": "RoBERTa-wwm-ext-large-chinese",
-     "file": "clip_cn_vit-h-14.pt", "hub_id": "OFA-Sys/chinese-clip-vit-huge-patch14"},
-]  # fmt: skip
+    {
+        "name": "CN-CLIP RN50",
+        "vision": "RN50",
+        "text": "RBT3-chinese",
+        "file": "clip_cn_rn50.pt",
+        "hub_id": None,
+    },
+    {
+        "name": "CN-CLIP ViT-B/16",
+        "vision": "ViT-B-16",
+        "text": "RoBERTa-wwm-ext-base-chinese",
+        "file": "clip_cn_vit-b-16.pt",
+        "hub_id": "OFA-Sys/chinese-clip-vit-base-patch16",
+    },
+    {
+        "name": "CN-CLIP ViT-L/14",
+        "vision": "ViT-L-14",
+        "text": "RoBERTa-wwm-ext-base-chinese",
+        "file": "clip_cn_vit-l-14.pt",
+        "hub_id": "OFA-Sys/chinese-clip-vit-large-patch14",
+    },
+    {
+        "name": "CN-CLIP ViT-L/14@336px",
+        "vision": "ViT-L-14-336",
+        "text": "RoBERTa-wwm-ext-base-chinese",
+        "file": "clip_cn_vit-l-14-336.pt",
+        "hub_id": "OFA-Sys/chinese-clip-vit-large-patch14-336px",
+    },
+    {
+        "name": "CN-CLIP ViT-H/14",
+        "vision": "ViT-H-14",
+        "text": "RoBERTa-wwm-ext-large-chinese",
+        "file": "clip_cn_vit-h-14.pt",
+        "hub_id": "OFA-Sys/chinese-clip-vit-huge-patch14",
+    },
+]
 
 
 def tiny_models() -> tuple[dict[str, dict], dict[str, dict], list[dict]]:
@@ -77,14 +149,31 @@ def tiny_models() -> tuple[dict[str, dict], dict[str, dict], list[dict]]:
     vision, text, releases = {}, {}, []
     for size, s in TINY_SIZES.items():
         c, mirror = TINY_COMMON, {"base": "CN-CLIP ViT-B/16", "large": "CN-CLIP ViT-L/14"}[size]
-        vision[f"tiny-vit-{size}"] = {"width": s["vision_width"], "layers": s["vision_layers"],
-                                      "patch_size": c["patch_size"], "image_size": c["image_size"],
-                                      "head_width": c["head_width"], "embed_dim": s["projection"]}  # fmt: skip
-        text[f"tiny-text-{size}"] = {"width": s["text_width"], "layers": s["text_layers"],
-                                     "heads": s["text_width"] // c["head_width"],
-                                     "intermediate": 4 * s["text_width"], "vocab_size": None}  # fmt: skip
-        releases.append({"name": f"peftlab tiny '{size}' (a miniature of {mirror})", "vision": f"tiny-vit-{size}",
-                         "text": f"tiny-text-{size}", "file": None, "hub_id": None, "tiny": size})  # fmt: skip
+        vision[f"tiny-vit-{size}"] = {
+            "width": s["vision_width"],
+            "layers": s["vision_layers"],
+            "patch_size": c["patch_size"],
+            "image_size": c["image_size"],
+            "head_width": c["head_width"],
+            "embed_dim": s["projection"],
+        }
+        text[f"tiny-text-{size}"] = {
+            "width": s["text_width"],
+            "layers": s["text_layers"],
+            "heads": s["text_width"] // c["head_width"],
+            "intermediate": 4 * s["text_width"],
+            "vocab_size": None,
+        }
+        releases.append(
+            {
+                "name": f"peftlab tiny '{size}' (a miniature of {mirror})",
+                "vision": f"tiny-vit-{size}",
+                "text": f"tiny-text-{size}",
+                "file": None,
+                "hub_id": None,
+                "tiny": size,
+            }
+        )
     return vision, text, releases
 
 
@@ -266,16 +355,22 @@ def _vision_matches(arch: Architecture, v: dict) -> bool:
     kind = "resnet" if v["patch_size"] is None else "vit"
     layers = tuple(v["layers"]) if isinstance(v["layers"], (list, tuple)) else v["layers"]
     return (kind, v["width"], layers, v["patch_size"], v["image_size"], v["embed_dim"]) == (
-        arch.vision_kind, arch.vision_width, arch.vision_layers, arch.patch_size, arch.image_size,
+        arch.vision_kind,
+        arch.vision_width,
+        arch.vision_layers,
+        arch.patch_size,
+        arch.image_size,
         arch.projection_dim,
-    )  # fmt: skip
+    )
 
 
 def _text_matches(arch: Architecture, t: dict) -> bool:
     vocab_ok = t.get("vocab_size") is None or t["vocab_size"] == arch.vocab_size
     return vocab_ok and (t["width"], t["layers"], t["intermediate"]) == (
-        arch.text_width, arch.text_layers, arch.text_intermediate,
-    )  # fmt: skip
+        arch.text_width,
+        arch.text_layers,
+        arch.text_intermediate,
+    )
 
 
 @dataclass
@@ -366,15 +461,25 @@ def build_config(ident: Identification | Architecture):  # noqa: ANN201  (a Chin
     head_width = vision[ident.vision_model]["head_width"] if ident.vision_model else 64
     text_heads = text[ident.text_model]["heads"] if ident.text_model else max(1, a.text_width // 64)
     return ChineseCLIPConfig(
-        text_config={"vocab_size": a.vocab_size, "hidden_size": a.text_width, "num_hidden_layers": a.text_layers,
-                     "num_attention_heads": text_heads, "intermediate_size": a.text_intermediate,
-                     "max_position_embeddings": a.text_positions, "type_vocab_size": a.type_vocab_size},
-        vision_config={"hidden_size": a.vision_width, "num_hidden_layers": a.vision_layers,
-                       "num_attention_heads": max(1, a.vision_width // head_width),
-                       "intermediate_size": a.vision_intermediate, "image_size": a.image_size,
-                       "patch_size": a.patch_size},
+        text_config={
+            "vocab_size": a.vocab_size,
+            "hidden_size": a.text_width,
+            "num_hidden_layers": a.text_layers,
+            "num_attention_heads": text_heads,
+            "intermediate_size": a.text_intermediate,
+            "max_position_embeddings": a.text_positions,
+            "type_vocab_size": a.type_vocab_size,
+        },
+        vision_config={
+            "hidden_size": a.vision_width,
+            "num_hidden_layers": a.vision_layers,
+            "num_attention_heads": max(1, a.vision_width // head_width),
+            "intermediate_size": a.vision_intermediate,
+            "image_size": a.image_size,
+            "patch_size": a.patch_size,
+        },
         projection_dim=a.projection_dim,
-    )  # fmt: skip
+    )
 
 
 def config_from_checkpoint(source: str | Path | Mapping):  # noqa: ANN201  (a ChineseCLIPConfig)
@@ -390,10 +495,20 @@ def release_config(release: dict):  # noqa: ANN201  (a ChineseCLIPConfig)
     if v["patch_size"] is None:
         raise ValueError(f"{release['name']} has a ResNet vision tower, which transformers does not port.")
     return ChineseCLIPConfig(
-        text_config={"vocab_size": t["vocab_size"], "hidden_size": t["width"], "num_hidden_layers": t["layers"],
-                     "num_attention_heads": t["heads"], "intermediate_size": t["intermediate"]},
-        vision_config={"hidden_size": v["width"], "num_hidden_layers": v["layers"],
-                       "num_attention_heads": v["width"] // v["head_width"], "intermediate_size": 4 * v["width"],
-                       "image_size": v["image_size"], "patch_size": v["patch_size"]},
+        text_config={
+            "vocab_size": t["vocab_size"],
+            "hidden_size": t["width"],
+            "num_hidden_layers": t["layers"],
+            "num_attention_heads": t["heads"],
+            "intermediate_size": t["intermediate"],
+        },
+        vision_config={
+            "hidden_size": v["width"],
+            "num_hidden_layers": v["layers"],
+            "num_attention_heads": v["width"] // v["head_width"],
+            "intermediate_size": 4 * v["width"],
+            "image_size": v["image_size"],
+            "patch_size": v["patch_size"],
+        },
         projection_dim=v["embed_dim"],
-    )  # fmt: skip
+    )

@@ -27,8 +27,12 @@ from peftlab.models.blip2 import COMPONENTS
 from peftlab.plots import STYLE, _figure
 
 #: Short labels of BLIP-2's parts, in the order an image goes through them.
-PARTS = {"vision_model": "vision tower", "qformer": "Q-Former", "language_projection": "projection",
-         "language_model": "OPT"}  # fmt: skip
+PARTS = {
+    "vision_model": "vision tower",
+    "qformer": "Q-Former",
+    "language_projection": "projection",
+    "language_model": "OPT",
+}
 
 
 def part_of(name: str) -> str:
@@ -52,7 +56,7 @@ def assert_every_adapter_learns(norms: Mapping[str, float | None]) -> None:
         + "; ".join(
             f"{part}: {len(names)} of {total[part]} ({names[0].split('.lora_B')[0]} ...)"
             for part, names in parts.items()
-        )  # fmt: skip
+        )
         + ". Their lora_B stays zero: they are trained in name only."
     )
 
@@ -114,8 +118,14 @@ def gradient_norms_figure(setups: Mapping[str, Mapping[str, float | None]], titl
             for i, part in enumerate(PARTS)
             if part != "language_projection"
         ]
-        fig.legend(handles, [PARTS[p] for p in PARTS if p != "language_projection"], loc="lower center", ncol=3,
-                   frameon=False, fontsize=8)  # fmt: skip
+        fig.legend(
+            handles,
+            [PARTS[p] for p in PARTS if p != "language_projection"],
+            loc="lower center",
+            ncol=3,
+            frameon=False,
+            fontsize=8,
+        )
         fig.suptitle(title, fontsize=10)
         fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

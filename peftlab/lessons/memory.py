@@ -34,21 +34,45 @@ from transformers import Blip2Config, Blip2ForConditionalGeneration
 #: Blip2VisionConfig / Blip2QFormerConfig (ViT-g/14 and a BERT-base-sized Q-Former), and the OPT
 #: ones it omits at OPTConfig's; they are written out here so that no library default can move them.
 BLIP2_OPT_2_7B = {
-    "vision_config": {"hidden_size": 1408, "intermediate_size": 6144, "num_hidden_layers": 39,
-                      "num_attention_heads": 16, "image_size": 224, "patch_size": 14, "qkv_bias": True},
-    "qformer_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                       "num_attention_heads": 12, "cross_attention_frequency": 2, "encoder_hidden_size": 1408,
-                       "vocab_size": 30522},
-    "text_config": {"model_type": "opt", "vocab_size": 50304, "hidden_size": 2560, "ffn_dim": 10240,
-                    "num_hidden_layers": 32, "num_attention_heads": 32, "word_embed_proj_dim": 2560,
-                    "max_position_embeddings": 2048},
+    "vision_config": {
+        "hidden_size": 1408,
+        "intermediate_size": 6144,
+        "num_hidden_layers": 39,
+        "num_attention_heads": 16,
+        "image_size": 224,
+        "patch_size": 14,
+        "qkv_bias": True,
+    },
+    "qformer_config": {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "cross_attention_frequency": 2,
+        "encoder_hidden_size": 1408,
+        "vocab_size": 30522,
+    },
+    "text_config": {
+        "model_type": "opt",
+        "vocab_size": 50304,
+        "hidden_size": 2560,
+        "ffn_dim": 10240,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "word_embed_proj_dim": 2560,
+        "max_position_embeddings": 2048,
+    },
     "num_query_tokens": 32,
     "image_token_index": 50265,
-}  # fmt: skip
+}
 
 #: The precisions compared, as they are loaded: name -> (dtype of the weights, 4-bit or not).
-SCHEMES = {"fp32": (torch.float32, False), "fp16": (torch.float16, False), "bf16": (torch.bfloat16, False),
-           "nf4": (torch.float16, True)}  # fmt: skip
+SCHEMES = {
+    "fp32": (torch.float32, False),
+    "fp16": (torch.float16, False),
+    "bf16": (torch.bfloat16, False),
+    "nf4": (torch.float16, True),
+}
 
 
 def real_config() -> Blip2Config:
@@ -72,8 +96,11 @@ def meta_model(config: Blip2Config) -> Blip2ForConditionalGeneration:
 def quantised_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """The linear layers bitsandbytes turns into 4-bit ones: all but the Q-Former's and ``lm_head``."""
     output = model.get_output_embeddings()
-    return {name: m for name, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and not name.startswith("qformer") and m is not output}  # fmt: skip
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and not name.startswith("qformer") and m is not output
+    }
 
 
 def kept_in_fp32(model: torch.nn.Module, dtype: torch.dtype) -> tuple[str, ...]:

@@ -52,12 +52,25 @@ PRETRAIN = {
 def tiny_blip2_config(tokenizer: PreTrainedTokenizerBase) -> Blip2Config:
     """The config of the tiny BLIP-2 (see :data:`TINY_BLIP2`) for a tokenizer that knows ``<image>``."""
     t, w = TINY_BLIP2, TINY_BLIP2["width"]
-    common = {"hidden_size": w, "intermediate_size": 2 * w, "num_hidden_layers": t["layers"],
-              "num_attention_heads": t["heads"]}  # fmt: skip
-    text = OPTConfig(vocab_size=len(tokenizer), hidden_size=w, ffn_dim=2 * w, word_embed_proj_dim=w,
-                     num_hidden_layers=t["layers"], num_attention_heads=t["heads"], max_position_embeddings=64,
-                     pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                     eos_token_id=tokenizer.eos_token_id, dropout=0.0)  # fmt: skip
+    common = {
+        "hidden_size": w,
+        "intermediate_size": 2 * w,
+        "num_hidden_layers": t["layers"],
+        "num_attention_heads": t["heads"],
+    }
+    text = OPTConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=w,
+        ffn_dim=2 * w,
+        word_embed_proj_dim=w,
+        num_hidden_layers=t["layers"],
+        num_attention_heads=t["heads"],
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        dropout=0.0,
+    )
     return Blip2Config(
         # BLIP-2's vision config initialises with std 1e-10 (fine for loading weights, fatal for training)
         vision_config={
@@ -140,28 +153,52 @@ def _build_tiny(folder: Path) -> None:
     pre-training seed in three gave a model that LoRA on the OPT could not teach yellow to
     (0% -> 0%): the answer "yellow" had been trained away, not merely never given.
     """
-    tokenizer = word_tokenizer(vqa.words() + " ".join(s.caption for s in data.make_shapes(128)).split(),
-                               folder, extra_special=("<image>",))  # fmt: skip
+    tokenizer = word_tokenizer(
+        vqa.words() + " ".join(s.caption for s in data.make_shapes(128)).split(),
+        folder,
+        extra_special=("<image>",),
+    )
     size = TINY_BLIP2["image_size"]
-    processor = Blip2Processor(BlipImageProcessor(size={"height": size, "width": size}), tokenizer,
-                               num_query_tokens=TINY_BLIP2["query_tokens"])  # fmt: skip
+    processor = Blip2Processor(
+        BlipImageProcessor(size={"height": size, "width": size}),
+        tokenizer,
+        num_query_tokens=TINY_BLIP2["query_tokens"],
+    )
     p = {**PRETRAIN, "seed": pretrain_seed()}  # $PEFTLAB_PRETRAIN_SEED: another tiny checkpoint
     torch.manual_seed(p["seed"])
     model = Blip2ForConditionalGeneration(tiny_blip2_config(tokenizer))
     torch.nn.init.normal_(model.query_tokens, std=0.02)  # zeros would make every query the same
     samples = data.make_shapes(p["images"], size, seed=1000 + p["seed"], colours=data.BASE_COLOURS)
     seen = data.make_shapes(p["images"], size, seed=1000 + p["seed"])  # all four colours
-    train(_VisionProbe(model.vision_model, TINY_BLIP2["width"]),
-          _vision_batches(processor, seen, p["batch_size"]), p["vision_steps"], lr=p["lr"],
-          loss_fn=lambda m, b: m(**b), desc="pre-training the tiny ViT (once, then cached)")  # fmt: skip
+    train(
+        _VisionProbe(model.vision_model, TINY_BLIP2["width"]),
+        _vision_batches(processor, seen, p["batch_size"]),
+        p["vision_steps"],
+        lr=p["lr"],
+        loss_fn=lambda m, b: m(**b),
+        desc="pre-training the tiny ViT (once, then cached)",
+    )
     text = data.make_shapes(64, size, seed=999 - p["seed"])
-    train(model.language_model, _caption_batches(tokenizer, text, p["batch_size"]), p["text_steps"],
-          lr=p["lr"], desc="pre-training the tiny OPT on text (once, then cached)")  # fmt: skip
+    train(
+        model.language_model,
+        _caption_batches(tokenizer, text, p["batch_size"]),
+        p["text_steps"],
+        lr=p["lr"],
+        desc="pre-training the tiny OPT on text (once, then cached)",
+    )
     model.vision_model.requires_grad_(False)
-    qa = interleave(vqa.batches(processor, samples, batch_size=p["batch_size"]),
-                     _caption_batches(tokenizer, text, p["batch_size"]))  # fmt: skip
-    train(model, qa, p["steps"], lr=p["lr"], loss_fn=_qa_or_text_loss,
-          desc="pre-training the tiny Q-Former on VQA (once, then cached)")  # fmt: skip
+    qa = interleave(
+        vqa.batches(processor, samples, batch_size=p["batch_size"]),
+        _caption_batches(tokenizer, text, p["batch_size"]),
+    )
+    train(
+        model,
+        qa,
+        p["steps"],
+        lr=p["lr"],
+        loss_fn=_qa_or_text_loss,
+        desc="pre-training the tiny Q-Former on VQA (once, then cached)",
+    )
     model.requires_grad_(True)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -182,8 +219,12 @@ def compute_dtype(device: torch.device | str) -> torch.dtype:
 
 def nf4_config(compute: torch.dtype = torch.float32) -> BitsAndBytesConfig:
     """The report's quantisation: 4-bit NF4 weights with double quantisation of the scales."""
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=compute)  # fmt: skip
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
 
 
 def autocast_dtype(device: torch.device | str, enabled: bool = True) -> torch.dtype | None:
@@ -197,8 +238,12 @@ def autocast_dtype(device: torch.device | str, enabled: bool = True) -> torch.dt
 
 
 def _tiny_path() -> Path:
-    return tiny_checkpoint("blip2", {**TINY_BLIP2, **PRETRAIN, "seed": pretrain_seed()}, _build_tiny,
-                           sources=(data, vqa, _caption_batches, _vision_batches, _VisionProbe, _qa_or_text_loss, interleave))  # fmt: skip
+    return tiny_checkpoint(
+        "blip2",
+        {**TINY_BLIP2, **PRETRAIN, "seed": pretrain_seed()},
+        _build_tiny,
+        sources=(data, vqa, _caption_batches, _vision_batches, _VisionProbe, _qa_or_text_loss, interleave),
+    )
 
 
 def load_blip2(

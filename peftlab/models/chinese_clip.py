@@ -62,17 +62,26 @@ def tiny_config(size: str = "base", vocab_size: int = 100) -> ChineseCLIPConfig:
         raise ValueError(f"Unknown tiny size {size!r}; choose one of {sorted(TINY_SIZES)}.")
     s, c = TINY_SIZES[size], TINY_COMMON
     return ChineseCLIPConfig(
-        text_config={"vocab_size": vocab_size, "hidden_size": s["text_width"],
-                     "intermediate_size": 4 * s["text_width"], "num_hidden_layers": s["text_layers"],
-                     "num_attention_heads": s["text_width"] // c["head_width"],
-                     "max_position_embeddings": c["max_positions"],
-                     "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
-        vision_config={"hidden_size": s["vision_width"], "intermediate_size": 4 * s["vision_width"],
-                       "num_hidden_layers": s["vision_layers"],
-                       "num_attention_heads": s["vision_width"] // c["head_width"],
-                       "image_size": c["image_size"], "patch_size": c["patch_size"]},
+        text_config={
+            "vocab_size": vocab_size,
+            "hidden_size": s["text_width"],
+            "intermediate_size": 4 * s["text_width"],
+            "num_hidden_layers": s["text_layers"],
+            "num_attention_heads": s["text_width"] // c["head_width"],
+            "max_position_embeddings": c["max_positions"],
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+        },
+        vision_config={
+            "hidden_size": s["vision_width"],
+            "intermediate_size": 4 * s["vision_width"],
+            "num_hidden_layers": s["vision_layers"],
+            "num_attention_heads": s["vision_width"] // c["head_width"],
+            "image_size": c["image_size"],
+            "patch_size": c["patch_size"],
+        },
         projection_dim=s["projection"],
-    )  # fmt: skip
+    )
 
 
 def chinese_characters() -> str:

@@ -23,14 +23,24 @@ def tiny_clip_config(
 ) -> CLIPConfig:
     """The config of the tiny CLIP (see :data:`TINY_CLIP`) for a given vocabulary."""
     t = TINY_CLIP
-    common = {"hidden_size": t["width"], "intermediate_size": 2 * t["width"],
-              "num_hidden_layers": t["layers"], "num_attention_heads": t["heads"]}  # fmt: skip
+    common = {
+        "hidden_size": t["width"],
+        "intermediate_size": 2 * t["width"],
+        "num_hidden_layers": t["layers"],
+        "num_attention_heads": t["heads"],
+    }
     return CLIPConfig(
-        text_config={**common, "vocab_size": vocab_size, "max_position_embeddings": 16,
-                     "eos_token_id": eos_token_id, "bos_token_id": bos_token_id, "pad_token_id": eos_token_id},
+        text_config={
+            **common,
+            "vocab_size": vocab_size,
+            "max_position_embeddings": 16,
+            "eos_token_id": eos_token_id,
+            "bos_token_id": bos_token_id,
+            "pad_token_id": eos_token_id,
+        },
         vision_config={**common, "image_size": image_size, "patch_size": t["patch_size"]},
         projection_dim=t["projection"],
-    )  # fmt: skip
+    )
 
 
 def _words() -> list[str]:
@@ -48,15 +58,17 @@ def _build_tiny(folder: Path, recipe: dict) -> None:
     config = tiny_clip_config(len(tokenizer), tokenizer.eos_token_id, tokenizer.bos_token_id, size)
     torch.manual_seed(recipe["seed"])
     model = CLIPModel(config)
-    retrieval.pretrain(model, processor, recipe, size, chinese=False,
-                       desc="pre-training the tiny CLIP (once, then cached)")  # fmt: skip
+    retrieval.pretrain(
+        model, processor, recipe, size, chinese=False, desc="pre-training the tiny CLIP (once, then cached)"
+    )
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
 
 
 def _tiny_folder(recipe: dict) -> Path:
-    return tiny_checkpoint("clip", {**TINY_CLIP, **recipe}, lambda folder: _build_tiny(folder, recipe),
-                           sources=(data, retrieval))  # fmt: skip
+    return tiny_checkpoint(
+        "clip", {**TINY_CLIP, **recipe}, lambda folder: _build_tiny(folder, recipe), sources=(data, retrieval)
+    )
 
 
 def load_clip(checkpoint: str = TINY, device: str | None = None) -> tuple[CLIPModel, CLIPProcessor]:

@@ -56,18 +56,36 @@ REAL_CHECKPOINT = "llava-hf/llava-1.5-7b-hf"
 def tiny_llava_config(tokenizer: PreTrainedTokenizerBase) -> LlavaConfig:
     """The config of the tiny LLaVA (see :data:`TINY_LLAVA`) for a tokenizer that knows ``<image>``."""
     t, w = TINY_LLAVA, TINY_LLAVA["width"]
-    vision = CLIPVisionConfig(hidden_size=w, intermediate_size=2 * w, num_hidden_layers=t["layers"],
-                              num_attention_heads=t["heads"], image_size=t["image_size"],
-                              patch_size=t["patch_size"], projection_dim=w)  # fmt: skip
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=w, intermediate_size=2 * w,
-                       num_hidden_layers=t["layers"], num_attention_heads=t["heads"],
-                       num_key_value_heads=t["heads"], max_position_embeddings=64,
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    return LlavaConfig(vision_config=vision, text_config=text,
-                       image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-                       projector_hidden_act="gelu", vision_feature_select_strategy="default",
-                       vision_feature_layer=-1, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    vision = CLIPVisionConfig(
+        hidden_size=w,
+        intermediate_size=2 * w,
+        num_hidden_layers=t["layers"],
+        num_attention_heads=t["heads"],
+        image_size=t["image_size"],
+        patch_size=t["patch_size"],
+        projection_dim=w,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=w,
+        intermediate_size=2 * w,
+        num_hidden_layers=t["layers"],
+        num_attention_heads=t["heads"],
+        num_key_value_heads=t["heads"],
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        projector_hidden_act="gelu",
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 class VQAProcessor:
@@ -98,8 +116,13 @@ def _processor(tokenizer: PreTrainedTokenizerBase) -> LlavaProcessor:
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": size}, crop_size={"height": size, "width": size}
     )
-    return LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=TINY_LLAVA["patch_size"],
-                          vision_feature_select_strategy="default", num_additional_image_tokens=1)  # fmt: skip
+    return LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=TINY_LLAVA["patch_size"],
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
 
 
 def _build_tiny(folder: Path, seed: int) -> None:
@@ -114,8 +137,11 @@ def _build_tiny(folder: Path, seed: int) -> None:
        captions of phase 2, so that it does not unlearn "yellow" (a real LLaVA's language model
        saw far more text than these questions).
     """
-    tokenizer = word_tokenizer(vqa.words() + " ".join(s.caption for s in data.make_shapes(128)).split(),
-                               folder, extra_special=("<image>",))  # fmt: skip
+    tokenizer = word_tokenizer(
+        vqa.words() + " ".join(s.caption for s in data.make_shapes(128)).split(),
+        folder,
+        extra_special=("<image>",),
+    )
     processor = _processor(tokenizer)
     p, size = PRETRAIN, TINY_LLAVA["image_size"]
     torch.manual_seed(seed)
@@ -124,19 +150,35 @@ def _build_tiny(folder: Path, seed: int) -> None:
     samples = data.make_shapes(p["images"], size, seed=1000 + seed, colours=data.BASE_COLOURS)
     vision = vision_tower(model)
     seen = data.make_shapes(p["images"], size, seed=1000 + seed)  # all four colours
-    train(_PatchProbe(vision, TINY_LLAVA["width"]), _vision_batches(vqa_processor, seen, p["batch_size"]),
-          p["vision_steps"], lr=p["lr"], loss_fn=lambda m, b: m(**b),
-          desc="pre-training the tiny CLIP vision tower (once, then cached)")  # fmt: skip
+    train(
+        _PatchProbe(vision, TINY_LLAVA["width"]),
+        _vision_batches(vqa_processor, seen, p["batch_size"]),
+        p["vision_steps"],
+        lr=p["lr"],
+        loss_fn=lambda m, b: m(**b),
+        desc="pre-training the tiny CLIP vision tower (once, then cached)",
+    )
     language = next(m for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == "language_model")
     language = getattr(language, "model", language)  # transformers 4.x: a LlamaForCausalLM around it
     text = data.make_shapes(64, size, seed=999)
     text_model, captions = _TextModel(model, language), _caption_batches(tokenizer, text, p["batch_size"])
-    train(text_model, captions, p["text_steps"], lr=p["lr"],
-          desc="pre-training the tiny Llama on text (once, then cached)")  # fmt: skip
+    train(
+        text_model,
+        captions,
+        p["text_steps"],
+        lr=p["lr"],
+        desc="pre-training the tiny Llama on text (once, then cached)",
+    )
     vision.requires_grad_(False)
     qa = interleave(vqa.batches(vqa_processor, samples, batch_size=p["batch_size"]), captions)
-    train(model, qa, p["steps"], lr=p["lr"], loss_fn=lambda m, b: (m if "pixel_values" in b else text_model)(**b).loss,
-          desc="pre-training the tiny LLaVA on VQA (once, then cached)")  # fmt: skip
+    train(
+        model,
+        qa,
+        p["steps"],
+        lr=p["lr"],
+        loss_fn=lambda m, b: (m if "pixel_values" in b else text_model)(**b).loss,
+        desc="pre-training the tiny LLaVA on VQA (once, then cached)",
+    )
     model.requires_grad_(True)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -173,9 +215,23 @@ class _TextModel(torch.nn.Module):
 
 def _tiny_path() -> Path:
     seed = pretrain_seed()
-    return tiny_checkpoint("llava", {**TINY_LLAVA, **PRETRAIN, "seed": seed}, lambda f: _build_tiny(f, seed),
-                           sources=(data, vqa, _build_tiny, _TextModel, VQAProcessor, tiny_llava_config,
-                                    _caption_batches, _vision_batches, _PatchProbe, interleave))  # fmt: skip
+    return tiny_checkpoint(
+        "llava",
+        {**TINY_LLAVA, **PRETRAIN, "seed": seed},
+        lambda f: _build_tiny(f, seed),
+        sources=(
+            data,
+            vqa,
+            _build_tiny,
+            _TextModel,
+            VQAProcessor,
+            tiny_llava_config,
+            _caption_batches,
+            _vision_batches,
+            _PatchProbe,
+            interleave,
+        ),
+    )
 
 
 def load_llava(
@@ -203,9 +259,28 @@ def vision_tower(model: torch.nn.Module) -> torch.nn.Module:
 def real_config() -> LlavaConfig:
     """The architecture of ``llava-hf/llava-1.5-7b-hf`` (its config.json, typed out: no download):
     CLIP ViT-L/14 at 336 px, a two-layer projector, Vicuna-7B (Llama)."""
-    vision = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                              image_size=336, patch_size=14, projection_dim=768)  # fmt: skip
-    text = LlamaConfig(vocab_size=32064, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096)  # fmt: skip
-    return LlavaConfig(vision_config=vision, text_config=text, image_token_index=32000, vision_feature_layer=-2,
-                       vision_feature_select_strategy="default")  # fmt: skip
+    vision = CLIPVisionConfig(
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=336,
+        patch_size=14,
+        projection_dim=768,
+    )
+    text = LlamaConfig(
+        vocab_size=32064,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        max_position_embeddings=4096,
+    )
+    return LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=32000,
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )

@@ -120,11 +120,20 @@ def answer_logits(model: torch.nn.Module, batches: Sequence[dict[str, torch.Tens
 def tiny_opt_config(tokenizer: PreTrainedTokenizerBase) -> OPTConfig:
     """The config of the tiny OPT (see :data:`TINY_OPT`) for a tokenizer."""
     t = TINY_OPT
-    return OPTConfig(vocab_size=len(tokenizer), hidden_size=t["width"], word_embed_proj_dim=t["width"],
-                     ffn_dim=t["ffn"], num_hidden_layers=t["layers"], num_attention_heads=t["heads"],
-                     max_position_embeddings=t["positions"], dropout=0.0, attention_dropout=0.0,
-                     pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                     eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    return OPTConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=t["width"],
+        word_embed_proj_dim=t["width"],
+        ffn_dim=t["ffn"],
+        num_hidden_layers=t["layers"],
+        num_attention_heads=t["heads"],
+        max_position_embeddings=t["positions"],
+        dropout=0.0,
+        attention_dropout=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
 
 
 def _build_tiny(folder: Path) -> None:

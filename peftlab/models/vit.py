@@ -41,10 +41,16 @@ def tiny_vit_config(image_size: int = TINY_VIT["image_size"]) -> ViTConfig:
     """The config of the tiny ViT (see :data:`TINY_VIT`) with a 16-class head."""
     t, names = TINY_VIT, class_names()
     return ViTConfig(
-        hidden_size=t["width"], num_hidden_layers=t["layers"], num_attention_heads=t["heads"],
-        intermediate_size=2 * t["width"], image_size=image_size, patch_size=t["patch_size"],
-        num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
-    )  # fmt: skip
+        hidden_size=t["width"],
+        num_hidden_layers=t["layers"],
+        num_attention_heads=t["heads"],
+        intermediate_size=2 * t["width"],
+        image_size=image_size,
+        patch_size=t["patch_size"],
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+    )
 
 
 def batches(
@@ -89,16 +95,25 @@ def _build_tiny(folder: Path, p: dict) -> None:
     torch.manual_seed(p["seed"])
     model = ViTForImageClassification(tiny_vit_config(size))
     samples = data.make_shapes(p["images"], size, seed=1000 + p["seed"], colours=data.BASE_COLOURS)
-    train(model, batches(processor, samples, batch_size=p["batch_size"]), p["steps"], lr=p["lr"],
-          desc="pre-training the tiny ViT (once, then cached)")  # fmt: skip
+    train(
+        model,
+        batches(processor, samples, batch_size=p["batch_size"]),
+        p["steps"],
+        lr=p["lr"],
+        desc="pre-training the tiny ViT (once, then cached)",
+    )
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
 
 
 def _tiny_folder(recipe: dict) -> Path:
     """The cached tiny ViT pre-trained with ``recipe`` (built the first time)."""
-    return tiny_checkpoint("vit", {**TINY_VIT, **recipe}, lambda folder: _build_tiny(folder, recipe),
-                           sources=(_build_tiny, data, label, batches))  # fmt: skip
+    return tiny_checkpoint(
+        "vit",
+        {**TINY_VIT, **recipe},
+        lambda folder: _build_tiny(folder, recipe),
+        sources=(_build_tiny, data, label, batches),
+    )
 
 
 @torch.no_grad()
@@ -133,9 +148,13 @@ def load_vit(
     else:
         names = class_names()
         model, info = ViTForImageClassification.from_pretrained(
-            path, num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True, output_loading_info=True,
-        )  # fmt: skip
+            path,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+            ignore_mismatched_sizes=True,
+            output_loading_info=True,
+        )
         new = [
             k for k in (*info["missing_keys"], *(m[0] for m in info["mismatched_keys"])) if "classifier" in k
         ]

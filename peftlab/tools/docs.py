@@ -57,17 +57,21 @@ CSS = """
   padding: 2px 8px; margin: 4px 0; }
 """
 #: The lab template without CDN scripts (no math, mermaid or live widgets here); error outputs marked.
-TEMPLATE = """{%- extends 'index.html.j2' -%}
+TEMPLATE = (
+    """{%- extends 'index.html.j2' -%}
 {% block html_head_js %}{% endblock html_head_js %}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
 {% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
 {% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
-{% block extra_css %}<style>""" + CSS + """</style>{% endblock extra_css %}
+{% block extra_css %}<style>"""
+    + CSS
+    + """</style>{% endblock extra_css %}
 {% block body_header %}{{ super() }}
 <nav class="peftlab-nav"><a href="index.html">&larr; peftlab: all notebooks</a></nav>
 {% endblock body_header %}
 {% block error %}<div class="peftlab-cell-error">{{ super() }}</div>{% endblock error %}
-"""  # fmt: skip
+"""
+)
 
 
 def execute(copy: Path, results: Path, timeout: int) -> tuple[float, bool]:
@@ -75,9 +79,22 @@ def execute(copy: Path, results: Path, timeout: int) -> tuple[float, bool]:
     copy = copy.resolve()
     env = {**os.environ, "PEFTLAB_RESULTS_DIR": str(results.resolve()), "MPLBACKEND": INLINE}
     env.pop(OBSERVE_ENV, None)  # never observe mode: an unexpected outcome must fail the build
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-               "--rootdir", str(copy.parent), "--nbmake", f"--nbmake-timeout={timeout}", "--overwrite",
-               copy.name]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "--rootdir",
+        str(copy.parent),
+        "--nbmake",
+        f"--nbmake-timeout={timeout}",
+        "--overwrite",
+        copy.name,
+    ]
     start = time.perf_counter()
     passed = subprocess.run(command, env=env, cwd=copy.parent).returncode == 0
     return time.perf_counter() - start, passed
@@ -188,9 +205,11 @@ def _plain(fragment: str) -> str:
 def badge(text: str) -> str:
     """A small SVG badge reading ``text``, as a data URI (stands in for a remote badge image)."""
     width = 12 + 7 * len(text)
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20">'
-           f'<rect width="{width}" height="20" rx="3" fill="#555"/><text x="6" y="14" fill="#fff" '
-           f'font-family="Verdana,sans-serif" font-size="11">{html.escape(text)}</text></svg>')  # fmt: skip
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20">'
+        f'<rect width="{width}" height="20" rx="3" fill="#555"/><text x="6" y="14" fill="#fff" '
+        f'font-family="Verdana,sans-serif" font-size="11">{html.escape(text)}</text></svg>'
+    )
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
@@ -199,8 +218,10 @@ def failure_rows(outcome: Outcome, title: str) -> list[str]:
     seen = {f["id"]: f for f in (outcome.card or {}).get("failures", [])}
     failures = [f for f in REGISTRY.values() if f.notebook == outcome.notebook] or [None]
     _, _, _, fix, seconds = outcome.row()
-    link = (f'<a class="notebook-link" href="{outcome.notebook}.html">{outcome.notebook}</a>'
-            f"<br><small>{_code(title)}</small>")  # fmt: skip
+    link = (
+        f'<a class="notebook-link" href="{outcome.notebook}.html">{outcome.notebook}</a>'
+        f"<br><small>{_code(title)}</small>"
+    )
     rows = []
     primer = is_primer(outcome.notebook)
     for i, failure in enumerate(failures):
@@ -322,10 +343,12 @@ def matrix_html(path: Path) -> str:
     missing = [failure_id for failure_id in REGISTRY if failure_id not in table["rows"]]
     if missing:  # registered after the last run: say so rather than let the title claim them
         summary += f" Registered after this run, so not in it yet: {', '.join(missing)}."
-    intro = ("Each notebook run in observe mode on each pinned stack (peftlab/stacks/*.txt: the CI stacks and "
-             "the Colab runtimes, over torch 2.13.0+cpu). A cell is the outcome and, where it differs from the "
-             "registry, the verdict. Written by <code>peftlab matrix</code>; this page shows its last run, "
-             f"{html.escape(table.get('date', 'date not recorded'))}.")  # fmt: skip
+    intro = (
+        "Each notebook run in observe mode on each pinned stack (peftlab/stacks/*.txt: the CI stacks and "
+        "the Colab runtimes, over torch 2.13.0+cpu). A cell is the outcome and, where it differs from the "
+        "registry, the verdict. Written by <code>peftlab matrix</code>; this page shows its last run, "
+        f"{html.escape(table.get('date', 'date not recorded'))}."
+    )
     png = base64.b64encode((path.parent / "matrix.png").read_bytes()).decode()
     return MATRIX.format(intro=intro, png=png, head=head, rows="\n".join(rows), summary=summary)
 
@@ -333,8 +356,12 @@ def matrix_html(path: Path) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``peftlab docs``."""
     add_notebook_arguments(parser, "--out", Path("build/docs"), "site folder")
-    parser.add_argument("--matrix", type=Path, default=Path("docs/matrix/matrix.json"),
-                        help="peftlab matrix's table to publish as matrix.html (default: docs/matrix/matrix.json)")  # fmt: skip
+    parser.add_argument(
+        "--matrix",
+        type=Path,
+        default=Path("docs/matrix/matrix.json"),
+        help="peftlab matrix's table to publish as matrix.html (default: docs/matrix/matrix.json)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -395,10 +395,22 @@ def build_venv(venv: Path, torch: str) -> Path:
             flush=True,
         )
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--upgrade", "--upgrade-strategy", "eager",
-             "-c", str(constraints), "-e", f"{ROOT}[test]"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--upgrade",
+                "--upgrade-strategy",
+                "eager",
+                "-c",
+                str(constraints),
+                "-e",
+                f"{ROOT}[test]",
+            ],
             check=True,
-        )  # fmt: skip
+        )
     return python
 
 
@@ -428,8 +440,18 @@ def main(args: argparse.Namespace) -> int:
     if args.venv:
         torch = torch_pin() if args.torch is None else args.torch
         python = build_venv(args.venv, torch)
-        command = [str(python), "-m", "peftlab", "drift", "--notebooks", str(args.notebooks),
-                   "--build", str(args.build), "--timeout", str(args.timeout)]  # fmt: skip
+        command = [
+            str(python),
+            "-m",
+            "peftlab",
+            "drift",
+            "--notebooks",
+            str(args.notebooks),
+            "--build",
+            str(args.build),
+            "--timeout",
+            str(args.timeout),
+        ]
         if args.only:
             command += ["--only", *args.only]
         if torch:

@@ -50,27 +50,57 @@ class Slot:
 
 #: The 3-hour workshop. Notebooks 06 and 07 join when their lessons are in the registry.
 AGENDA: tuple[Slot, ...] = (
-    Slot(10, "", "Welcome; everyone opens notebook 00 on Colab (or a local venv) and runs the versions "
-                 "cell: compare the stacks in the room."),
-    Slot(15, "00", "Predict before running (exercise 1). Stress `lora_alpha / r` and that `task_type` "
-                   "picks a wrapper: both come back."),
-    Slot(20, "01", "Let the error happen first; ask who predicted it in notebook 00. Then the "
-                   "ten-line signature check."),
-    Slot(20, "02", "The error depends on the transformers release: compare two neighbours' messages. "
-                   "4-bit runs where the libraries allow it."),
+    Slot(
+        10,
+        "",
+        "Welcome; everyone opens notebook 00 on Colab (or a local venv) and runs the versions "
+        "cell: compare the stacks in the room.",
+    ),
+    Slot(
+        15,
+        "00",
+        "Predict before running (exercise 1). Stress `lora_alpha / r` and that `task_type` "
+        "picks a wrapper: both come back.",
+    ),
+    Slot(
+        20,
+        "01",
+        "Let the error happen first; ask who predicted it in notebook 00. Then the ten-line signature check.",
+    ),
+    Slot(
+        20,
+        "02",
+        "The error depends on the transformers release: compare two neighbours' messages. "
+        "4-bit runs where the libraries allow it.",
+    ),
     Slot(10, "", "Break (first runs on a fresh Colab runtime pre-train the tiny models: start 03-05 now)."),
-    Slot(20, "03", "A LoRA layer is a module too: what `find_all_linear_names` collects, and the "
-                   "three ways to train a second stage."),
-    Slot(20, "04", "What `modules_to_save` really saves; the silent losses are the point, not the "
-                   "`ValueError`."),
+    Slot(
+        20,
+        "03",
+        "A LoRA layer is a module too: what `find_all_linear_names` collects, and the "
+        "three ways to train a second stage.",
+    ),
+    Slot(
+        20,
+        "04",
+        "What `modules_to_save` really saves; the silent losses are the point, not the `ValueError`.",
+    ),
     Slot(15, "05", "Read the architecture from the checkpoint's tensor shapes before trusting a config."),
     Slot(10, "", "Break."),
-    Slot(15, "06", "Gradient checkpointing with a frozen base: let it fail first, then ask what a "
-                   "checkpointed block needs to run its backward pass."),
-    Slot(20, "07", "LoRA that lands in the vision tower: target names per tower (notebook 00's "
-                   "exercise 3), and proving the tower changed."),
+    Slot(
+        15,
+        "06",
+        "Gradient checkpointing with a frozen base: let it fail first, then ask what a "
+        "checkpointed block needs to run its backward pass.",
+    ),
+    Slot(
+        20,
+        "07",
+        "LoRA that lands in the vision tower: target names per tower (notebook 00's "
+        "exercise 3), and proving the tower changed.",
+    ),
     Slot(5, "", "Wrap-up: `peftlab doctor` on the learners' own models; where the solutions are."),
-)  # fmt: skip
+)
 
 
 def lesson(number: str) -> Lesson | None:
@@ -133,8 +163,14 @@ def overview(name: str) -> Overview:
     comment = line.split("#", 1)[1].strip() if "#" in line else ""
     ids = [i for i in re.findall(r'"([^"]+)"', comment) if "/" in i]
     memory = re.search(r"(?:about|under|~)?\s*\d+(?:\.\d+)?\s*[GM]i?B[^);,]*", comment)
-    return Overview(goals, _field(first, "Prerequisites"), _field(first, "Time"), ids[0] if ids else "", comment,
-                    memory.group(0).strip() if memory else "")  # fmt: skip
+    return Overview(
+        goals,
+        _field(first, "Prerequisites"),
+        _field(first, "Time"),
+        ids[0] if ids else "",
+        comment,
+        memory.group(0).strip() if memory else "",
+    )
 
 
 @dataclass
@@ -183,8 +219,12 @@ def record_timings(results: Path, machine: str, target: Path = TIMINGS) -> dict:
         **{c["notebook"]: round(c["seconds"]) for c in cards if c.get("seconds")},
     }
     stacks = {c["stack"] for c in cards}
-    record = {"date": date.today().isoformat(), "stack": ", ".join(sorted(stacks)), "machine": machine,
-              "seconds": dict(sorted(seconds.items()))}  # fmt: skip
+    record = {
+        "date": date.today().isoformat(),
+        "stack": ", ".join(sorted(stacks)),
+        "machine": machine,
+        "seconds": dict(sorted(seconds.items())),
+    }
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
@@ -205,9 +245,17 @@ def agenda_rows(seconds: dict[str, float] | None = None) -> list[dict]:
     for slot in AGENDA:
         found = lesson(slot.number) if slot.number else None
         name = found.notebook if found else None
-        rows.append({"start": f"{start // 60}:{start % 60:02d}", "minutes": slot.minutes, "number": slot.number,
-                     "notebook": name, "title": found.title if found else "", "activity": slot.activity,
-                     "seconds": seconds.get(name) if name else None})  # fmt: skip
+        rows.append(
+            {
+                "start": f"{start // 60}:{start % 60:02d}",
+                "minutes": slot.minutes,
+                "number": slot.number,
+                "notebook": name,
+                "title": found.title if found else "",
+                "activity": slot.activity,
+                "seconds": seconds.get(name) if name else None,
+            }
+        )
         start += slot.minutes
     return rows
 
@@ -228,8 +276,17 @@ def readme_agenda() -> str:
             continue
         name = row["notebook"]
         if name is None:
-            rows.append([row["start"], str(row["minutes"]), f"{row['number']} (not in this checkout yet)", "-", "-", "-",
-                         _md_escape(row["activity"])])  # fmt: skip
+            rows.append(
+                [
+                    row["start"],
+                    str(row["minutes"]),
+                    f"{row['number']} (not in this checkout yet)",
+                    "-",
+                    "-",
+                    "-",
+                    _md_escape(row["activity"]),
+                ]
+            )
             continue
         info, count = overview(name), len(exercises(name))
         cpu = f"{row['seconds']:.0f} s" if row["seconds"] is not None else "not measured yet"
@@ -239,8 +296,17 @@ def readme_agenda() -> str:
             else "-"
         )
         answers = f"[{count}](solutions/{name}.py)" if count else "none yet"
-        rows.append([row["start"], str(row["minutes"]), f"[{name}](notebooks/{name}.ipynb)", cpu, gpu, answers,
-                     _md_escape(row["activity"])])  # fmt: skip
+        rows.append(
+            [
+                row["start"],
+                str(row["minutes"]),
+                f"[{name}](notebooks/{name}.ipynb)",
+                cpu,
+                gpu,
+                answers,
+                _md_escape(row["activity"]),
+            ]
+        )
     header = [
         "start",
         "min",
@@ -250,8 +316,12 @@ def readme_agenda() -> str:
         "exercises",
         "what to stress",
     ]
-    note = (f"\n\nCPU seconds measured on {timings['machine']} ({timings['stack']} stack, {timings['date']}); "
-            "each notebook's own measure, from its first cell to its scorecard." if timings else "")  # fmt: skip
+    note = (
+        f"\n\nCPU seconds measured on {timings['machine']} ({timings['stack']} stack, {timings['date']}); "
+        "each notebook's own measure, from its first cell to its scorecard."
+        if timings
+        else ""
+    )
     return markdown_table(header, rows) + note
 
 
@@ -289,46 +359,82 @@ def _measured_on_colab() -> str:
 
 #: The questions a workshop hits, with answers built from the sources (Markdown; `code` allowed).
 FAQ: tuple[tuple[str, Callable[[], str]], ...] = (
-    ("Colab's library versions are not the notebook's: is that a problem?",
-     lambda: "No. Every notebook prints the versions it runs on first, and asks the failure registry what those "
-             f"versions do. Colab's default runtimes are pinned as stacks: {_colab_stacks()}; "
-             f"{_measured_on_colab()} (the matrix page). On releases newer than every stack, a difference is shown in an "
-             "orange box and the notebook goes on to the fix. Pinning versions on Colab means reinstalling and "
-             "restarting the runtime; the notebooks do not need it."),
-    ('"The failure did not happen" (or another error came) on a new release.',
-     lambda: "That is a result, not a broken notebook: the orange box names the installed versions, the recorded "
-             "expectation and what happened. Ask the room what changed (release notes), then run `peftlab drift` "
-             "after the workshop; README, \"When the registry is out of date\", says how to record it. In CI or "
-             "with `PEFTLAB_STRICT=1` it stays an error."),
-    ("How long does each notebook take on a CPU, and on a T4?",
-     lambda: f"On a CPU with the tiny default: {_cpu_range()}; the first run on a machine also pre-trains and "
-             "caches the tiny models (fresh Colab runtimes start empty). With a real checkpoint on a T4, loading "
-             "the weights dominates; the GPU column names each checkpoint and the memory its parameters cell "
-             "states. No T4 timing has been measured: try your agenda's notebooks on one before the day."),
-    ("Do learners need a GPU?",
-     lambda: "No. Every notebook runs its whole story on the CPU with the tiny default (`CHECKPOINT = \"tiny\"`). "
-             "A GPU only matters for the real checkpoints (the parameters cell)."),
-    ("The Hub is blocked (offline room, firewall).",
-     lambda: "The tiny default needs no network: the models are built from configs and cached in "
-             "`~/.cache/peftlab` (or `$PEFTLAB_CACHE`; copy a warm cache onto the machines). A Hub id fails at "
-             "once with `OfflineError`; a local folder with `config.json` and weights works everywhere."),
-    ("bitsandbytes / 4-bit on a CPU (notebook 02).",
-     lambda: "Notebook 02 says which path ran and why: bitsandbytes runs 4-bit on the CPU on the current stack, "
-             "but the documented stack's transformers refuses any device but a GPU, so there the notebook trains "
-             "the same LoRA unquantised. Both are expected; the memory table is worked out for the real model."),
-    ("Where are the intended answers?",
-     lambda: "In `solutions/<notebook>.py`: one `exercise_N(ns)` per exercise, its docstring the answer and why "
-             "(the exercises table here is read from them). `PEFTLAB_SOLUTIONS=1` runs a notebook with the stored "
-             "solutions and fails it if one is judged wrong; the test suite does that on both stacks. The docs "
-             "pages show the learner's view: \"not answered yet\"."),
-    ("A learner sees FAIL or an AssertionError in a check.",
-     lambda: "Each check is a real assertion whose threshold comes from a seed sweep with a margin. Ask for the "
-             "figure it printed and the versions table; a changed `SEED` should still pass. Reproduce with "
-             "`peftlab run --only NN`, and `peftlab sweep` shows the spread."),
-    ("Can the notebooks run in another order?",
-     lambda: "Yes, each one stands alone. Notebook 00 first helps: 01 and 04 build on what it shows about "
-             "`task_type` and `modules_to_save`."),
-)  # fmt: skip
+    (
+        "Colab's library versions are not the notebook's: is that a problem?",
+        lambda: (
+            "No. Every notebook prints the versions it runs on first, and asks the failure registry what those "
+            f"versions do. Colab's default runtimes are pinned as stacks: {_colab_stacks()}; "
+            f"{_measured_on_colab()} (the matrix page). On releases newer than every stack, a difference is shown in an "
+            "orange box and the notebook goes on to the fix. Pinning versions on Colab means reinstalling and "
+            "restarting the runtime; the notebooks do not need it."
+        ),
+    ),
+    (
+        '"The failure did not happen" (or another error came) on a new release.',
+        lambda: (
+            "That is a result, not a broken notebook: the orange box names the installed versions, the recorded "
+            "expectation and what happened. Ask the room what changed (release notes), then run `peftlab drift` "
+            'after the workshop; README, "When the registry is out of date", says how to record it. In CI or '
+            "with `PEFTLAB_STRICT=1` it stays an error."
+        ),
+    ),
+    (
+        "How long does each notebook take on a CPU, and on a T4?",
+        lambda: (
+            f"On a CPU with the tiny default: {_cpu_range()}; the first run on a machine also pre-trains and "
+            "caches the tiny models (fresh Colab runtimes start empty). With a real checkpoint on a T4, loading "
+            "the weights dominates; the GPU column names each checkpoint and the memory its parameters cell "
+            "states. No T4 timing has been measured: try your agenda's notebooks on one before the day."
+        ),
+    ),
+    (
+        "Do learners need a GPU?",
+        lambda: (
+            'No. Every notebook runs its whole story on the CPU with the tiny default (`CHECKPOINT = "tiny"`). '
+            "A GPU only matters for the real checkpoints (the parameters cell)."
+        ),
+    ),
+    (
+        "The Hub is blocked (offline room, firewall).",
+        lambda: (
+            "The tiny default needs no network: the models are built from configs and cached in "
+            "`~/.cache/peftlab` (or `$PEFTLAB_CACHE`; copy a warm cache onto the machines). A Hub id fails at "
+            "once with `OfflineError`; a local folder with `config.json` and weights works everywhere."
+        ),
+    ),
+    (
+        "bitsandbytes / 4-bit on a CPU (notebook 02).",
+        lambda: (
+            "Notebook 02 says which path ran and why: bitsandbytes runs 4-bit on the CPU on the current stack, "
+            "but the documented stack's transformers refuses any device but a GPU, so there the notebook trains "
+            "the same LoRA unquantised. Both are expected; the memory table is worked out for the real model."
+        ),
+    ),
+    (
+        "Where are the intended answers?",
+        lambda: (
+            "In `solutions/<notebook>.py`: one `exercise_N(ns)` per exercise, its docstring the answer and why "
+            "(the exercises table here is read from them). `PEFTLAB_SOLUTIONS=1` runs a notebook with the stored "
+            "solutions and fails it if one is judged wrong; the test suite does that on both stacks. The docs "
+            'pages show the learner\'s view: "not answered yet".'
+        ),
+    ),
+    (
+        "A learner sees FAIL or an AssertionError in a check.",
+        lambda: (
+            "Each check is a real assertion whose threshold comes from a seed sweep with a margin. Ask for the "
+            "figure it printed and the versions table; a changed `SEED` should still pass. Reproduce with "
+            "`peftlab run --only NN`, and `peftlab sweep` shows the spread."
+        ),
+    ),
+    (
+        "Can the notebooks run in another order?",
+        lambda: (
+            "Yes, each one stands alone. Notebook 00 first helps: 01 and 04 build on what it shows about "
+            "`task_type` and `modules_to_save`."
+        ),
+    ),
+)
 
 
 def _html(text: str) -> str:
@@ -385,8 +491,10 @@ def _agenda_html(rows: list[dict]) -> str:
         else:
             what = "-"
         kind = "" if row["number"] else ' class="pause"'
-        out.append(f"<tr{kind}><td>{row['start']}</td><td class=\"num\">{row['minutes']}</td><td>{what}</td>"
-                   f"<td>{_html(row['activity'])}</td></tr>")  # fmt: skip
+        out.append(
+            f'<tr{kind}><td>{row["start"]}</td><td class="num">{row["minutes"]}</td><td>{what}</td>'
+            f"<td>{_html(row['activity'])}</td></tr>"
+        )
     return "\n".join(out)
 
 
@@ -397,9 +505,11 @@ def _needs_html(built: dict[str, float]) -> str:
         info = overview(name)
         this = f"{built[name]:.0f} s" if name in built else "not built"
         rec = f"{recorded[name]:.0f} s" if name in recorded else "not recorded"
-        out.append(f'<tr><td><a href="{name}.html">{name}</a></td><td>{_html(info.time or "not stated")}</td>'
-                   f'<td class="num">{this}</td><td class="num">{rec}</td><td>{_html(info.gpu or "-")}</td>'
-                   f"<td>{_html(info.prerequisites or 'not stated')}</td></tr>")  # fmt: skip
+        out.append(
+            f'<tr><td><a href="{name}.html">{name}</a></td><td>{_html(info.time or "not stated")}</td>'
+            f'<td class="num">{this}</td><td class="num">{rec}</td><td>{_html(info.gpu or "-")}</td>'
+            f"<td>{_html(info.prerequisites or 'not stated')}</td></tr>"
+        )
     return "\n".join(out)
 
 
@@ -418,8 +528,10 @@ def _exercises_html() -> str:
             for e in found
         )
         goals_html = f"<p>Learning goals:</p><ul>{goals}</ul>" if goals else ""
-        out.append(f'<h3 id="ex-{name}">{name}</h3>{goals_html}<p>{len(found)} exercises, answers in {link}:</p>'
-                   f"<ol class=\"exercises\">{items}</ol>")  # fmt: skip
+        out.append(
+            f'<h3 id="ex-{name}">{name}</h3>{goals_html}<p>{len(found)} exercises, answers in {link}:</p>'
+            f'<ol class="exercises">{items}</ol>'
+        )
     return "\n".join(out)
 
 
@@ -438,8 +550,14 @@ def page_html(built: dict[str, float] | None = None) -> str:
     faq = "\n".join(
         f"<h3>{_html(q)}</h3><p>{_html(answer()).replace('the matrix page', matrix)}</p>" for q, answer in FAQ
     )
-    return PAGE.format(total=sum(s.minutes for s in AGENDA), agenda=_agenda_html(agenda_rows()),
-                       needs=_needs_html(built), recorded=recorded, exercises=_exercises_html(), faq=faq)  # fmt: skip
+    return PAGE.format(
+        total=sum(s.minutes for s in AGENDA),
+        agenda=_agenda_html(agenda_rows()),
+        needs=_needs_html(built),
+        recorded=recorded,
+        exercises=_exercises_html(),
+        faq=faq,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

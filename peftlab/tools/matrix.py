@@ -32,8 +32,13 @@ from peftlab.versions import stack_file, stack_names
 
 NEWEST = "newest"
 #: Verdict kinds (from the drift watch) and their colours in the heat map.
-COLOURS = {"as documented": "#3a923a", "changed": "#e6a100", "no longer fails": "#d9534f",
-           "new failure": "#8b1a1a", "not run": "#bbbbbb"}  # fmt: skip
+COLOURS = {
+    "as documented": "#3a923a",
+    "changed": "#e6a100",
+    "no longer fails": "#d9534f",
+    "new failure": "#8b1a1a",
+    "not run": "#bbbbbb",
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,10 @@ def venv_python(stack: str, venvs: Path) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     print(f"building {venv} from {stack_file(stack).relative_to(ROOT)}", flush=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(stack_file(stack)),
-                    "-e", f"{ROOT}[test]"], check=True)  # fmt: skip
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-r", str(stack_file(stack)), "-e", f"{ROOT}[test]"],
+        check=True,
+    )
     return python
 
 
@@ -70,8 +77,18 @@ def run_stack(stack: str, venvs: Path, notebooks: Path, build: Path, timeout: in
     except subprocess.CalledProcessError as error:
         print(f"error: could not build the {stack} stack: {error}", file=sys.stderr)
         return 2
-    command = [str(python), "-m", "peftlab", "drift", "--notebooks", str(notebooks),
-               "--build", str(build / stack), "--timeout", str(timeout)]  # fmt: skip
+    command = [
+        str(python),
+        "-m",
+        "peftlab",
+        "drift",
+        "--notebooks",
+        str(notebooks),
+        "--build",
+        str(build / stack),
+        "--timeout",
+        str(timeout),
+    ]
     return subprocess.run(command).returncode
 
 
@@ -160,13 +177,29 @@ def heatmap(table: dict, path: Path) -> None:
     ax.imshow(grid, aspect="auto")
     for i, key in enumerate(keys):
         for j, stack in enumerate(stacks):
-            ax.text(j, i, table["rows"][key][stack]["outcome"][:22], ha="center", va="center",
-                    fontsize=6.5, color="white")  # fmt: skip
-    ax.set_xticks(range(len(stacks)), [f"{s}\n{versions_label(table['versions'].get(s))}" for s in stacks],
-                  fontsize=6.5, rotation=30, ha="right")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                table["rows"][key][stack]["outcome"][:22],
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white",
+            )
+    ax.set_xticks(
+        range(len(stacks)),
+        [f"{s}\n{versions_label(table['versions'].get(s))}" for s in stacks],
+        fontsize=6.5,
+        rotation=30,
+        ha="right",
+    )
     ax.set_yticks(range(len(keys)), keys, fontsize=7)
-    ax.legend(handles=[Patch(color=c, label=k) for k, c in COLOURS.items()], fontsize=7,
-              loc="upper left", bbox_to_anchor=(1.01, 1.0))  # fmt: skip
+    ax.legend(
+        handles=[Patch(color=c, label=k) for k, c in COLOURS.items()],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
     ax.set_title("Each failure on each stack: the outcome, coloured by the verdict against the registry")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

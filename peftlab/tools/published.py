@@ -23,40 +23,101 @@ import torch
 
 #: CLIP ViT-B/32 (``CLIPConfig()``'s defaults are this model's config).
 CLIP_VIT_B_32 = {
-    "text_config": {"vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
-                    "num_attention_heads": 8, "max_position_embeddings": 77},
-    "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                      "num_attention_heads": 12, "image_size": 224, "patch_size": 32},
+    "text_config": {
+        "vocab_size": 49408,
+        "hidden_size": 512,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 8,
+        "max_position_embeddings": 77,
+    },
+    "vision_config": {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "image_size": 224,
+        "patch_size": 32,
+    },
     "projection_dim": 512,
-}  # fmt: skip
+}
 #: OPT-125m.
-OPT_125M = {"vocab_size": 50272, "hidden_size": 768, "word_embed_proj_dim": 768, "ffn_dim": 3072,
-            "num_hidden_layers": 12, "num_attention_heads": 12, "max_position_embeddings": 2048}  # fmt: skip
+OPT_125M = {
+    "vocab_size": 50272,
+    "hidden_size": 768,
+    "word_embed_proj_dim": 768,
+    "ffn_dim": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 2048,
+}
 #: ViT-B/16 pre-trained on ImageNet-21k (no classification head is published with it).
-VIT_B_16_IN21K = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                  "num_attention_heads": 12, "image_size": 224, "patch_size": 16}  # fmt: skip
+VIT_B_16_IN21K = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "image_size": 224,
+    "patch_size": 16,
+}
 #: BLIP-2 with OPT-2.7b: EVA ViT-g/14 (39 layers of 1408), a 12-layer Q-Former, 32 queries, OPT-2.7b.
 BLIP2_OPT_2_7B = {
-    "vision_config": {"hidden_size": 1408, "intermediate_size": 6144, "num_hidden_layers": 39,
-                      "num_attention_heads": 16, "image_size": 224, "patch_size": 14},
-    "qformer_config": {"vocab_size": 30522, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                       "num_attention_heads": 12, "cross_attention_frequency": 2, "encoder_hidden_size": 1408},
-    "text_config": {"vocab_size": 50272, "hidden_size": 2560, "word_embed_proj_dim": 2560, "ffn_dim": 10240,
-                    "num_hidden_layers": 32, "num_attention_heads": 32, "max_position_embeddings": 2048},
+    "vision_config": {
+        "hidden_size": 1408,
+        "intermediate_size": 6144,
+        "num_hidden_layers": 39,
+        "num_attention_heads": 16,
+        "image_size": 224,
+        "patch_size": 14,
+    },
+    "qformer_config": {
+        "vocab_size": 30522,
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "cross_attention_frequency": 2,
+        "encoder_hidden_size": 1408,
+    },
+    "text_config": {
+        "vocab_size": 50272,
+        "hidden_size": 2560,
+        "word_embed_proj_dim": 2560,
+        "ffn_dim": 10240,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "max_position_embeddings": 2048,
+    },
     "num_query_tokens": 32,
-}  # fmt: skip
+}
 #: LLaVA-1.5-7b (llava-hf): CLIP ViT-L/14 at 336 px (its second-to-last layer's patches), a 2-layer
 #: gelu MLP projector, and a Llama-2-7B language model with 64 extra vocabulary rows (the ``<image>``
 #: token is id 32000).
 LLAVA_1_5_7B = {
-    "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096,
-                      "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 336, "patch_size": 14,
-                      "projection_dim": 768},
-    "text_config": {"model_type": "llama", "vocab_size": 32064, "hidden_size": 4096, "intermediate_size": 11008,
-                    "num_hidden_layers": 32, "num_attention_heads": 32, "max_position_embeddings": 4096},
-    "image_token_index": 32000, "projector_hidden_act": "gelu", "vision_feature_layer": -2,
+    "vision_config": {
+        "model_type": "clip_vision_model",
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "image_size": 336,
+        "patch_size": 14,
+        "projection_dim": 768,
+    },
+    "text_config": {
+        "model_type": "llama",
+        "vocab_size": 32064,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "max_position_embeddings": 4096,
+    },
+    "image_token_index": 32000,
+    "projector_hidden_act": "gelu",
+    "vision_feature_layer": -2,
     "vision_feature_select_strategy": "default",
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -82,7 +143,9 @@ class Published:
 #: name -> the published checkpoint. Published totals: the Hub pages (CLIP 151M, OPT 125M, ViT 86.4M,
 #: BLIP-2 3.74B, LLaVA-1.5 7.06B) and the Chinese-CLIP release table (github.com/OFA-Sys/Chinese-CLIP: 188M, 406M).
 PUBLISHED: dict[str, Published] = {
-    "clip-vit-base-patch32": Published("openai/clip-vit-base-patch32", "CLIPModel", 151_277_313, 151.3, ("01",), 224),
+    "clip-vit-base-patch32": Published(
+        "openai/clip-vit-base-patch32", "CLIPModel", 151_277_313, 151.3, ("01",), 224
+    ),
     "opt-125m": Published("facebook/opt-125m", "OPTForCausalLM", 125_239_296, 125.2, ("03",)),
     "vit-base-patch16-224-in21k": Published(
         "google/vit-base-patch16-224-in21k", "ViTModel", 86_389_248, 86.4, ("04",), 224
@@ -94,7 +157,12 @@ PUBLISHED: dict[str, Published] = {
         "OFA-Sys/chinese-clip-vit-large-patch14", "ChineseCLIPModel", 406_233_089, 406, ("05",), 224
     ),
     "blip2-opt-2.7b": Published(
-        "Salesforce/blip2-opt-2.7b", "Blip2ForConditionalGeneration", 3_744_679_936, 3744.7, ("02",), 224,
+        "Salesforce/blip2-opt-2.7b",
+        "Blip2ForConditionalGeneration",
+        3_744_679_936,
+        3744.7,
+        ("02",),
+        224,
         fits_here=(
             "estimated, not run: 3.74 B parameters. Building the random model takes about 15 GB in fp32 "
             "(this machine: 24 GB shared with other jobs, 2 cores) and writes 7.5 GB in bf16; notebook 02 "
@@ -108,7 +176,12 @@ PUBLISHED: dict[str, Published] = {
         ),
     ),
     "llava-1.5-7b": Published(
-        "llava-hf/llava-1.5-7b-hf", "LlavaForConditionalGeneration", 7_063_427_072, 7060, ("07",), 336,
+        "llava-hf/llava-1.5-7b-hf",
+        "LlavaForConditionalGeneration",
+        7_063_427_072,
+        7060,
+        ("07",),
+        336,
         fits_here=(
             "not run: 7.06 B parameters, 28 GB of float32 weights just to build the random model, more than "
             "this machine's memory (23 GB, shared with other jobs); notebook 07 then loads it in NF4 once per "
@@ -117,7 +190,7 @@ PUBLISHED: dict[str, Published] = {
         ),
         stated_to=10,  # the Hub page states 7.06B
     ),
-}  # fmt: skip
+}
 
 
 def config(name: str):  # noqa: ANN201  (a transformers PretrainedConfig)
@@ -157,8 +230,11 @@ def _save_clip(folder: Path) -> None:
 
     tokenizer = clip_tokenizer(_words(), folder)
     cfg = config("clip-vit-base-patch32")
-    ids = {"eos_token_id": tokenizer.eos_token_id, "bos_token_id": tokenizer.bos_token_id,
-           "pad_token_id": tokenizer.eos_token_id}  # fmt: skip
+    ids = {
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "pad_token_id": tokenizer.eos_token_id,
+    }
     for key, value in ids.items():
         setattr(cfg.text_config, key, value)
     CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer).save_pretrained(folder)
@@ -172,8 +248,11 @@ def _save_opt(folder: Path) -> None:
     from peftlab.models.vocab import word_tokenizer
 
     tokenizer = word_tokenizer(words(), folder)
-    ids = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
-           "eos_token_id": tokenizer.eos_token_id}  # fmt: skip
+    ids = {
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
     OPTForCausalLM(OPTConfig(**OPT_125M, **ids)).save_pretrained(folder)
 
 
@@ -198,9 +277,13 @@ def _save_vit(folder: Path) -> None:
     ViTModel(config("vit-base-patch16-224-in21k")).save_pretrained(folder)
 
 
-BUILDERS = {"clip-vit-base-patch32": _save_clip, "opt-125m": _save_opt, "vit-base-patch16-224-in21k": _save_vit,
-            "chinese-clip-vit-base-patch16": lambda f: _save_chinese_clip("chinese-clip-vit-base-patch16", f),
-            "chinese-clip-vit-large-patch14": lambda f: _save_chinese_clip("chinese-clip-vit-large-patch14", f)}  # fmt: skip
+BUILDERS = {
+    "clip-vit-base-patch32": _save_clip,
+    "opt-125m": _save_opt,
+    "vit-base-patch16-224-in21k": _save_vit,
+    "chinese-clip-vit-base-patch16": lambda f: _save_chinese_clip("chinese-clip-vit-base-patch16", f),
+    "chinese-clip-vit-large-patch14": lambda f: _save_chinese_clip("chinese-clip-vit-large-patch14", f),
+}
 
 
 def random_weights_folder(name: str, seed: int = 0) -> Path:

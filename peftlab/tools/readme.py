@@ -42,8 +42,10 @@ def stacks_table() -> str:
         pins = pinned_versions(name)
         where = "CI, every push" if name in CI_STACKS else "`peftlab matrix`"
         link = f"[`peftlab/stacks/{name}.txt`](peftlab/stacks/{name}.txt)"
-        rows.append([f"**{name}**", stack_description(name), real_runtime(name) or "-", link, where]
-                    + [pins[lib] or "-" for lib in ("transformers", "peft", "accelerate", "bitsandbytes")])  # fmt: skip
+        rows.append(
+            [f"**{name}**", stack_description(name), real_runtime(name) or "-", link, where]
+            + [pins[lib] or "-" for lib in ("transformers", "peft", "accelerate", "bitsandbytes")]
+        )
     header = [
         "stack",
         "what it is",
@@ -103,8 +105,10 @@ def failures_table() -> str:
 
 def changes_table() -> str:
     """Every release boundary: the library, what changed, where runs place it, the releases run."""
-    rows = [[f"`{key}`", c.what, c.phrase(), ", ".join(sorted(c.measured, key=Version))]
-            for key, c in CHANGES.items()]  # fmt: skip
+    rows = [
+        [f"`{key}`", c.what, c.phrase(), ", ".join(sorted(c.measured, key=Version))]
+        for key, c in CHANGES.items()
+    ]
     return markdown_table(["change", "what changed", "where (from runs)", "releases run"], rows)
 
 
@@ -127,9 +131,16 @@ def real_size_table(facts_file: Path = REAL_SIZE_FACTS) -> str:
             p = fact["parameters"]
             run = ", ".join(f"{k.lower()} {v}" for k, v in p.items())
             per_step = f"{fact['seconds_per_step']:.1f} s" if fact.get("seconds_per_step") else "-"
-            rows.append([name[:2], ", ".join(f"`{c}`" for c in fact["checkpoints"]), run,
-                         f"{fact['peak_rss_mb'] / 1024:.1f} GB", per_step,
-                         f"{fact['stack']}, {fact.get('measured', '?')}"])  # fmt: skip
+            rows.append(
+                [
+                    name[:2],
+                    ", ".join(f"`{c}`" for c in fact["checkpoints"]),
+                    run,
+                    f"{fact['peak_rss_mb'] / 1024:.1f} GB",
+                    per_step,
+                    f"{fact['stack']}, {fact.get('measured', '?')}",
+                ]
+            )
         else:
             why = (plan.summary or plan.left_out) if plan and plan.left_out else "not measured yet"
             rows.append([name[:2], "-", why, "not measured", "-", "-"])
@@ -144,9 +155,15 @@ def real_size_table(facts_file: Path = REAL_SIZE_FACTS) -> str:
     return markdown_table(header, rows)
 
 
-TABLES = {"stacks-table": stacks_table, "real-size-table": real_size_table, "notebooks-table": notebooks_table, "failures-table": failures_table,
-          "changes-table": changes_table, "instructors-agenda": readme_agenda,
-          "instructors-faq": readme_faq}  # fmt: skip
+TABLES = {
+    "stacks-table": stacks_table,
+    "real-size-table": real_size_table,
+    "notebooks-table": notebooks_table,
+    "failures-table": failures_table,
+    "changes-table": changes_table,
+    "instructors-agenda": readme_agenda,
+    "instructors-faq": readme_faq,
+}
 
 
 def render(text: str) -> str:

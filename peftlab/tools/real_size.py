@@ -40,19 +40,27 @@ class Plan:
 def too_big_here(key: str) -> str:
     """Why the published checkpoint ``key`` is not built here, from its facts: parameters, float32 size."""
     published = PUBLISHED[key]
-    return (f"`{published.hub_id}`: {published.parameters / 1e9:.2f} B parameters, "
-            f"{published.float32_gigabytes:.0f} GB of float32 weights to build its random-weight copy")  # fmt: skip
+    return (
+        f"`{published.hub_id}`: {published.parameters / 1e9:.2f} B parameters, "
+        f"{published.float32_gigabytes:.0f} GB of float32 weights to build its random-weight copy"
+    )
 
 
 #: Notebook prefix -> its real-size plan. Few images and steps: shapes, memory and time per step are
 #: the real model's; learning is not judged (random weights).
 PLANS: dict[str, Plan] = {
-    "01": Plan({"CHECKPOINT": "clip-vit-base-patch32"},
-               {"LORA_STEPS": 3, "BATCH_SIZE": 8, "EVAL_BATCH_SIZE": 32, "TRAIN_IMAGES": 16, "TEST_IMAGES": 32}),
-    "03": Plan({"CHECKPOINT": "opt-125m"},
-               {"STAGE_ONE_STEPS": 2, "STAGE_TWO_STEPS": 2, "BATCH_SIZE": 8, "EVAL_BATCH_SIZE": 32, "SCENES": 16}),
-    "05": Plan({"CHECKPOINT": "chinese-clip-vit-large-patch14", "WRONG_CONFIG": "chinese-clip-vit-base-patch16"},
-               {"LORA_STEPS": 2, "BATCH_SIZE": 4, "EVAL_BATCH_SIZE": 16, "TRAIN_IMAGES": 8, "TEST_IMAGES": 16}),
+    "01": Plan(
+        {"CHECKPOINT": "clip-vit-base-patch32"},
+        {"LORA_STEPS": 3, "BATCH_SIZE": 8, "EVAL_BATCH_SIZE": 32, "TRAIN_IMAGES": 16, "TEST_IMAGES": 32},
+    ),
+    "03": Plan(
+        {"CHECKPOINT": "opt-125m"},
+        {"STAGE_ONE_STEPS": 2, "STAGE_TWO_STEPS": 2, "BATCH_SIZE": 8, "EVAL_BATCH_SIZE": 32, "SCENES": 16},
+    ),
+    "05": Plan(
+        {"CHECKPOINT": "chinese-clip-vit-large-patch14", "WRONG_CONFIG": "chinese-clip-vit-base-patch16"},
+        {"LORA_STEPS": 2, "BATCH_SIZE": 4, "EVAL_BATCH_SIZE": 16, "TRAIN_IMAGES": 8, "TEST_IMAGES": 16},
+    ),
     "02": Plan(
         {"CHECKPOINT": "blip2-opt-2.7b"},
         left_out=f"Salesforce/blip2-opt-2.7b in NF4 on this CPU: {PUBLISHED['blip2-opt-2.7b'].fits_here}",
@@ -61,7 +69,14 @@ PLANS: dict[str, Plan] = {
     ),
     "04": Plan(
         {"CHECKPOINT": "vit-base-patch16-224-in21k"},
-        {"NEW_SIZE": 512, "LORA_STEPS": 2, "BATCH_SIZE": 2, "EVAL_BATCH_SIZE": 8, "TRAIN_IMAGES": 4, "TEST_IMAGES": 8},
+        {
+            "NEW_SIZE": 512,
+            "LORA_STEPS": 2,
+            "BATCH_SIZE": 2,
+            "EVAL_BATCH_SIZE": 8,
+            "TRAIN_IMAGES": 4,
+            "TEST_IMAGES": 8,
+        },
     ),
     "00": Plan(left_out="a primer on a toy model: it names no published checkpoint"),
     "06": Plan(
@@ -76,7 +91,7 @@ PLANS: dict[str, Plan] = {
         "LoRA set-up it compares (NF4 on a GPU: QUANTIZE = None)",
         summary=f"not run here: {too_big_here('llava-1.5-7b')}, more than this machine's memory; run it on a GPU",
     ),
-}  # fmt: skip
+}
 
 
 def default_set() -> list[str]:
@@ -116,8 +131,17 @@ def inject(notebook: object, parameters: dict[str, object]) -> None:
     cells.insert(where + 1, cell)
 
 
-HEADER = ["notebook", "checkpoint", "failure at real size", "judged checks", "not judged (random weights)",
-          "save/reload exact", "peak RSS", "s/step", "seconds"]  # fmt: skip
+HEADER = [
+    "notebook",
+    "checkpoint",
+    "failure at real size",
+    "judged checks",
+    "not judged (random weights)",
+    "save/reload exact",
+    "peak RSS",
+    "s/step",
+    "seconds",
+]
 
 
 def row(stem: str, seconds: float, card: dict | None, error: str) -> list[str]:
@@ -136,8 +160,13 @@ def row(stem: str, seconds: float, card: dict | None, error: str) -> list[str]:
             "-",
             f"{seconds:.0f}",
         ]
-    failures = "; ".join(f"yes ({f['outcome']})" if f["reproduced"] else "no error on these versions"
-                         for f in card["failures"]) or "none"  # fmt: skip
+    failures = (
+        "; ".join(
+            f"yes ({f['outcome']})" if f["reproduced"] else "no error on these versions"
+            for f in card["failures"]
+        )
+        or "none"
+    )
     judged = [c for c in card["checks"] if c["passed"] is not None]
     passed = sum(bool(c["passed"]) for c in judged)
     reload = [c for c in judged if "reload" in c["claim"] or "round trip" in c["claim"]]
@@ -145,9 +174,17 @@ def row(stem: str, seconds: float, card: dict | None, error: str) -> list[str]:
     error = re.sub(r"\x1b\[[0-9;]*m", "", error)[:90]  # the kernel's colours
     judged_text = f"{passed}/{len(judged)} passed" + (f" ({error})" if error else "")
     per_step = card.get("seconds_per_step")
-    return [stem, checkpoint, failures, judged_text, str(len(card["checks"]) - len(judged)), reload_text,
-            f"{card.get('peak_rss_mb', 0) / 1024:.1f} GB", f"{per_step:.1f}" if per_step else "-",
-            f"{seconds:.0f}"]  # fmt: skip
+    return [
+        stem,
+        checkpoint,
+        failures,
+        judged_text,
+        str(len(card["checks"]) - len(judged)),
+        reload_text,
+        f"{card.get('peak_rss_mb', 0) / 1024:.1f} GB",
+        f"{per_step:.1f}" if per_step else "-",
+        f"{seconds:.0f}",
+    ]
 
 
 def ok(card: dict | None, error: str) -> bool:
@@ -175,7 +212,9 @@ def record(cards: dict[str, dict], target: Path) -> None:
             "measured": time.strftime("%Y-%m-%d", time.gmtime()),
             "cpus": os.cpu_count(),
             "load_average": round(os.getloadavg()[0], 1),  # the machine is shared: an upper bound on time
-            "versions": {k: card["versions"][k] for k in ("torch", "transformers", "peft") if k in card["versions"]},
-        }  # fmt: skip
+            "versions": {
+                k: card["versions"][k] for k in ("torch", "transformers", "peft") if k in card["versions"]
+            },
+        }
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")

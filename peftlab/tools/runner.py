@@ -40,8 +40,13 @@ class Outcome:
             from peftlab.tools import real_size
 
             return real_size.ok(card, self.error)
-        return (not self.error and card is not None and (bool(card["failures"]) or card.get("primer", False))
-                and bool(card["checks"]) and all(c["passed"] for c in card["checks"]))  # fmt: skip
+        return (
+            not self.error
+            and card is not None
+            and (bool(card["failures"]) or card.get("primer", False))
+            and bool(card["checks"])
+            and all(c["passed"] for c in card["checks"])
+        )
 
     def row(self) -> list[str]:
         """The summary-table row: notebook, stack, failure, fix, seconds (at real size, its own columns)."""
@@ -126,8 +131,13 @@ def run_one(path: Path, build: Path, timeout: int = 600, real_size: bool = False
         os.environ.pop(RANDOM_WEIGHTS_ENV, None)
     start, error = time.perf_counter(), ""
     with ipc_kernel() as km:
-        client = NotebookClient(notebook, km=km, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
+        client = NotebookClient(
+            notebook,
+            km=km,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         try:
             client.execute()
         except CellExecutionError as exc:
@@ -222,12 +232,19 @@ def run_and_summarise(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``peftlab run``."""
     add_notebook_arguments(parser, "--build", Path("build"), "output folder")
-    parser.add_argument("--real-size", action="store_true",
-                        help="run on the published architectures with random weights (few steps): failure, fix, "
-                             "reload, peak memory and s/step at real size; accuracy not judged")  # fmt: skip
-    parser.add_argument("--record", type=Path, default=None,
-                        help="with --real-size: merge the measured peak RSS into this facts file "
-                             "(docs/real_size.json feeds the README's memory table)")  # fmt: skip
+    parser.add_argument(
+        "--real-size",
+        action="store_true",
+        help="run on the published architectures with random weights (few steps): failure, fix, "
+        "reload, peak memory and s/step at real size; accuracy not judged",
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="with --real-size: merge the measured peak RSS into this facts file "
+        "(docs/real_size.json feeds the README's memory table)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -34,8 +34,15 @@ def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: in
     error = ""
     try:
         with ipc_kernel() as km:
-            papermill.execute_notebook(str(path), str(results / path.name), parameters={"SEED": seed}, km=km,
-                                       cwd=str(path.parent), execution_timeout=timeout, progress_bar=False)  # fmt: skip
+            papermill.execute_notebook(
+                str(path),
+                str(results / path.name),
+                parameters={"SEED": seed},
+                km=km,
+                cwd=str(path.parent),
+                execution_timeout=timeout,
+                progress_bar=False,
+            )
     except Exception as exc:  # noqa: BLE001  (a failed check is a result of the sweep)
         error = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
     finally:
@@ -59,8 +66,17 @@ def summarise(runs: list[dict], by_stack: bool = False) -> list[list[str]]:
         values = [c["value"] for c in checks if c.get("value") is not None]
         spread = f"{min(values):.3g} / {statistics.median(values):.3g} / {max(values):.3g}" if values else "-"
         failed = [c["figure"] for c in checks if not c["passed"]]
-        out.append([notebook, claim[:70], *stack, str(len(checks)), str(len(checks) - len(failed)), spread,
-                    failed[0][:60] if failed else ""])  # fmt: skip
+        out.append(
+            [
+                notebook,
+                claim[:70],
+                *stack,
+                str(len(checks)),
+                str(len(checks) - len(failed)),
+                spread,
+                failed[0][:60] if failed else "",
+            ]
+        )
     return out
 
 
@@ -68,10 +84,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``peftlab sweep``."""
     add_notebook_arguments(parser, "--build", Path("build/sweep"), "output folder")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="values of SEED")
-    parser.add_argument("--pretrain-seeds", nargs="+", type=int, default=[0, 1, 2],
-                        help="values of PEFTLAB_PRETRAIN_SEED (each pre-trains the tiny models anew)")  # fmt: skip
-    parser.add_argument("--combine", nargs="+", type=Path, metavar="FOLDER",
-                        help="run nothing: one table, per stack, from earlier sweeps' sweep.json")  # fmt: skip
+    parser.add_argument(
+        "--pretrain-seeds",
+        nargs="+",
+        type=int,
+        default=[0, 1, 2],
+        help="values of PEFTLAB_PRETRAIN_SEED (each pre-trains the tiny models anew)",
+    )
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        type=Path,
+        metavar="FOLDER",
+        help="run nothing: one table, per stack, from earlier sweeps' sweep.json",
+    )
 
 
 def combine(folders: list[Path]) -> int:
@@ -103,8 +129,10 @@ def main(args: argparse.Namespace) -> int:
         for pretrain_seed in args.pretrain_seeds:
             for seed in args.seeds:
                 run = run_once(path, seed, pretrain_seed, args.build, args.timeout)
-                print(f"{path.stem} SEED={seed} pretrain={pretrain_seed}: {run['error'] or 'every check passed'}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"{path.stem} SEED={seed} pretrain={pretrain_seed}: {run['error'] or 'every check passed'}",
+                    flush=True,
+                )
                 runs.append(run)
     header = ["notebook", "check", "runs", "passed", "value min / median / max", "a failing figure"]
     text = table(summarise(runs), header)
