@@ -174,3 +174,46 @@ def test_each_rule_fails_on_a_planted_package(planted: Path):
         ["planted.a", "planted.b", "planted.c"],
         ["planted.kit", "planted.tools.cli"],
     ]
+
+
+def private_names_taken(root: Path = PACKAGE) -> list[str]:
+    """Every ``_name`` one module of the package takes from another: imported, or read as ``module._name``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        here = module_name(path, root)
+        local = {}  # local name -> the package module it stands for
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == root.name:
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{here}: from {node.module} import {alias.name}")
+                    local[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.Import):
+                local |= {
+                    (a.asname or a.name): a.name for a in node.names if a.name.split(".")[0] == root.name
+                }
+        found += [
+            f"{here}: {node.value.id}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in local
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ]
+    return found
+
+
+def test_no_module_takes_a_private_name_of_another():
+    assert private_names_taken() == []
+
+
+def test_the_private_name_check_fails_on_a_planted_package(planted: Path):
+    (planted / "lessons" / "plot.py").write_text(
+        "from planted.kit import _figure\nfrom planted import other as o\nx = o._hidden\n"
+    )
+    assert private_names_taken(planted) == [
+        "planted.lessons.plot: from planted.kit import _figure",
+        "planted.lessons.plot: o._hidden",
+    ]

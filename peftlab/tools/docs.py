@@ -34,10 +34,10 @@ from peftlab.scorecard import is_primer
 from peftlab.tools import instructors
 from peftlab.tools.runner import (
     Outcome,
-    _write_html,
     add_notebook_arguments,
     find_notebooks,
     run_and_summarise,
+    write_html,
 )
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def build(notebooks: Path, out: Path, only: list[str] | None = None, timeout: in
         outcome = Outcome(source.stem, seconds, card, "" if passed else "a cell failed under nbmake")
         notebook = nbformat.read(copy, as_version=4)
         titles[source.stem] = title_of(notebook)
-        _write_html(static_page(notebook, source.stem), out / f"{source.stem}.html", exporter())
+        write_html(static_page(notebook, source.stem), out / f"{source.stem}.html", exporter())
         print(f"  {'ok' if outcome.ok else 'FELL SHORT'} in {seconds:.0f} s", flush=True)
         outcomes.append(outcome)
     (out / "index.html").write_text(index_html(outcomes, titles), encoding="utf-8")

@@ -147,13 +147,13 @@ def run_one(path: Path, build: Path, timeout: int = 600, real_size: bool = False
     seconds = time.perf_counter() - start
     (build / "notebooks").mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, build / "notebooks" / path.name)
-    _write_html(notebook, build / "html" / f"{path.stem}.html")
+    write_html(notebook, build / "html" / f"{path.stem}.html")
     card_path = results / f"{path.stem}.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else None
     return Outcome(path.stem, seconds, card, error, real_size)
 
 
-def _write_html(notebook: object, target: Path, exporter: object | None = None) -> None:
+def write_html(notebook: object, target: Path, exporter: object | None = None) -> None:
     """Write ``notebook`` as HTML (nbconvert's lab template unless another ``exporter`` is given)."""
     from nbconvert import HTMLExporter
 
