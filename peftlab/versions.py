@@ -46,7 +46,7 @@ def stack_names() -> tuple[str, ...]:
 
 @cache
 def stack_pins(name: str) -> dict[str, str]:
-    """Every ``library: version`` that stack ``name`` pins (``torch==2.13.0`` -> ``{"torch": "2.13.0"}``)."""
+    """Every ``library: version`` that stack ``name`` pins (``torch==<version>`` -> ``{"torch": "<version>"}``)."""
     pins = {}
     for line in stack_file(name).read_text(encoding="utf-8").splitlines():
         lib, pinned, version = line.split("#")[0].strip().partition("==")

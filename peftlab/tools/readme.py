@@ -66,7 +66,7 @@ def notebooks_table() -> str:
 
 
 def _measured(measured: tuple[str, ...]) -> str:
-    """Stack names stay as they are; single releases (``peft 0.16.0``) are grouped per library."""
+    """Stack names stay as they are; single releases (``peft <release>``) are grouped per library."""
     stacks = [m for m in measured if " " not in m]
     releases: dict[str, list[str]] = {}
     for m in measured:
