@@ -73,7 +73,9 @@ class Expectation:
     raises: str | None  # exception class name, or None for "no error on these versions"
     match: str = ""  # regular expression searched in the message
     reason: str = ""  # why it happens (or, for ``raises=None``, why it no longer does)
-    measured: tuple[str, ...] = ()  # the stacks (pin files) or releases this was run on
+    #: Where this was run: stack names (``stacks_where(...)`` picks them by their pins; each must be
+    #: recorded in docs/matrix/, see tests/test_registry_static.py) and single releases (``peft 0.16.0``).
+    measured: tuple[str, ...] = ()
 
     def applies(self, versions: Versions) -> bool:
         """True when the installed ``versions`` satisfy every specifier of ``when``."""
