@@ -359,3 +359,17 @@ def test_the_guard_lets_a_series_or_a_word_pass(line):
 def test_the_readme_is_guarded_outside_its_generated_tables_only():
     text = "a\n<!-- stacks-table -->\n| transformers 4.51.3 |\n<!-- /stacks-table -->\ntorch 2.13.0 here\n"
     assert typed_releases(ROOT / "README.md", text) == [("README.md:5", "torch 2.13.0 here")]
+
+
+def test_a_notebook_title_is_written_once_in_its_first_heading():
+    """The Lesson has no title; the README's notebooks table shows each notebook's own heading."""
+    from dataclasses import fields
+
+    from peftlab.tools.notebooks import heading, title
+    from peftlab.tools.readme import notebooks_table
+
+    assert "title" not in {f.name for f in fields(registry.Lesson)}
+    table = notebooks_table()
+    for path in NOTEBOOKS:
+        assert heading(path.stem) == f"{path.stem[:2]} · {title(path.stem)}"
+        assert f"| {path.stem[:2]} | [{title(path.stem)}](notebooks/{path.stem}.ipynb)" in table
