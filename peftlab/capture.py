@@ -309,17 +309,18 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
             and (self.missing is not None or self.expectation != documented)
         )
 
-    def keep(self, name: str, data: Any) -> Any:
-        """Attach ``data`` (JSON-able: a figure's numbers) to this failure's recording, and return it.
+    def keep(self, name: str, data: Any) -> None:
+        """Attach ``data`` (JSON-able: a figure's numbers) to this failure's recording.
 
         ``peftlab record`` stores it; on the documented stack every run compares it with the stored
         value (numbers to a relative ``recordings.REL_TOL``, a zero exactly) and raises UnexpectedOutcome
-        on a difference; elsewhere it does nothing. Read the stored value with :meth:`recorded`.
+        on a difference; elsewhere it does nothing. Read the stored value with :meth:`recorded`. Returns
+        nothing, so that a notebook cell ending with it prints nothing.
         """
         if self.failure.id not in recordings.RECORDED:
             raise KeyError(f"{self.failure.id} has no recording (peftlab.recordings.RECORDED)")
         if not recordings.on_recording_stack(self.versions):
-            return data
+            return
         if self._live is None:
             raise UnexpectedOutcome(f"{self.failure.id}: call keep() after its expect_failure block has run")
         value = recordings.jsonable(data)
@@ -327,7 +328,7 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
         folder = recordings.record_folder()
         if folder is not None:
             recordings.save(self._live, folder)
-            return data
+            return
         stored = self.recording.data if self.recording is not None else {}
         problems = (
             recordings.data_differences(stored[name], value)
@@ -336,7 +337,6 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
         )
         if problems:
             self._differs(problems, f"{name!r}, kept on the documented stack,")
-        return data
 
     def recorded(self, name: str) -> Any:
         """What the documented stack's run handed to :meth:`keep` as ``name`` (stored in the recording)."""

@@ -224,3 +224,10 @@ def test_instructors_page_is_linked_and_lists_every_lesson(browser):
     assert links == [f"{name}.html" for name in LESSONS], links
     assert browser.execute_script("return document.querySelectorAll('#agenda tr').length") > len(LESSONS)
     assert browser.execute_script("return document.querySelectorAll('details').length") >= 2, "no exercises"
+    rooms = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#room th')).map(t => t.innerText)"
+    )
+    from peftlab.tools.instructors import rooms as room_names
+
+    assert rooms[2:] == room_names(), rooms
+    assert browser.execute_script("return document.querySelectorAll('#colab-breaks li').length") >= 3

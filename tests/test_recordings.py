@@ -142,7 +142,7 @@ def test_record_mode_writes_the_block_and_its_kept_data(toy, monkeypatch, tmp_pa
 def test_a_fresh_run_equal_to_the_recording_passes(toy, monkeypatch, tmp_path, capsys):
     record_toy(monkeypatch, tmp_path, keep={"layer.1": 0.5})
     seen = toy_block()
-    assert seen.keep("numbers", {"layer.1": 0.5 * (1 + 1e-7)}) == {"layer.1": 0.5 * (1 + 1e-7)}
+    assert seen.keep("numbers", {"layer.1": 0.5 * (1 + 1e-7)}) is None  # within REL_TOL: passes
     assert "differs" not in capsys.readouterr().out
 
 
@@ -211,7 +211,7 @@ def test_elsewhere_the_recording_is_shown_beside_what_happened(toy, monkeypatch,
     change = registry.CHANGES["clip_forward_kwargs"]
     assert f"Your versions: no error ({change.what}, from {change.phrase()})" in out
     assert "TypeError: call_with_x.<locals>.f() got an unexpected keyword argument 'x'" in out
-    assert seen.keep("numbers", {"layer.0": 3.0}) == {"layer.0": 3.0}  # nothing compared here
+    seen.keep("numbers", {"layer.0": 3.0})  # nothing compared here
     assert seen.recorded("numbers") == {"layer.0": None}
     with pytest.raises(KeyError, match="No 'other' is recorded"):
         seen.recorded("other")
