@@ -408,8 +408,9 @@ def room_plan() -> list[tuple[str, str]]:
             "on Colab or any Jupyter, after the notebook's first cell, run "
             f'`peftlab.versions.switch_to("{DOCUMENTED}")` in a cell. It installs '
             + ", ".join(f"`{r}`" for r in switch_requirements(DOCUMENTED))
-            + f" (`peftlab/stacks/{DOCUMENTED}.txt`), holds the runtime's torch with a constraint and changes "
-            "nothing else the runtime has; restart the runtime as it says, and every failure runs live.",
+            + f" (`peftlab/stacks/{DOCUMENTED}.txt`) and holds the runtime's torch with a constraint; pip adds "
+            "only what those pins need and the runtime lacks. Restart the runtime as it says, then run the "
+            "notebook from the top: its versions cell names the stack.",
         ),
         (
             "A local virtual environment",
