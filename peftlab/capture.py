@@ -207,7 +207,8 @@ def detector_box(failure: Failure, error: BaseException, shown: str) -> ErrorBox
     """The box of an error peftlab's detector raised: it says first that the libraries stay silent."""
     reveals = getattr(type(error), "reveals", "") or "a silent failure"
     lead = (
-        f"peftlab raised this {type(error).__name__}, not PEFT or transformers: the libraries stay silent here.\n"
+        f"peftlab raised this {type(error).__name__}, not PEFT or transformers, because the libraries stay "
+        "silent here.\n"
         f"It makes visible: {reveals}."
     )
     return ErrorBox(
