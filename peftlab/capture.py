@@ -183,7 +183,8 @@ class ErrorBox:
         return (
             f'<div class="peftlab-box {classes}" style="border-left:6px solid {colour};padding:6px 10px;'
             f'margin:4px 0;background:{background};flex:1 1 380px;min-width:0"><b>{html.escape(self.title)}</b>'
-            f'<pre style="white-space:pre-wrap;margin:4px 0 0 0">{html.escape(self.body)}</pre></div>'
+            f'<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:4px 0 0 0">'
+            f"{html.escape(self.body)}</pre></div>"
         )
 
 
