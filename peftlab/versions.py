@@ -156,7 +156,7 @@ RESTART = (
 
 
 def switch_requirements(stack: str = "documented") -> list[str]:
-    """``["transformers==4.51.3", ...]``: the pins of :data:`SWITCH_LIBRARIES` in ``stack``'s pin file."""
+    """``["<library>==<release>", ...]``: the pins of :data:`SWITCH_LIBRARIES` in ``stack``'s pin file."""
     pins = stack_pins(stack)
     missing = [lib for lib in SWITCH_LIBRARIES if lib not in pins]
     if missing:

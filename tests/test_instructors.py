@@ -107,7 +107,7 @@ def test_room_table_reads_each_cell_from_the_registry_and_the_recordings():
     assert cell("blip2_causal_lm_inputs_embeds", "current") == "recording shown; live: no error"
     assert cell("blip2_causal_lm_inputs_embeds", "colab-2025.07") == "recording shown; live: TypeError"
     assert cell("second_stage_dropout", "current") == "recording shown; live: NoMatchingPeftModuleError"
-    assert cell("gc_enabled_after_peft_model", "colab-2026.01") == "live"  # transformers 4.57.6 raises it
+    assert cell("gc_enabled_after_peft_model", "colab-2026.01") == "live"  # its transformers (4.x) raises it
     assert cell("clip_task_type", "colab-2026.04") == "live, other words (TypeError)"
     assert cell("blip2_vision2seq_import", "current") == "ImportError (none on the documented stack)"
     assert cell("blip2_vision2seq_import", "colab-2025.07") == "no error, as on the documented stack"

@@ -19,6 +19,13 @@ from peftlab.registry import REGISTRY, Expectation, Failure, UnexpectedOutcome
 
 DOCUMENTED = versions.pinned_versions("documented")  # torch and bitsandbytes included
 CURRENT = versions.pinned_versions("current")
+#: Another torch than the documented pin (a Colab runtime after the switch): an earlier minor release, CUDA build.
+_MAJOR, _MINOR = (int(x) for x in DOCUMENTED["torch"].split(".")[:2])
+OTHER_TORCH = f"{_MAJOR}.{_MINOR - 1}.0+cu126"
+#: The toy's boundary: a transformers major release after the documented pin's.
+NEXT_MAJOR = str(int(DOCUMENTED["transformers"].split(".")[0]) + 1)
+#: A transformers release just before the documented pin (a recording made on another release).
+OLDER = DOCUMENTED["transformers"].rsplit(".", 1)[0] + ".0"
 
 
 @pytest.fixture
@@ -29,8 +36,10 @@ def toy(monkeypatch, tmp_path):
         notebook="00_toy",
         title="a toy failure",
         expectations=(
-            Expectation({"transformers": "<5"}, "TypeError", r"unexpected keyword argument 'x'", "old"),
-            Expectation({"transformers": ">=5"}, None, "", "fixed in 5.0"),
+            Expectation(
+                {"transformers": f"<{NEXT_MAJOR}"}, "TypeError", r"unexpected keyword argument 'x'", "old"
+            ),
+            Expectation({"transformers": f">={NEXT_MAJOR}"}, None, "", "fixed in the next major release"),
         ),
     )
     monkeypatch.setitem(registry.REGISTRY, failure.id, failure)
@@ -114,7 +123,7 @@ def test_on_recording_stack_needs_every_pin_torch_included():
     assert recordings.on_recording_stack(DOCUMENTED)
     assert recordings.on_recording_stack({**DOCUMENTED, "torch": DOCUMENTED["torch"] + "+cpu"})
     assert not recordings.on_recording_stack(CURRENT)
-    assert not recordings.on_recording_stack({**DOCUMENTED, "torch": "2.9.0+cu126"})  # Colab after the switch
+    assert not recordings.on_recording_stack({**DOCUMENTED, "torch": OTHER_TORCH})  # Colab after the switch
 
 
 def test_numbers_compare_to_a_relative_tolerance_and_zero_exactly():
@@ -163,10 +172,10 @@ def test_a_missing_or_stale_recording_fails_on_the_documented_stack(toy, monkeyp
         with expect_failure("toy_recorded", DOCUMENTED):
             call_with_x()
     record_toy(monkeypatch, tmp_path)
-    older = {**DOCUMENTED, "transformers": "4.50.0"}  # recorded on another release than the pins
+    older = {**DOCUMENTED, "transformers": OLDER}  # recorded on another release than the pins
     stored = recordings.path("toy_recorded")
     stored.write_text(json.dumps({**json.loads(stored.read_text()), "versions": older}))
-    with pytest.raises(UnexpectedOutcome, match="transformers: recorded on 4.50.0, running 4.51.3"):
+    with pytest.raises(UnexpectedOutcome, match=f"recorded on {OLDER}, running {DOCUMENTED['transformers']}"):
         toy_block()
 
 
@@ -206,7 +215,8 @@ def test_elsewhere_the_recording_is_shown_beside_what_happened(toy, monkeypatch,
     out = capsys.readouterr().out
     assert seen.recording_shown
     assert "No error on these versions" in out  # what happened here, first
-    assert "Recorded on the documented stack (transformers 4.51.3, peft 0.15.2" in out
+    pins = f"transformers {DOCUMENTED['transformers']}, peft {DOCUMENTED['peft']}"
+    assert f"Recorded on the documented stack ({pins}" in out
     assert "re-checked on every CI run" in out
     change = registry.CHANGES["clip_forward_kwargs"]
     assert f"Your versions: no error ({change.what}, from {change.phrase()})" in out
@@ -219,7 +229,7 @@ def test_elsewhere_the_recording_is_shown_beside_what_happened(toy, monkeypatch,
 
 def test_no_recording_is_shown_where_the_documented_failure_happens_live(toy, monkeypatch, tmp_path, capsys):
     record_toy(monkeypatch, tmp_path)
-    colab_after_switch = {**DOCUMENTED, "torch": "2.9.0+cu126"}  # not compared: another torch
+    colab_after_switch = {**DOCUMENTED, "torch": OTHER_TORCH}  # not compared: another torch
     with expect_failure("toy_recorded", colab_after_switch) as seen:
         call_with_x()
     assert not seen.recording_shown and "Recorded on" not in capsys.readouterr().out
@@ -328,7 +338,7 @@ def test_detector_and_library_boxes_differ_in_title_colour_and_class(detector_fa
 
 
 def test_a_library_error_gets_the_library_box(toy, capsys):
-    with expect_failure("toy_recorded", {**DOCUMENTED, "torch": "2.9.0"}):  # not the recording stack
+    with expect_failure("toy_recorded", {**DOCUMENTED, "torch": OTHER_TORCH}):  # not the recording stack
         call_with_x()
     assert capsys.readouterr().out.startswith("Expected failure reproduced: a toy failure")
 
@@ -340,7 +350,7 @@ def test_the_switch_installs_the_stack_files_library_pins_and_never_torch():
     requirements = versions.switch_requirements("documented")
     pins = versions.stack_pins("documented")
     assert requirements == [f"{lib}=={pins[lib]}" for lib in versions.SWITCH_LIBRARIES]
-    assert "transformers==4.51.3" in requirements and "peft==0.15.2" in requirements
+    assert f"transformers=={pins['transformers']}" in requirements and f"peft=={pins['peft']}" in requirements
     assert not any(r.startswith(("torch", "numpy", "bitsandbytes")) for r in requirements)
     command = versions.switch_command("documented", "/usr/bin/python3", Path("/tmp/keep.txt"))
     assert command[:4] == ["/usr/bin/python3", "-m", "pip", "install"] and command[-2:] == [

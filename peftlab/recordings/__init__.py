@@ -88,9 +88,11 @@ NOT_RECORDED: dict[str, str] = {
     "keyword works; on the documented stack it is the title failure again (recorded above)",
     "second_stage_double_wrap": "the section's point is the silent double wrap of newer PEFT; on the "
     "documented stack it is the Dropout error again (recorded as second_stage_dropout)",
-    "vit_query_value_targets": "the documented stack raises nothing here: the error is transformers 5.9's",
-    "vit_target_parameters": "the section's point is target_parameters, which exists from peft 0.17: "
-    "the documented stack's TypeError (an unknown keyword) teaches nothing more",
+    "vit_query_value_targets": "the documented stack raises nothing here: the error comes with the release "
+    "that renamed ViT's attention layers (registry change vit_attention_renamed)",
+    "vit_target_parameters": "the section's point is target_parameters, which exists from the peft release "
+    "of registry change peft_target_parameters: the documented stack's TypeError (an unknown keyword) "
+    "teaches nothing more",
     "chinese_clip_wrong_config": "raised live on every runtime (a RuntimeError on the mismatched shapes); "
     "transformers 5 adds its LOAD REPORT, which notebook 05 shows",
 }
@@ -177,7 +179,7 @@ class Recording:
         )
 
     def label(self) -> str:
-        """``transformers 4.51.3, peft 0.15.2, accelerate 1.6.0, torch 2.13.0+cpu, Python 3.11.7``."""
+        """The versions it was recorded on, in one line: each library and its release, then Python's."""
         order = ("transformers", "peft", "accelerate", "torch", "bitsandbytes")
         libs = ", ".join(f"{lib} {self.versions[lib]}" for lib in order if self.versions.get(lib))
         return f"{libs}, Python {self.versions.get('python')}"
