@@ -52,7 +52,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 #: JupyterLab settings for a reproducible page: every cell in the page (no windowing, so each output
 #: can be inspected and the screenshot is whole), no news or update pop-ups.
 SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none", "scrollPastEnd": False},
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
 
