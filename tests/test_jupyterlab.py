@@ -37,6 +37,7 @@ import pytest
 from browser import MAX_HEIGHT, chrome, missing_browser, screenshot
 
 from peftlab.registry import LESSONS
+from peftlab.versions import stack_name
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -333,7 +334,12 @@ def test_notebook_runs_in_jupyterlab_and_shows_only_expected_errors(lab, browser
     time.sleep(3)  # widgets render after their comm messages: give the front end a moment
     saved = save(browser, work, name)
     seen = browser.execute_script(INSPECT, BOXES, EXPECTED_BOXES)
-    seen.update(seconds=round(seconds, 1), cells=len(state["prompts"]), widgetOutputs=_widget_outputs(saved))
+    seen.update(
+        stack=stack_name(),
+        seconds=round(seconds, 1),
+        cells=len(state["prompts"]),
+        widgetOutputs=_widget_outputs(saved),
+    )
     if "widgets.IntSlider" in path.with_suffix(".py").read_text(encoding="utf-8"):
         seen["slider_images"] = len(set(move_slider(browser)))
     seen["screenshot_scale"] = full_screenshot(browser, SHOTS / f"{name}.png")

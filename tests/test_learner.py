@@ -2,7 +2,7 @@
 
 The steps and the exercise convention that the lesson authors keep are in ``tests/learner.py``. The
 sessions take a few minutes (each notebook is run three times, plus its exercise cells twice); each
-leaves its step timings in ``build/learner/<notebook>.json``.
+leaves its step timings in ``build/learner/<stack>/<notebook>.json``.
 """
 
 import json
@@ -17,6 +17,7 @@ from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from peftlab.exercises import solutions_file
+from peftlab.versions import stack_name
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -49,8 +50,9 @@ def test_a_learner_in_one_kernel(path):
     try:
         tried = learner.session()
     finally:
-        TIMINGS.mkdir(parents=True, exist_ok=True)
-        (TIMINGS / f"{path.stem}.json").write_text(json.dumps(learner.log, indent=1))
+        folder = TIMINGS / stack_name()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{path.stem}.json").write_text(json.dumps(learner.log, indent=1))
     assert {e.key for e in tried} == stored_keys(path)
 
 
