@@ -119,7 +119,7 @@ def test_hub_id_offline_raises_a_clear_error(monkeypatch):
     from peftlab.models import OfflineError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OfflineError, match="checkpoint='tiny'"):
+    with pytest.raises(OfflineError, match="set CHECKPOINT to 'tiny'"):
         blip2.load_blip2("Salesforce/blip2-opt-2.7b")
 
 
