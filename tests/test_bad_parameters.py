@@ -50,13 +50,15 @@ def parameters(notebook: Path) -> tuple[int, list[str]]:
     return index, [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
 
 
-def first_use(notebook: Path, name: str) -> str:
-    """The source of the first code cell after the parameters cell that names ``name`` in code."""
+def first_use(notebook: Path, name: str) -> tuple[int, str]:
+    """The first code cell after the parameters cell that names ``name`` in code: its number among
+    the notebook's code cells (from 1) and its source."""
     index, _ = parameters(notebook)
-    for cell in nbformat.read(notebook, as_version=4).cells[index + 1 :]:
+    cells = nbformat.read(notebook, as_version=4).cells
+    for i, cell in enumerate(cells[index + 1 :], start=index + 1):
         code = "\n".join(line.split("#")[0] for line in cell.source.splitlines())
         if cell.cell_type == "code" and re.search(rf"\b{name}\b", code):
-            return cell.source
+            return sum(c.cell_type == "code" for c in cells[: i + 1]), cell.source
     raise AssertionError(f"{notebook.name} never uses {name}")
 
 
@@ -65,18 +67,18 @@ def cases() -> list:
     for notebook in NOTEBOOKS:
         number, (_, names) = notebook.stem[:2], parameters(notebook)
         tried = [
-            ("CHECKPOINT", MISSPELT[number], "is not a folder here, and the Hugging Face Hub"),
-            ("CHECKPOINT", "<config only>", "holds a config.json but no weights"),
-            ("BATCH_SIZE", 0, "batch_size=0: "),
-            ("SEED", -1, "SEED=-1: "),
-            *((n, 0, "steps=0: ") for n in names if n.endswith("_STEPS")),
-            ("DEVICE", "cuda", "this machine has no CUDA GPU"),
-            ("DEVICE", "gpu", "DEVICE='gpu' is not a device name"),
-            ("DEVICE", "tpu", "DEVICE='tpu' is not a device name"),
+            ("CHECKPOINT", MISSPELT[number], "is not a folder here, and the Hugging Face Hub", "misspelt"),
+            ("CHECKPOINT", "<config only>", "holds a config.json but no weights", "config_only"),
+            ("BATCH_SIZE", 0, "batch_size=0: ", "0"),
+            ("SEED", -1, "SEED=-1: ", "negative"),
+            *((n, 0, "steps=0: ", "0") for n in names if n.endswith("_STEPS")),
+            ("DEVICE", "cuda", "this machine has no CUDA GPU", "cuda"),
+            ("DEVICE", "gpu", "DEVICE='gpu' is not a device name", "gpu"),
+            ("DEVICE", "tpu", "DEVICE='tpu' is not a device name", "tpu"),
         ]
         out += [
-            pytest.param(notebook, name, value, says, id=f"{notebook.stem[:2]}-{name}={value}")
-            for name, value, says in tried
+            pytest.param(notebook, name, value, says, id=f"{number}-{name}-{label}")
+            for name, value, says, label in tried
             if name in names
         ]
     return out
@@ -106,7 +108,7 @@ def test_a_bad_parameter_stops_its_first_cell_with_one_sentence(
             execution_timeout=600,
         )
     error = raised.value
-    expected = first_use(notebook, name)
+    number, expected = first_use(notebook, name)
     assert error.source == expected, (
         f"stopped at\n{error.source}\nnot at the first use of {name}:\n{expected}"
     )
@@ -115,8 +117,14 @@ def test_a_bad_parameter_stops_its_first_cell_with_one_sentence(
     assert len(error.traceback) == 1, "Jupyter shows the sentence alone, without a traceback"
     TABLE.parent.mkdir(exist_ok=True)
     with TABLE.open("a") as table:
-        first_line = next(line for line in expected.splitlines() if line and not line.startswith("#"))
-        shown = "<folder with config.json only>" if name == "CHECKPOINT" and "/" in value[:1] else value
+        line = next(
+            line.strip() for line in expected.splitlines() if re.search(rf"\b{name}\b", line.split("#")[0])
+        )
+        shown = (
+            "<a folder with config.json only>"
+            if value.__class__ is str and value.startswith("/")
+            else repr(value)
+        )
         table.write(
-            f"| {notebook.stem[:2]} | `{name} = {shown!r}` | `{first_line[:60]}` | {error.ename}: {error.evalue} |\n"
+            f"| {notebook.stem[:2]} | `{name} = {shown}` | code cell {number}: `{line[:70]}` | {error.ename}: {error.evalue} |\n"
         )

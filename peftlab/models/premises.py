@@ -2,8 +2,8 @@
 
 Every notebook prints them before it fine-tunes (its "base model" lines): the tiny CLIP finds the
 captions of red, green and blue shapes but not of yellow ones (notebooks 00, 01); BLIP-2 and LLaVA
-answer the colour question for the base colours, never say "yellow" about an image, yet their
-language models know the word (02, 06, 07); the OPT answers three questions and not the fourth
+answer the colour question for the base colours and never say "yellow" about an image, though
+their language models met the word in pre-training (02, 06, 07); the OPT answers three questions and not the fourth
 (03); the ViT knows which shape is where at 32 px (04); the Chinese-CLIP pair finds Chinese
 captions several times better than chance (05). :func:`measure` measures them on the notebooks'
 own held-out data (``SEED = 0``), :data:`BANDS` says what each must be, and :func:`broken` lists
@@ -18,36 +18,54 @@ import torch
 from peftlab import data, retrieval, vqa
 from peftlab.train import model_device, to_device
 
-#: family -> premise -> (lowest, highest) allowed. Derived from the pre-training of seeds 0-2 on
-#: both pinned stacks (18 measurements a family; the range seen is in each comment): a margin
-#: below the lowest value a good property showed, above the highest a missing one showed.
-_RETRIEVAL = {
-    **{f"image to text, {c}": (0.3, 1.0) for c in data.BASE_COLOURS},
-    "image to text, yellow": (0.0, 0.45),
-    "zero-shot, base colours (chance 1/12)": (0.25, 1.0),
-}
-_VQA = {
-    **{f"colour question, {c}": (0.8, 1.0) for c in data.BASE_COLOURS},
-    "colour question, yellow": (0.0, 0.1),
-    "shape question": (0.5, 1.0),
-    "position question": (0.8, 1.0),
-    "yellow caption as text": (0.0, 1.0),
-}
+#: family -> premise -> (lowest, highest) allowed, for a pre-training with seed 0 on any pinned stack.
+#: Measured 2026-12-06 over pre-training seeds 0-2 on both pinned stacks (6 pre-trainings a family;
+#: "min-max" below): each bound keeps a margin beyond every seed-0 value and every healthy other seed.
+#: Two pre-trainings fall outside, as they should: seed 2 on the documented stack gave a BLIP-2 whose
+#: colour answers collapsed (green 10%, blue 23%) and a "base" Chinese-CLIP at chance (zero-shot 24%).
 BANDS: dict[str, dict[str, tuple[float, float]]] = {
-    "clip": _RETRIEVAL,
-    "chinese_clip-base": _RETRIEVAL,
-    "chinese_clip-large": _RETRIEVAL,
-    "blip2": _VQA,
-    "llava": _VQA,
-    "opt": {
-        "colour question": (0.9, 1.0),
-        "shape question": (0.9, 1.0),
-        "position question": (0.9, 1.0),
-        "opposite question": (0.0, 0.2),
+    # image to text, base colours 0.36-0.92 (seed 0: 0.36-0.86), yellow 0.02-0.16, zero-shot 0.83-0.92
+    "clip": {
+        **{f"image to text, {c}": (0.3, 1.0) for c in data.BASE_COLOURS},
+        "image to text, yellow": (0.0, 0.3),
+        "zero-shot, base colours (chance 1/12)": (0.6, 1.0),
     },
+    # base colours 0.72-0.92, yellow 0.0-0.27, zero-shot 0.81-0.92 (documented seed 2: 0.22-0.25, 0.24)
+    "chinese_clip-base": {
+        **{f"image to text, {c}": (0.5, 1.0) for c in data.BASE_COLOURS},
+        "image to text, yellow": (0.0, 0.35),
+        "zero-shot, base colours (chance 1/12)": (0.6, 1.0),
+    },
+    # base colours 0.59-0.94, yellow 0.0-0.25, zero-shot 0.79-0.92
+    "chinese_clip-large": {
+        **{f"image to text, {c}": (0.5, 1.0) for c in data.BASE_COLOURS},
+        "image to text, yellow": (0.0, 0.35),
+        "zero-shot, base colours (chance 1/12)": (0.6, 1.0),
+    },
+    # base colours 0.92-1.0 (documented seed 2: 0.10-0.83), yellow 0.0, shape 0.60-0.84, position 0.91-0.99
+    "blip2": {
+        **{f"colour question, {c}": (0.8, 1.0) for c in data.BASE_COLOURS},
+        "colour question, yellow": (0.0, 0.05),
+        "shape question": (0.5, 1.0),
+        "position question": (0.85, 1.0),
+    },
+    # base colours 0.90-1.0, yellow 0.0, shape 0.68-0.80, position 0.94-0.98
+    "llava": {
+        **{f"colour question, {c}": (0.8, 1.0) for c in data.BASE_COLOURS},
+        "colour question, yellow": (0.0, 0.05),
+        "shape question": (0.55, 1.0),
+        "position question": (0.85, 1.0),
+    },
+    # colour, shape and position 1.0, opposite 0.0 in all six
+    "opt": {
+        **{f"{kind} question": (0.9, 1.0) for kind in ("colour", "shape", "position")},
+        "opposite question": (0.0, 0.1),
+    },
+    # all colours 0.67-0.75, base colours 0.72-0.97, yellow 0.09-0.38
     "vit": {
         "shape and position at 32 px": (0.5, 1.0),
         **{f"at 32 px, {c}": (0.6, 1.0) for c in data.BASE_COLOURS},
+        "at 32 px, yellow": (0.0, 0.5),
     },
 }
 
@@ -90,6 +108,9 @@ def _vqa(model: torch.nn.Module, processor: object, language_model: torch.nn.Mod
     truth = torch.tensor([vqa.CANDIDATES["colour"].index(s.colour) for s in test])
     out |= _per_colour(predicted == truth, test, "colour question, ")
     yellow = [s for s in test if s.colour == NEW]
+    # Recorded, not required (no band): the notebooks say the language model met the word "yellow"
+    # in pre-training, which holds by construction; whether it still answers "yellow" from a caption
+    # as text varied: BLIP-2 in 2 of the 6 pre-trainings above, LLaVA in 3 (both shipped ones do).
     return out | {"yellow caption as text": _knows_the_word(language_model, processor.tokenizer, yellow)}
 
 
