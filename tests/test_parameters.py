@@ -153,3 +153,11 @@ def test_jupyter_shows_the_sentence_without_a_traceback():
     assert len(lines) == 1 and lines[0].endswith(
         "ParameterError\x1b[0m: SEED=-1: a seed must be ...; set SEED to 0."
     )
+
+
+@pytest.mark.parametrize("value", ["x", "-1", "1.5"])
+def test_a_bad_pretraining_seed(value, monkeypatch):
+    monkeypatch.setenv("PEFTLAB_PRETRAIN_SEED", value)
+    with pytest.raises(ParameterError) as error:
+        cache.pretrain_seed()
+    assert one_sentence(error).startswith(f"PEFTLAB_PRETRAIN_SEED={value!r}: ")

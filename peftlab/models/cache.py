@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from peftlab.hub import OfflineError, hub_reachable, in_hub_cache
-from peftlab.parameters import ParameterError
+from peftlab.parameters import ParameterError, check_seed
 from peftlab.versions import installed
 
 TINY = "tiny"
@@ -62,7 +62,14 @@ def pretrain_seed() -> int:
     Another seed gives another tiny checkpoint (its own cache folder): a stand-in for the float
     rounding of other machines when measuring how much a notebook's figures vary.
     """
-    return int(os.environ.get("PEFTLAB_PRETRAIN_SEED", "0"))
+    value = os.environ.get("PEFTLAB_PRETRAIN_SEED", "0")
+    try:
+        return check_seed(int(value), "PEFTLAB_PRETRAIN_SEED")
+    except ValueError:
+        raise ParameterError(
+            f"PEFTLAB_PRETRAIN_SEED={value!r}: a pre-training seed is a whole number from 0; set it to 0 (the "
+            "shipped checkpoints) or another whole number, or unset it."
+        ) from None
 
 
 def recipe_hash(family: str, recipe: dict, sources: tuple[object, ...]) -> str:
@@ -82,7 +89,7 @@ def _key(recipe_id: str) -> str:
 def shipped_manifest() -> dict:
     """``SHIPPED/manifest.json`` (empty when peftlab ships no tiny checkpoints)."""
     path = SHIPPED / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def shipped_folder(family: str, recipe_id: str, seed: int | None = None) -> Path | None:

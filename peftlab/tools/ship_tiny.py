@@ -96,5 +96,7 @@ def main(args: argparse.Namespace) -> int:
         entry = ship(name)
         manifest["checkpoints"][name] = entry
         print(f"{name}: recipe {entry['recipe']}, {entry['pretraining_cpu_seconds']} s of CPU, premises hold")
-        (SHIPPED / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        (SHIPPED / "manifest.json").write_text(
+            json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+        )
     return 0
