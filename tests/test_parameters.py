@@ -161,3 +161,14 @@ def test_a_bad_pretraining_seed(value, monkeypatch):
     with pytest.raises(ParameterError) as error:
         cache.pretrain_seed()
     assert one_sentence(error).startswith(f"PEFTLAB_PRETRAIN_SEED={value!r}: ")
+
+
+def test_a_bad_parameter_passes_through_expect_failure_untouched():
+    """A cell that shows a registered failure may be the first to use a parameter (notebook 03 trains a
+    frozen model with STAGE_TWO_STEPS): the bad parameter stops it with its own sentence."""
+    from peftlab.capture import expect_failure
+
+    with pytest.raises(ParameterError) as error:
+        with expect_failure("second_stage_nothing_to_train"):
+            train(torch.nn.Linear(2, 1).requires_grad_(False), [{}], 0)
+    assert one_sentence(error).startswith("steps=0: ")

@@ -105,3 +105,28 @@ def test_a_fresh_pretraining_meets_the_premises(name, seed_zero, tmp_path):
         )
         assert fresh.keys() == shipped.keys()
         assert all(torch.equal(fresh[k], shipped[k]) for k in fresh)
+
+
+def test_ship_tiny_writes_the_folder_and_its_manifest_entry(monkeypatch, tmp_path, seed_zero):
+    import argparse
+
+    from peftlab.models import cache
+    from peftlab.tools import ship_tiny
+
+    recorded = entry("opt")["premises"]
+    monkeypatch.setattr(cache, "SHIPPED", tmp_path)
+    monkeypatch.setattr(ship_tiny, "wrong_stack", lambda: None)
+    monkeypatch.setenv("PEFTLAB_PRETRAIN_SEED", "0")  # main() sets it; monkeypatch restores it after
+    assert ship_tiny.main(argparse.Namespace(only=["opt"])) == 0
+    written = cache.shipped_manifest()["checkpoints"]["opt"]
+    spec = tiny_recipe("opt")
+    assert written["recipe"] == recipe_hash(spec.family, spec.recipe, (spec.build, *spec.sources))
+    assert written["premises"] == pytest.approx(recorded, abs=SAME)
+    assert (tmp_path / "opt" / "model.safetensors").exists() and not (tmp_path / "opt.new").exists()
+
+
+def test_ship_tiny_runs_on_the_documented_stack_only(monkeypatch):
+    from peftlab.tools import ship_tiny
+
+    monkeypatch.setattr(ship_tiny, "installed", lambda libraries: dict.fromkeys(libraries, "0.0"))
+    assert "runs on the documented stack" in ship_tiny.wrong_stack()
