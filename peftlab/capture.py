@@ -38,6 +38,7 @@ from packaging.version import Version
 
 from peftlab import recordings
 from peftlab.detectors import DETECTORS, DetectorError
+from peftlab.parameters import ParameterError
 from peftlab.registry import CHANGES, Expectation, Failure, UnexpectedOutcome, get
 from peftlab.versions import STACK_LIBRARIES, Versions, describe, installed, newest_measured, pinned_versions
 
@@ -269,6 +270,8 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
     ) -> bool:
         from peftlab import scorecard
 
+        if isinstance(error, ParameterError):  # a bad parameter is the learner's to fix, not this failure
+            return False
         if error is not None and not isinstance(error, Exception):
             return self._judge(error)
         if not self.observe:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from peftlab.parameters import ParameterError, check_seed, whole_number
+
 SHAPES = ("circle", "square", "triangle", "cross")
 COLOURS = {
     "red": (214, 39, 40),
@@ -101,12 +103,17 @@ def class_names(by: str = "shape") -> list[str]:
 def draw_shape(shape: str, colour: str, position: str, size: int = 32, seed: int = 0) -> Image.Image:
     """Draw one shape on a ``size`` x ``size`` RGB image; size and jitter come from ``seed``."""
     if shape not in SHAPES or colour not in COLOURS or position not in POSITIONS:
-        raise ValueError(
+        raise ParameterError(
             f"Unknown shape/colour/position {shape!r}/{colour!r}/{position!r}: "
             f"shapes {SHAPES}, colours {tuple(COLOURS)}, positions {POSITIONS}."
         )
-    if size < 16:
-        raise ValueError(f"Image size {size} is too small to draw a shape; use 16 px or more.")
+    whole_number(
+        size,
+        "size",
+        16,
+        "an image's side in pixels",
+        "set the image size in the parameters cell to 16 or more",
+    )
     rng = random.Random(seed)
     noise = np.random.default_rng(seed).integers(0, 24, (size, size, 3), dtype=np.uint8)
     image = Image.fromarray((np.full((size, size, 3), 230, np.uint8) + noise // 2).astype(np.uint8))
@@ -147,10 +154,20 @@ def make_shapes(
 
     Cycling (rather than drawing at random) keeps the classes balanced even for small ``n``.
     """
+    whole_number(
+        n,
+        "n",
+        1,
+        "the number of images",
+        "set the number of images or scenes in the parameters cell to 1 or more",
+    )
+    check_seed(seed, "seed")
     colours = tuple(COLOURS) if colours is None else colours
     combos = [(s, c, p) for s in shapes for c in colours for p in positions]
-    if n < 1 or not combos:
-        raise ValueError("make_shapes needs n >= 1 and at least one shape, colour and position.")
+    if not combos:
+        raise ParameterError(
+            "make_shapes needs at least one shape, colour and position; pass non-empty tuples."
+        )
     rng = random.Random(seed)
     samples = []
     for i in range(n):

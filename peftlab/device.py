@@ -4,19 +4,51 @@ from __future__ import annotations
 
 import torch
 
+from peftlab.parameters import ParameterError, check_seed
 
-def pick_device(prefer: str | None = None) -> torch.device:
-    """Return the best available device, or ``prefer`` ("cpu", "cuda", "mps") when given.
+#: The device names a notebook's DEVICE may take besides None (a CUDA index may follow: "cuda:1").
+DEVICE_NAMES = {"cpu": "the CPU", "cuda": "an NVIDIA GPU", "mps": "Apple's GPU"}
 
-    Raises ``ValueError`` when the preferred device is not available here.
+
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
+    """Return the best available device, or ``prefer`` ("cpu", "cuda", "cuda:1", "mps") when given.
+
+    Raises :class:`ParameterError` when ``prefer`` names no such device, or one this machine lacks.
     """
-    if prefer is not None:
-        available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
-        if prefer not in available:
-            raise ValueError(f"Unknown device {prefer!r}: use one of {sorted(available)}.")
-        if not available[prefer]:
-            raise ValueError(f"Device {prefer!r} is not available on this machine; use 'cpu'.")
-        return torch.device(prefer)
+    if prefer is None:
+        return _best()
+    try:
+        device = torch.device(prefer.lower() if isinstance(prefer, str) else prefer)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_NAMES:
+        raise ParameterError(
+            f"DEVICE={prefer!r} is not a device name: set DEVICE to None (picks CUDA, then MPS, then the CPU) "
+            f"or to {_choices()}."
+        )
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(
+            f"DEVICE={prefer!r}, but this machine has no CUDA GPU that torch can use: set DEVICE to None or "
+            "'cpu' (on Colab, a GPU comes with Runtime > Change runtime type)."
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ParameterError(
+            f"DEVICE={prefer!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0: "
+            "set DEVICE to None or 'cuda'."
+        )
+    if device.type == "mps" and not _mps_available():
+        raise ParameterError(
+            f"DEVICE={prefer!r}, but MPS (Apple's GPU) is not available here: set DEVICE to None or 'cpu'."
+        )
+    return device
+
+
+def _choices() -> str:
+    named = [f"{name!r} ({what})" for name, what in DEVICE_NAMES.items()]
+    return ", ".join(named[:-1]) + f" or {named[-1]}"
+
+
+def _best() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda")
     if _mps_available():
@@ -42,10 +74,15 @@ def _mps_available() -> bool:
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy and torch so that a notebook gives the same numbers on every run."""
+    """Seed Python, NumPy and torch so that a notebook gives the same numbers on every run.
+
+    ``seed`` must be a whole number from 0 to 2**32 - 1 (NumPy's range), else :class:`ParameterError`.
+    """
     import random
 
     import numpy as np
+
+    check_seed(seed)
 
     random.seed(seed)
     np.random.seed(seed)

@@ -9,9 +9,12 @@ import os
 import socket
 from urllib.parse import urlparse
 
+from peftlab.parameters import ParameterError
 
-class OfflineError(RuntimeError):
-    """A Hub checkpoint was asked for, but the Hub cannot be reached from here."""
+
+class OfflineError(ParameterError, RuntimeError):
+    """A Hub checkpoint was asked for, but the Hub cannot be reached from here (a parameter to change:
+    its message says to what; a RuntimeError too, as it was before ParameterError existed)."""
 
 
 def hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from peftlab.data import BASE_COLOURS, CHINESE, COLOURS, SHAPES, Sample, make_shapes
+from peftlab.parameters import check_batch_size
 from peftlab.train import model_device, to_device, train
 
 
@@ -25,6 +26,7 @@ def prompts(chinese: bool = False, colours: Sequence[str] = tuple(COLOURS)) -> l
 
 def batches(processor, samples: Sequence[Sample], texts: Sequence[str], batch_size: int = 64) -> list[dict]:  # noqa: ANN001
     """Pre-processed batches: ``pixel_values``, the ``labels`` and every prompt's token ids."""
+    check_batch_size(batch_size)
     text = processor.tokenizer(list(texts), padding=True, return_tensors="pt")
     out = []
     for start in range(0, len(samples), batch_size):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -15,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from peftlab.detectors import NothingToTrainError
+from peftlab.parameters import ParameterError, whole_number
 
 Batch = Mapping[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
@@ -70,21 +72,26 @@ def train(
     Each step averages ``grad_accum`` micro-batches. ``autocast_dtype`` (e.g. ``torch.bfloat16``)
     turns on mixed precision on the model's device. ``schedule(step)`` multiplies ``lr`` at each
     step (e.g. :func:`warmup_cosine`); without it the rate is constant. Refuses to run when nothing
-    is trainable.
+    is trainable, and raises :class:`~peftlab.parameters.ParameterError` for a step count,
+    accumulation or learning rate that cannot work.
     """
+    check_settings(steps, lr, grad_accum)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise NothingToTrainError(
             f"{type(model).__name__} has 0 trainable parameters: training would change nothing. "
             "If you loaded an adapter with PeftModel.from_pretrained, pass is_trainable=True."
         )
-    if steps < 1 or grad_accum < 1:
-        raise ValueError(f"steps and grad_accum must be at least 1 (got {steps}, {grad_accum}).")
     device = model_device(model)
     scaler = grad_scaler(device, autocast_dtype)
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule) if schedule else None
-    source = itertools.cycle(list(batches))
+    batch_list = list(batches)
+    if not batch_list:
+        raise ParameterError(
+            "train() got no batches: the training set is empty; set the number of training images or scenes in the parameters cell to 1 or more."
+        )
+    source = itertools.cycle(batch_list)
     model.train()
     losses: list[float] = []
     bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5)
@@ -110,6 +117,28 @@ def train(
     bar.close()
     model.eval()
     return losses
+
+
+def check_settings(steps: object, lr: object, grad_accum: object = 1) -> None:
+    """Raise :class:`~peftlab.parameters.ParameterError` unless :func:`train` can run with these."""
+    whole_number(
+        steps,
+        "steps",
+        1,
+        "the number of training steps",
+        "set the *_STEPS parameter in the parameters cell to 1 or more",
+    )
+    whole_number(
+        grad_accum,
+        "grad_accum",
+        1,
+        "the number of batches per step",
+        "set GRAD_ACCUM in the parameters cell to 1 or more",
+    )
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
+        raise ParameterError(
+            f"lr={lr!r}: the learning rate must be a number above 0; set LR in the parameters cell to one."
+        )
 
 
 def warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:

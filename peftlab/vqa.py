@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from peftlab.data import COLOURS, POSITIONS, SHAPES, Sample
+from peftlab.parameters import check_batch_size
 from peftlab.train import model_device, to_device
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def batches(
     and the end-of-sequence token (image tokens, prompt and padding are ``-100``). Without answers
     (for scoring and generation) every row is the same prompt, so no padding is needed.
     """
+    check_batch_size(batch_size)
     tokenizer = processor.tokenizer
     out = []
     for start in range(0, len(samples), batch_size):

@@ -78,7 +78,7 @@ def test_lora_targets_per_tower():
 def test_configs_by_name_and_offline_hub_ids(monkeypatch):
     assert cc.load_config("tiny-base", vocab_size=91).text_config.vocab_size == 91
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OfflineError, match="checkpoint='tiny'"):
+    with pytest.raises(OfflineError, match="set WRONG_CONFIG to 'tiny-base'"):
         cc.load_config("OFA-Sys/chinese-clip-vit-base-patch16")
     with pytest.raises(OfflineError, match="Chinese-CLIP"):
         load_model("chinese_clip", "OFA-Sys/chinese-clip-vit-base-patch16")

@@ -45,7 +45,7 @@ def test_split_is_disjoint_in_pixels():
     "kwargs, message",
     [
         ({"shape": "hexagon", "colour": "red", "position": "left"}, "Unknown shape"),
-        ({"shape": "circle", "colour": "red", "position": "left", "size": 8}, "too small"),
+        ({"shape": "circle", "colour": "red", "position": "left", "size": 8}, "at least 16"),
     ],
 )
 def test_bad_input(kwargs, message):
@@ -56,5 +56,5 @@ def test_bad_input(kwargs, message):
 def test_bad_label_kind():
     with pytest.raises(ValueError, match="Unknown label kind"):
         data.make_shapes(1)[0].label("size")
-    with pytest.raises(ValueError, match="n >= 1"):
+    with pytest.raises(ValueError, match="number of images"):
         data.make_shapes(0)

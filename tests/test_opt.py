@@ -65,5 +65,5 @@ def test_second_load_comes_from_the_cache_and_a_folder_loads_too(tiny, tmp_path)
 
 def test_hub_id_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OfflineError, match="checkpoint='tiny'"):
+    with pytest.raises(OfflineError, match="set CHECKPOINT to 'tiny'"):
         opt.load_opt("facebook/opt-125m")

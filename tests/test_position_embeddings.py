@@ -131,5 +131,5 @@ def test_tiny_vit_is_pretrained_and_hub_ids_need_the_hub(monkeypatch):
     samples = data.make_shapes(96, seed=11, colours=data.BASE_COLOURS)
     assert vit.accuracy(model, vit.batches(processor, samples)) > 0.6  # chance is 1/16
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OfflineError, match="checkpoint='tiny'"):
+    with pytest.raises(OfflineError, match="set CHECKPOINT to 'tiny'"):
         load_model("vit", "google/vit-base-patch16-224-in21k")

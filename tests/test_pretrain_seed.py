@@ -6,7 +6,7 @@ same checkpoint three times and report a spread it never measured.
 
 import pytest
 
-from peftlab.models import blip2, chinese_clip, clip, opt, vit
+from peftlab.models import blip2, chinese_clip, clip, llava, opt, vit
 
 
 class Recorded(Exception):
@@ -21,8 +21,9 @@ class Recorded(Exception):
         (opt, opt.load_opt),
         (vit, vit.load_vit),
         (chinese_clip, lambda: chinese_clip.tiny_folder("large")),
+        (llava, llava.load_llava),
     ],
-    ids=["clip", "blip2", "opt", "vit", "chinese_clip"],
+    ids=["clip", "blip2", "opt", "vit", "chinese_clip", "llava"],
 )
 def test_every_tiny_family_reads_the_pretrain_seed(module, load, monkeypatch):
     seeds = []

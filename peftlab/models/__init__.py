@@ -1,7 +1,7 @@
 """One loader per model family of the collection; each returns ``(model, processor)``.
 
-Every loader takes ``checkpoint="tiny"`` (built offline, pre-trained briefly, cached), a local
-folder, or a Hub id, and ``device`` (``None`` picks CUDA, MPS or the CPU). :func:`load_model` picks
+Every loader takes ``checkpoint="tiny"`` (a small model pre-trained briefly offline: shipped with
+peftlab, see :mod:`peftlab.models.cache`), a local folder, or a Hub id, and ``device`` (``None`` picks CUDA, MPS or the CPU). :func:`load_model` picks
 the loader by family name. Loaders are imported on first use, so ``import peftlab`` stays light.
 """
 
@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 
 from peftlab.hub import OfflineError
-from peftlab.models.cache import TINY
+from peftlab.models.cache import TINY, TinyRecipe
 
 #: family -> "module:function"; the notebook that uses each family is in the module's docstring.
 LOADERS: dict[str, str] = {
@@ -22,7 +22,27 @@ LOADERS: dict[str, str] = {
     "chinese_clip": "peftlab.models.chinese_clip:load_chinese_clip",
 }
 
-__all__ = ["LOADERS", "TINY", "OfflineError", "load_model", *(v.split(":")[1] for v in LOADERS.values())]
+#: The tiny checkpoints that ship with peftlab: name -> ("module:function" giving its TinyRecipe,
+#: keyword arguments). The name is the checkpoint's family in peftlab.models.cache (and its folder).
+TINY_RECIPES: dict[str, tuple[str, dict]] = {
+    "clip": ("peftlab.models.clip:tiny_recipe", {}),
+    "blip2": ("peftlab.models.blip2:tiny_recipe", {}),
+    "opt": ("peftlab.models.opt:tiny_recipe", {}),
+    "vit": ("peftlab.models.vit:tiny_recipe", {}),
+    "chinese_clip-base": ("peftlab.models.chinese_clip:tiny_recipe", {"size": "base"}),
+    "chinese_clip-large": ("peftlab.models.chinese_clip:tiny_recipe", {"size": "large"}),
+    "llava": ("peftlab.models.llava:tiny_recipe", {}),
+}
+
+__all__ = [
+    "LOADERS",
+    "TINY_RECIPES",
+    "tiny_recipe",
+    "TINY",
+    "OfflineError",
+    "load_model",
+    *(v.split(":")[1] for v in LOADERS.values()),
+]
 
 
 def loader(family: str) -> Callable:
@@ -31,6 +51,15 @@ def loader(family: str) -> Callable:
         raise ValueError(f"Unknown model family {family!r}; choose one of {sorted(LOADERS)}.")
     module, function = LOADERS[family].split(":")
     return getattr(importlib.import_module(module), function)
+
+
+def tiny_recipe(name: str) -> TinyRecipe:
+    """How the shipped tiny checkpoint ``name`` (one of :data:`TINY_RECIPES`) is made."""
+    if name not in TINY_RECIPES:
+        raise ValueError(f"Unknown tiny checkpoint {name!r}; choose one of {sorted(TINY_RECIPES)}.")
+    target, kwargs = TINY_RECIPES[name]
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)(**kwargs)
 
 
 def load_model(family: str, checkpoint: str = TINY, device: str | None = None) -> tuple:

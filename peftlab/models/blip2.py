@@ -29,7 +29,7 @@ from transformers import (
 
 from peftlab import data, vqa
 from peftlab.device import pick_device, placement
-from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.registry import change
 from peftlab.train import interleave, train
@@ -237,12 +237,24 @@ def autocast_dtype(device: torch.device | str, enabled: bool = True) -> torch.dt
     return dtype if enabled and dtype != torch.float32 else None
 
 
-def _tiny_path() -> Path:
-    return tiny_checkpoint(
+def tiny_recipe() -> TinyRecipe:
+    """How the tiny BLIP-2 is made (pre-training seed: ``$PEFTLAB_PRETRAIN_SEED``, read by the build)."""
+    return TinyRecipe(
         "blip2",
         {**TINY_BLIP2, **PRETRAIN, "seed": pretrain_seed()},
         _build_tiny,
-        sources=(data, vqa, caption_batches, vision_batches, _VisionProbe, _qa_or_text_loss, interleave),
+        sources=(
+            data,
+            vqa,
+            tiny_blip2_config,
+            word_tokenizer,
+            caption_batches,
+            vision_batches,
+            _VisionProbe,
+            _qa_or_text_loss,
+            interleave,
+            train,
+        ),
     )
 
 
@@ -263,8 +275,8 @@ def load_blip2(
     """
     from transformers import AutoModelForImageTextToText
 
-    path = resolve(checkpoint, "BLIP-2", _tiny_path)
     target = pick_device(device)
+    path = resolve(checkpoint, "BLIP-2", lambda: tiny_checkpoint(*tiny_recipe()))
     kwargs: dict = {}
     if dtype is not None:
         kwargs["dtype" if change("dtype_keyword").holds() else "torch_dtype"] = dtype

@@ -33,8 +33,9 @@ from transformers import (
 
 from peftlab import data, retrieval
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import bert_char_tokenizer, vocab_keyword
+from peftlab.parameters import ParameterError
 from peftlab.train import train, warmup_cosine
 
 #: The tiny pair. Like CN-CLIP ViT-B/16 and ViT-L/14 they share the text tower (RoBERTa-wwm-base
@@ -172,11 +173,16 @@ def pretrain_tiny(
 
 
 def tiny_folder(size: str = "base", vocabulary: str = "chars") -> Path:
-    """The cached folder of the tiny ``size`` checkpoint (built and pre-trained the first time)."""
+    """The folder of the tiny ``size`` checkpoint: shipped, or pre-trained and cached the first time."""
+    return tiny_checkpoint(*tiny_recipe(size, vocabulary))
+
+
+def tiny_recipe(size: str = "base", vocabulary: str = "chars") -> TinyRecipe:
+    """How the tiny ``size`` Chinese-CLIP is made (pre-training seed: ``$PEFTLAB_PRETRAIN_SEED``)."""
     tiny_config(size)  # validates size
     pretrain = {**PRETRAIN, "seed": pretrain_seed()}
     recipe = {**TINY_SIZES[size], **TINY_COMMON, **pretrain, "size": size, "vocabulary": vocabulary}
-    return tiny_checkpoint(
+    return TinyRecipe(
         f"chinese_clip-{size}",
         recipe,
         lambda folder: _build_tiny(folder, size, vocabulary, pretrain),
@@ -189,6 +195,7 @@ def tiny_folder(size: str = "base", vocabulary: str = "chars") -> Path:
             data,
             retrieval,
             warmup_cosine,
+            train,
         ),
     )
 
@@ -212,9 +219,15 @@ def load_config(name: str, vocab_size: int | None = None) -> ChineseCLIPConfig:
     """A config by name, without any weights: ``"tiny-base"``/``"tiny-large"`` (with ``vocab_size``
     entries), a local folder or a Hub id (only its config.json is fetched). Notebook 05 builds the
     "wrong" model from it."""
-    if name.startswith(f"{TINY}-"):
+    tiny_names = [f"{TINY}-{size}" for size in TINY_SIZES]
+    if name in tiny_names:
         return tiny_config(name.removeprefix(f"{TINY}-"), vocab_size or 100)
-    return ChineseCLIPConfig.from_pretrained(resolve(name, "Chinese-CLIP", lambda: tiny_folder()))
+    if isinstance(name, str) and name.startswith(f"{TINY}-"):
+        raise ParameterError(f"WRONG_CONFIG={name!r} names no tiny config: set it to one of {tiny_names}.")
+    path = resolve(
+        name, "Chinese-CLIP", tiny_folder, parameter="WRONG_CONFIG", tiny=tiny_names[0], weights=False
+    )
+    return ChineseCLIPConfig.from_pretrained(path)
 
 
 def load_chinese_clip(
@@ -226,10 +239,11 @@ def load_chinese_clip(
     local folder or a Hub id such as ``OFA-Sys/chinese-clip-vit-base-patch16`` (``size`` and
     ``vocabulary`` then play no part).
     """
+    target = pick_device(device)
     path = resolve(checkpoint, "Chinese-CLIP", lambda: tiny_folder(size, vocabulary))
     model = ChineseCLIPModel.from_pretrained(path)
     processor = ChineseCLIPProcessor.from_pretrained(path)
-    return model.to(pick_device(device)).eval(), processor
+    return model.to(target).eval(), processor
 
 
 #: The two towers of ChineseCLIPModel, by the name of their submodule.

@@ -9,8 +9,9 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcesso
 
 from peftlab import data, retrieval
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import clip_tokenizer
+from peftlab.train import train
 
 #: The tiny CLIP: 2 layers of width 64 in each tower, 32 px images in 8 px patches.
 TINY_CLIP = {"width": 64, "layers": 2, "heads": 4, "image_size": 32, "patch_size": 8, "projection": 64}
@@ -66,9 +67,14 @@ def _build_tiny(folder: Path, recipe: dict) -> None:
     processor.save_pretrained(folder)
 
 
-def _tiny_folder(recipe: dict) -> Path:
-    return tiny_checkpoint(
-        "clip", {**TINY_CLIP, **recipe}, lambda folder: _build_tiny(folder, recipe), sources=(data, retrieval)
+def tiny_recipe() -> TinyRecipe:
+    """How the tiny CLIP is made (pre-training seed: ``$PEFTLAB_PRETRAIN_SEED``)."""
+    recipe = {**PRETRAIN, "seed": pretrain_seed()}
+    return TinyRecipe(
+        "clip",
+        {**TINY_CLIP, **recipe},
+        lambda folder: _build_tiny(folder, recipe),
+        sources=(_build_tiny, tiny_clip_config, words, clip_tokenizer, data, retrieval, train),
     )
 
 
@@ -76,11 +82,8 @@ def load_clip(checkpoint: str = TINY, device: str | None = None) -> tuple[CLIPMo
     """Load CLIP and its processor: the tiny pre-trained one by default, else a folder or Hub id
     (for example ``openai/clip-vit-base-patch32``). The model comes back on ``device`` in eval mode.
     """
-    path = resolve(
-        checkpoint,
-        "CLIP",
-        lambda: _tiny_folder({**PRETRAIN, "seed": pretrain_seed()}),
-    )
+    target = pick_device(device)
+    path = resolve(checkpoint, "CLIP", lambda: tiny_checkpoint(*tiny_recipe()))
     model = CLIPModel.from_pretrained(path)
     processor = CLIPProcessor.from_pretrained(path)
-    return model.to(pick_device(device)).eval(), processor
+    return model.to(target).eval(), processor

@@ -34,7 +34,7 @@ from transformers import (
 from peftlab import data, vqa
 from peftlab.device import pick_device, placement
 from peftlab.models.blip2 import caption_batches, vision_batches
-from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.train import interleave, train
 
@@ -213,9 +213,10 @@ class _TextModel(torch.nn.Module):
         return type("Out", (), {"loss": loss})()
 
 
-def _tiny_path() -> Path:
+def tiny_recipe() -> TinyRecipe:
+    """How the tiny LLaVA is made (pre-training seed: ``$PEFTLAB_PRETRAIN_SEED``)."""
     seed = pretrain_seed()
-    return tiny_checkpoint(
+    return TinyRecipe(
         "llava",
         {**TINY_LLAVA, **PRETRAIN, "seed": seed},
         lambda f: _build_tiny(f, seed),
@@ -223,13 +224,18 @@ def _tiny_path() -> Path:
             data,
             vqa,
             _build_tiny,
+            _processor,
             _TextModel,
             VQAProcessor,
             tiny_llava_config,
+            image_tokens,
+            vision_tower,
+            word_tokenizer,
             caption_batches,
             vision_batches,
             _PatchProbe,
             interleave,
+            train,
         ),
     )
 
@@ -241,8 +247,8 @@ def load_llava(
     Hub id (for example ``llava-hf/llava-1.5-7b-hf``, in 4-bit with ``quantization_config``). The
     model comes back on ``device`` in eval mode.
     """
-    path = resolve(checkpoint, "LLaVA", _tiny_path)
     target = pick_device(device)
+    path = resolve(checkpoint, "LLaVA", lambda: tiny_checkpoint(*tiny_recipe()))
     model = LlavaForConditionalGeneration.from_pretrained(path, **placement(target, quantization_config))
     if quantization_config is None:
         model = model.to(target)

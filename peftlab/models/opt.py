@@ -19,8 +19,9 @@ from transformers import AutoTokenizer, OPTConfig, OPTForCausalLM, PreTrainedTok
 
 from peftlab import data
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
+from peftlab.parameters import check_batch_size
 from peftlab.train import model_device, to_device, train
 
 #: The tiny OPT: 2 decoder layers of width 64, 4 heads, a word-level vocabulary.
@@ -67,6 +68,7 @@ def qa_batches(
     With ``answers_only`` the labels keep only the answer and the end-of-text token (the prompt
     and the padding are ``-100``); without it they keep every real token (language modelling).
     """
+    check_batch_size(batch_size)
     out = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
@@ -149,24 +151,26 @@ def _build_tiny(folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
+def tiny_recipe() -> TinyRecipe:
+    """How the tiny OPT is made (pre-training seed: ``$PEFTLAB_PRETRAIN_SEED``, read by the build)."""
+    return TinyRecipe(
+        "opt",
+        {**TINY_OPT, **PRETRAIN, "seed": pretrain_seed()},
+        _build_tiny,
+        sources=(data, tiny_opt_config, qa_batches, scene_texts, scene_prompt, words, word_tokenizer, train),
+    )
+
+
 def load_opt(
     checkpoint: str = TINY, device: str | None = None
 ) -> tuple[OPTForCausalLM, PreTrainedTokenizerBase]:
     """Load OPT and its tokenizer: the tiny pre-trained one by default, else a folder or Hub id
     (for example ``facebook/opt-125m``). The model comes back on ``device`` in eval mode.
     """
-    path = resolve(
-        checkpoint,
-        "OPT",
-        lambda: tiny_checkpoint(
-            "opt",
-            {**TINY_OPT, **PRETRAIN, "seed": pretrain_seed()},
-            _build_tiny,
-            sources=(data, tiny_opt_config, qa_batches, scene_texts, scene_prompt, words),
-        ),
-    )
+    target = pick_device(device)
+    path = resolve(checkpoint, "OPT", lambda: tiny_checkpoint(*tiny_recipe()))
     model = OPTForCausalLM.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(pick_device(device)).eval(), tokenizer
+    return model.to(target).eval(), tokenizer

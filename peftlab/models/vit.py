@@ -18,7 +18,8 @@ from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from peftlab import data
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.parameters import check_batch_size
 from peftlab.train import model_device, train
 
 #: The tiny ViT: 2 layers of width 64, 32 px images in 8 px patches (17 position embeddings).
@@ -60,6 +61,7 @@ def batches(
     batch_size: int = 64,
 ) -> list[dict[str, torch.Tensor]]:
     """Batches of ``pixel_values`` (resized to ``size`` px when given) and ``labels``."""
+    check_batch_size(batch_size)
     resize = {"size": {"height": size, "width": size}} if size else {}
     out = []
     for start in range(0, len(samples), batch_size):
@@ -106,13 +108,14 @@ def _build_tiny(folder: Path, p: dict) -> None:
     processor.save_pretrained(folder)
 
 
-def _tiny_folder(recipe: dict) -> Path:
-    """The cached tiny ViT pre-trained with ``recipe`` (built the first time)."""
-    return tiny_checkpoint(
+def tiny_recipe() -> TinyRecipe:
+    """How the tiny ViT is made (pre-training seed: ``$PEFTLAB_PRETRAIN_SEED``)."""
+    recipe = {**PRETRAIN, "seed": pretrain_seed()}
+    return TinyRecipe(
         "vit",
         {**TINY_VIT, **recipe},
         lambda folder: _build_tiny(folder, recipe),
-        sources=(_build_tiny, data, label, batches),
+        sources=(_build_tiny, tiny_vit_config, class_names, data, label, batches, train),
     )
 
 
@@ -138,11 +141,8 @@ def load_vit(
     folder or Hub id (for example ``google/vit-base-patch16-224-in21k``), which gets a fresh head
     for the 16 classes of :func:`class_names`. The model comes back on ``device`` in eval mode.
     """
-    path = resolve(
-        checkpoint,
-        "ViT",
-        lambda: _tiny_folder({**PRETRAIN, "seed": pretrain_seed()}),
-    )
+    target = pick_device(device)
+    path = resolve(checkpoint, "ViT", lambda: tiny_checkpoint(*tiny_recipe()))
     if checkpoint == TINY:
         model = ViTForImageClassification.from_pretrained(path)
     else:
@@ -161,4 +161,4 @@ def load_vit(
         if new:
             seeded_head(model)
     processor = ViTImageProcessor.from_pretrained(path)
-    return model.to(pick_device(device)).eval(), processor
+    return model.to(target).eval(), processor

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "matrix": ("matrix", "every notebook on every stack: failure x stack table"),
     "sweep": ("sweep", "notebooks over seeds and pre-training seeds: each check's spread"),
     "record": ("record", "on the documented stack: record the tracebacks the notebooks show elsewhere"),
+    "ship-tiny": ("ship_tiny", "pre-train the tiny checkpoints afresh and write them into the package"),
 }
 
 

@@ -79,7 +79,7 @@ AGENDA: tuple[Slot, ...] = (
         "The error depends on the transformers release: compare two neighbours' messages. "
         "4-bit runs where the libraries allow it.",
     ),
-    Slot(10, "", "Break (first runs on a fresh Colab runtime pre-train the tiny models: start 03-05 now)."),
+    Slot(10, "", "Break."),
     Slot(
         20,
         "03",
@@ -512,8 +512,8 @@ FAQ: tuple[tuple[str, Callable[[], str]], ...] = (
     (
         "How long does each notebook take on a CPU, and on a T4?",
         lambda: (
-            f"On a CPU with the tiny default: {_cpu_range()}; the first run on a machine also pre-trains and "
-            "caches the tiny models (fresh Colab runtimes start empty). With a real checkpoint on a T4, loading "
+            f"On a CPU with the tiny default: {_cpu_range()}; the tiny models ship pre-trained with peftlab, so "
+            "the first run on a fresh runtime (Colab's too) pre-trains nothing. With a real checkpoint on a T4, loading "
             "the weights dominates; the GPU column names each checkpoint and the memory its parameters cell "
             "states. No T4 timing has been measured: try your agenda's notebooks on one before the day."
         ),
@@ -528,9 +528,9 @@ FAQ: tuple[tuple[str, Callable[[], str]], ...] = (
     (
         "The Hub is blocked (offline room, firewall).",
         lambda: (
-            "The tiny default needs no network: the models are built from configs and cached in "
-            "`~/.cache/peftlab` (or `$PEFTLAB_CACHE`; copy a warm cache onto the machines). A Hub id fails at "
-            "once with `OfflineError`; a local folder with `config.json` and weights works everywhere."
+            "The tiny default needs no network: the tiny models ship with peftlab (package data). A Hub id "
+            "fails at once with `OfflineError`, whose one sentence says what to set `CHECKPOINT` to; a local "
+            "folder with `config.json` and weights works everywhere."
         ),
     ),
     (
