@@ -290,7 +290,7 @@ LESSONS: dict[str, Lesson] = {
     for lesson in (
         Lesson(
             "00_lora_primer",
-            "LoRA in ten minutes: `r`, `lora_alpha`, `target_modules`, `task_type`, `modules_to_save`",
+            "What LoRA's settings do: `r`, `lora_alpha`, `target_modules`, `task_type`, `modules_to_save`",
             "none to fix: each argument's effect counted and measured (parameters vs `r`, rank of `B @ A`, "
             "the `lora_alpha / r` scale)",
             primer=True,
