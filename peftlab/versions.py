@@ -14,6 +14,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 #: The libraries whose versions decide how the failures look.
@@ -45,7 +46,7 @@ def stack_names() -> tuple[str, ...]:
 
 @cache
 def stack_pins(name: str) -> dict[str, str]:
-    """Every ``library: version`` that stack ``name`` pins (``torch==2.13.0`` -> ``{"torch": "2.13.0"}``)."""
+    """Every ``library: version`` that stack ``name`` pins (``torch==<version>`` -> ``{"torch": "<version>"}``)."""
     pins = {}
     for line in stack_file(name).read_text(encoding="utf-8").splitlines():
         lib, pinned, version = line.split("#")[0].strip().partition("==")
@@ -66,6 +67,24 @@ def real_runtime(name: str) -> str:
         if line.startswith("# real runtime:"):
             return line.removeprefix("# real runtime:").strip()
     return ""
+
+
+def stacks_where(**specifiers: str) -> tuple[str, ...]:
+    """The stacks whose pins satisfy every ``library=specifier``, in :func:`stack_names` order.
+
+    ``stacks_where(transformers="<5.0.0")`` names the 4.x stacks; with no specifier, every stack. A
+    stack that leaves a named library unpinned is not one of them. The registry's ``measured`` claims
+    are built with it, so a new pin file joins the claims of its range (and the test that every claim
+    is recorded in the matrix then asks for a run on it).
+    """
+    return tuple(
+        name
+        for name in stack_names()
+        if all(
+            lib in stack_pins(name) and SpecifierSet(spec).contains(stack_pins(name)[lib], prereleases=True)
+            for lib, spec in specifiers.items()
+        )
+    )
 
 
 def pinned_versions(name: str) -> Versions:

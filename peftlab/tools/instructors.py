@@ -30,9 +30,10 @@ from pathlib import Path
 
 from peftlab.registry import LESSONS, REGISTRY, Lesson
 from peftlab.tools import ROOT
+from peftlab.tools.markdown import markdown_table
+from peftlab.tools.notebooks import NOTEBOOKS, title
 from peftlab.versions import pinned_versions, stack_names
 
-NOTEBOOKS = ROOT / "notebooks"
 SOLUTIONS = ROOT / "solutions"
 TIMINGS = ROOT / "docs" / "instructors" / "timings.json"
 REPO_URL = "https://github.com/peftlab/peftlab/blob/main"
@@ -251,7 +252,7 @@ def agenda_rows(seconds: dict[str, float] | None = None) -> list[dict]:
                 "minutes": slot.minutes,
                 "number": slot.number,
                 "notebook": name,
-                "title": found.title if found else "",
+                "title": title(name) if name else "",
                 "activity": slot.activity,
                 "seconds": seconds.get(name) if name else None,
             }
@@ -266,8 +267,6 @@ def _md_escape(text: str) -> str:
 
 def readme_agenda() -> str:
     """The README's agenda table (Markdown): time, notebook, CPU seconds, the real checkpoint, exercises."""
-    from peftlab.tools.readme import markdown_table
-
     timings = load_timings()
     rows = []
     for row in agenda_rows(timings.get("seconds", {})):
@@ -456,7 +455,7 @@ code {{ font-size: 90%; background: #f4f4f4; padding: 0 3px; }} details {{ margi
 <body><nav><a href="index.html">&larr; peftlab: all notebooks</a></nav>
 <h1>Instructor's guide</h1>
 <p>A 3-hour workshop on the notebooks, 00 first. Everything below is read from the sources when the site is built:
-the lessons (<code>peftlab/registry.py</code>), each notebook's first cell and parameters cell, the stack files and
+the lessons (<code>peftlab/registry/</code>), each notebook's first cell and parameters cell, the stack files and
 <code>solutions/</code>.</p>
 <h2>Agenda ({total} minutes)</h2>
 <table id="agenda"><thead><tr><th>start</th><th>min</th><th>notebook</th><th>what to stress</th></tr></thead>
