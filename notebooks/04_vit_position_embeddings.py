@@ -186,12 +186,14 @@ print(
 
 
 # %%
+TARGETS = module_names.attention_targets(base)
+
+
 def lora_config(*extra: str) -> LoraConfig:
     """LoRA on the attention's query and value projections; the head (and ``extra``) trained in full."""
     return LoraConfig(r=8, lora_alpha=16, target_modules=TARGETS, modules_to_save=["classifier", *extra])
 
 
-TARGETS = module_names.attention_targets(base)
 peftlab.seed_everything(SEED)
 lora_only = get_peft_model(fresh_base(), lora_config())
 losses = {"LoRA only": train(lora_only, train_batches, LORA_STEPS, lr=LR, desc="LoRA only")}
