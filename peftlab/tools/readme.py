@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from peftlab.registry import CHANGES, LESSONS, REGISTRY, Failure
 from peftlab.tools import ROOT
-from peftlab.tools.instructors import readme_agenda, readme_faq
+from peftlab.tools.instructors import readme_agenda, readme_faq, readme_room
 from peftlab.tools.markdown import markdown_table
 from peftlab.tools.notebooks import title
 from peftlab.versions import CI_STACKS, pinned_versions, real_runtime, stack_description, stack_names
@@ -155,6 +155,7 @@ TABLES = {
     "failures-table": failures_table,
     "changes-table": changes_table,
     "instructors-agenda": readme_agenda,
+    "instructors-room": readme_room,
     "instructors-faq": readme_faq,
 }
 
