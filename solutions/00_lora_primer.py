@@ -40,3 +40,5 @@ def exercise_3(ns: dict[str, Any]) -> int:
 VARIANTS = {1: ["8,192", "8192", 8192.0], 2: [0.5, "0.50", " 0.5 "], 3: ["0", 0.0]}
 #: Plausible wrong answers, per exercise.
 WRONG = {1: [4096, 16384, 1024], 2: [2, 2.0, 1], 3: [4, 8, 2]}
+#: The first plain wrong answer of each exercise, for tests/learner.py's one-kernel learner.
+WRONG_ANSWERS = {k: wrong[0] for k, wrong in WRONG.items() if not callable(wrong[0])}

@@ -82,3 +82,5 @@ def _not_lora(peft_model: torch.nn.Module) -> list[str]:
 VARIANTS = {1: ["Trained", " trained "], 2: [_unsaved_by_storage], 3: ["4", 4.0]}
 #: Plausible wrong answers, per exercise.
 WRONG = {1: ["base"], 2: [_every_trainable, _not_lora], 3: [0, 2, 6]}
+#: The first plain wrong answer of each exercise, for tests/learner.py's one-kernel learner.
+WRONG_ANSWERS = {k: wrong[0] for k, wrong in WRONG.items() if not callable(wrong[0])}
