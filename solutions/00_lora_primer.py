@@ -24,12 +24,21 @@ def exercise_2(ns: dict[str, Any]) -> float:
     return 8 / 16
 
 
-def exercise_3(ns: dict[str, Any]) -> str:
-    """A regex over the full module name: a list entry matches by suffix, so ["q_proj", "v_proj"]
-    would also hit the text tower.
+def exercise_3(ns: dict[str, Any]) -> int:
+    """0: a string is a regular expression that must match a module's whole name.
 
-    ``r"vision_model\\..*\\.(q_proj|v_proj)"`` matches the whole name of the vision tower's projections
-    only. A list of full names (``[n for n in names if n.startswith("vision_model.") and ...]``) works
-    too. Notebook 07 puts LoRA into the vision tower this way.
+    No layer is named just ``q_proj`` (the names run ``text_model.encoder.layers.0.self_attn.q_proj``
+    and so on), so ``target_modules="q_proj"`` matches nothing, and ``get_peft_model`` refuses the
+    config (a ``ValueError``; ``NoMatchingPeftModuleError``, a subclass, on recent PEFT). The list
+    ``["q_proj"]`` matches by the end of the name (the entry, after a dot): the q_proj layers of both
+    towers. A string that works: ``r".*\\.q_proj"``.
     """
-    return r"vision_model\..*\.(q_proj|v_proj)"
+    return 0
+
+
+#: Right answers in other forms, per exercise.
+VARIANTS = {1: ["8,192", "8192", 8192.0], 2: [0.5, "0.50", " 0.5 "], 3: ["0", 0.0]}
+#: Plausible wrong answers, per exercise.
+WRONG = {1: [4096, 16384, 1024], 2: [2, 2.0, 1], 3: [4, 8, 2]}
+#: The first plain wrong answer of each exercise, for tests/learner.py's one-kernel learner.
+WRONG_ANSWERS = {k: wrong[0] for k, wrong in WRONG.items() if not callable(wrong[0])}

@@ -15,7 +15,9 @@ participant does in Jupyter, and nothing may raise:
 
 * The *answer cell* is the code cell that holds a line ``NAME = None  # your ...`` (``answer``,
   ``answer_2``, ...; the comment starts ``# your``: ``# your answer: a number``, ``# your
-  prediction: ...``). The harness edits only the ``None`` of that line.
+  prediction: ...``). The harness edits only the ``None`` of that line. A code exercise's answer
+  cell may instead define the function to write, its body ``return None  # your code``
+  (``def accepts(model_class, keyword):``): the harness replaces that definition by ``NAME = value``.
 * The *check cell* is the first code cell from the answer cell on whose source calls ``check`` with
   the exercise's key as its first argument, a string ``"NN.k"`` (``exercises.check("03.1", ...)``,
   ``peftlab.exercises.check(\\n    "03.1", ...)``): NN the notebook's number, k the exercise's. Any
@@ -46,6 +48,9 @@ from nbclient.util import run_sync
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWER_LINE = re.compile(r"^(?P<name>[A-Za-z_]\w*) = None(?P<rest>\s*# your\b.*)$", re.MULTILINE)
+DEF_ANSWER = re.compile(
+    r"^def (?P<name>[A-Za-z_]\w*)\(.*\):.*\n\s+return None(?P<rest>\s*# your\b.*)$", re.MULTILINE
+)
 CHECK_CALL = re.compile(r"\bcheck\(\s*[\"'](?P<key>\d+\.\d+)[\"']")
 #: The wrong answer when the solutions file gives none: its own kind, equal to nothing.
 GENERIC_WRONG = 'type("WrongAnswer", (), {"__repr__": lambda self: "WrongAnswer()"})()'
@@ -66,7 +71,8 @@ def find_exercises(nb: nbformat.NotebookNode) -> list[Exercise]:
     """The notebook's exercises by the convention of this module's docstring, in cell order."""
     found, cells = [], nb.cells
     for i, cell in enumerate(cells):
-        marker = ANSWER_LINE.search(cell.source) if cell.cell_type == "code" else None
+        source = cell.source if cell.cell_type == "code" else ""
+        marker = ANSWER_LINE.search(source) or DEF_ANSWER.search(source)
         if not marker:
             continue
         for j in range(i, len(cells)):
@@ -145,9 +151,14 @@ class Learner:
         """Set the answer line to ``value`` (source), run the exercise's cells, return the check's text."""
         cell = self.nb.cells[exercise.first]
         original = cell.source
-        cell.source = ANSWER_LINE.sub(
-            lambda m: f"{m['name']} = {value}{m['rest']}" if m["name"] == exercise.name else m[0], original, 1
-        )
+        for pattern in (ANSWER_LINE, DEF_ANSWER):
+            cell.source = pattern.sub(
+                lambda m: f"{m['name']} = {value}{m['rest']}" if m["name"] == exercise.name else m[0],
+                original,
+                1,
+            )
+            if cell.source != original:
+                break
         try:
             self.run_cells(range(exercise.first, exercise.last + 1))
         finally:

@@ -89,6 +89,15 @@ def test_the_harness_passes_a_well_formed_exercise(tmp_path, tiny_solutions):
     assert [e.key for e in Learner(path, learner_env(), tiny_solutions).session()] == ["99.1"]
 
 
+def test_the_harness_passes_a_code_exercise(tmp_path, tiny_solutions):
+    (tiny_solutions / "99_tiny.py").write_text("def exercise_1(ns):\n    return lambda: ns['data'] + 1\n")
+    check = (
+        'from peftlab import exercises\nexercises.check("99.1", add_one, test=lambda f: f() == 42, hint="h")'
+    )
+    path = _tiny(tmp_path, "def add_one():\n    return None  # your code", check)
+    assert [e.key for e in Learner(path, learner_env(), tiny_solutions).session()] == ["99.1"]
+
+
 def test_the_harness_fails_a_del_that_breaks_a_rerun(tmp_path, tiny_solutions):
     path = _tiny(
         tmp_path, "del scratch  # made by an earlier cell: a second run fails\nanswer = None  # your answer"

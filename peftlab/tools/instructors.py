@@ -103,7 +103,7 @@ AGENDA: tuple[Slot, ...] = (
         20,
         "07",
         "LoRA that lands in the vision tower: target names per tower (notebook 00's "
-        "exercise 3), and proving the tower changed.",
+        "`target_modules` rule), and proving the tower changed.",
     ),
     Slot(5, "", "Wrap-up: `peftlab doctor` on the learners' own models; where the solutions are."),
 )
