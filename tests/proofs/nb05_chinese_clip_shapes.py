@@ -5,7 +5,7 @@ Thresholds from ``peftlab sweep --only 05 --seeds 0 1 2 3 4 --pretrain-seeds 0 1
 (30 runs), the figures beside each.
 """
 
-from peftlab.tools.proofs import Proof, Shown, at_least, below, equals
+from peftlab.tools.proofs import Proof, Shown, above, at_least, below, equals
 
 
 def _problems(diagnosis: dict) -> list[dict]:
@@ -64,6 +64,18 @@ PROOFS = [
     Proof(
         "the notebook's read_architecture agrees with peftlab's infer_architecture",
         "read_architecture agrees with infer_architecture",
+    ),
+    # Exercise 2's premise: the head count is in no shape, so assert_loaded cannot see it, yet it changes
+    # what the model computes.
+    Proof(
+        "a config with one vision head still passes assert_loaded",
+        "one vision head: assert_loaded",
+        lambda verdict: verdict == "passes",
+    ),
+    Proof(
+        "one vision head changes the zero-shot logits",
+        "one vision head: largest change of a zero-shot logit",
+        above(0),
     ),
     Proof(
         '["q_proj", "v_proj"] adapts the vision tower only',
