@@ -586,9 +586,9 @@ on_training_images = per_colour(peft_model, train_batches)
 plots.loss_curves({"Chinese-CLIP + LoRA, both towers": losses})
 
 # %% [markdown]
-# Per colour, held-out images: the share that finds its caption (right colour *and* shape), before and
-# after, the share whose chosen caption at least has the right colour, and the same figure on the
-# training images.
+# What fine-tuning gained and what it lost, per colour. For the held-out images: the share that finds
+# its caption (right colour *and* shape) before and after, and the share whose chosen caption at least
+# has the right colour; then the first figure on the training images.
 
 # %%
 tables.Table(
@@ -631,6 +631,15 @@ display(
         )
     )
 )
+# %% [markdown]
+# The proof is per colour too: yellow must close at least 20% of its gap to 100%, and no colour of
+# pre-training may lose more than 30 percentage points. Both thresholds come from the spread over 30
+# runs (5 values of `SEED`, 3 pre-trainings of the tiny checkpoint, both library versions this project
+# tests) with a margin; `tests/proofs/nb05_chinese_clip_shapes.py` gives the figures. Accuracy over
+# all colours together is recorded for the tests, not shown: the gain on yellow and the losses on the
+# other colours pull against each other, and over those runs it did not always rise.
+
+# %%
 scorecard.check_headroom(
     "yellow, the colour pre-training never showed, is learned",
     before["yellow"]["caption"],
@@ -638,11 +647,11 @@ scorecard.check_headroom(
     0.20,
 )
 scorecard.prove(
-    "no colour of pre-training loses more than 25 points",
+    "no colour of pre-training loses more than 30 percentage points",
     base_changes[worst],
-    f"worst: {worst}, {before[worst]['caption']:.0%} -> {after[worst]['caption']:.0%}",
+    f"worst: {worst}, {before[worst]['caption']:.0%} -> {after[worst]['caption']:.0%} ({base_changes[worst]:+.2f})",
     needs_pretrained=True,
-    at_least=-0.25,
+    at_least=-0.30,
 )
 scorecard.record("LoRA per colour, base", before)
 scorecard.record("LoRA per colour, after", after)
