@@ -497,10 +497,12 @@ from peftlab.models.chinese_clip import lora_layers_per_tower
 
 
 def adapted_layers(targets: list[str]) -> dict[str, int]:
-    """LoRA layers per tower when a fresh copy of the checkpoint gets ``target_modules=targets``."""
-    fresh = load_chinese_clip(str(folder), device=DEVICE)[0]
+    """LoRA layers per tower for ``target_modules=targets``: module names decide, so the model is built
+    on PyTorch's meta device (shapes only, no weights)."""
+    with torch.device("meta"):
+        skeleton = ChineseCLIPModel(right_config)
     return lora_layers_per_tower(
-        get_peft_model(fresh, LoraConfig(r=8, lora_alpha=16, target_modules=targets))
+        get_peft_model(skeleton, LoraConfig(r=8, lora_alpha=16, target_modules=targets))
     )
 
 
