@@ -237,6 +237,44 @@ def summarise_mismatch(text: str | BaseException) -> Table:
 # ---------------------------------------------------------------------------------------------
 
 
+def _side_by_side(
+    model: torch.nn.Module, source: str | Path | Mapping, ignore: tuple[str, ...]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(the model's state dict, the checkpoint's tensors under the model's names, ``ignore`` left out)."""
+    have = model.state_dict()
+    saved = align_names(
+        as_loaded(read_state_dict(source), model), have, getattr(model, "base_model_prefix", "")
+    )
+    return have, {k: v for k, v in saved.items() if not any(i in k for i in ignore)}
+
+
+def differences(
+    model: torch.nn.Module,
+    source: str | Path | Mapping,
+    ignore: tuple[str, ...] = ("position_ids", ".pooler."),
+) -> dict[str, list[str]]:
+    """The checkpoint's tensors that ``model`` does not hold as saved, by kind: ``missing`` (no place
+    in the model), ``reshaped`` (re-initialised at another shape), ``changed`` (same shape, other
+    values); all three are empty after a faithful load. ``compared``: every tensor looked at.
+
+    Checkpoint tensors whose names contain one of ``ignore`` are skipped: older saves keep
+    ``position_ids`` buffers, and a model built without a pooler has no place for a saved one.
+    """
+    have, saved = _side_by_side(model, source, ignore)
+    return {
+        "missing": [k for k in saved if k not in have],
+        "reshaped": [k for k in saved if k in have and have[k].shape != saved[k].shape],
+        "changed": [
+            k
+            for k in saved
+            if k in have
+            and have[k].shape == saved[k].shape
+            and not torch.equal(have[k].detach().cpu(), saved[k].to(have[k].dtype))
+        ],
+        "compared": list(saved),
+    }
+
+
 def assert_loaded(
     model: torch.nn.Module,
     source: str | Path | Mapping,
@@ -244,27 +282,15 @@ def assert_loaded(
 ) -> int:
     """Check that ``model`` holds every tensor of the checkpoint, bit for bit; return their count.
 
-    Raises :class:`WeightsNotLoadedError` listing what differs: this is how the silent
-    ``ignore_mismatched_sizes=True`` load is caught (its re-initialised tensors have the model's
-    shape and random values; the tensors it had no place for are dropped). Checkpoint tensors whose
-    names contain one of ``ignore`` are skipped: older saves keep ``position_ids`` buffers, and a
-    model built without a pooler has no place for a saved one.
+    Raises :class:`WeightsNotLoadedError` (peftlab's detector: the libraries stay silent) listing what
+    :func:`differences` finds: this is how the silent ``ignore_mismatched_sizes=True`` load is caught
+    (its re-initialised tensors have the model's shape and random values; the tensors it had no place
+    for are dropped).
     """
-    have = model.state_dict()
-    saved = align_names(
-        as_loaded(read_state_dict(source), model), have, getattr(model, "base_model_prefix", "")
-    )
-    saved = {k: v for k, v in saved.items() if not any(i in k for i in ignore)}
-    missing = [k for k in saved if k not in have]
-    reshaped = [k for k in saved if k in have and have[k].shape != saved[k].shape]
-    changed = [
-        k
-        for k in saved
-        if k in have
-        and have[k].shape == saved[k].shape
-        and not torch.equal(have[k].detach().cpu(), saved[k].to(have[k].dtype))
-    ]
+    found = differences(model, source, ignore)
+    missing, reshaped, changed = found["missing"], found["reshaped"], found["changed"]
     if missing or reshaped or changed:
+        have, saved = _side_by_side(model, source, ignore)
         first = (reshaped or changed or missing)[0]
         detail = (
             f"{first}: checkpoint {format_shape(tuple(saved[first].shape))}, "
@@ -277,4 +303,4 @@ def assert_loaded(
             f"model as saved: {len(reshaped)} re-initialised at another shape, {len(changed)} with other values, "
             f"{len(missing)} with no place in the model (first: {detail})."
         )
-    return len(saved)
+    return len(found["compared"])

@@ -129,3 +129,18 @@ def test_assert_loaded_counts_every_tensor_and_names_what_differs(tmp_path):
         model.classifier.weight.add_(1.0)
     with pytest.raises(cp.WeightsNotLoadedError, match=r"1 of \d+ .* 1 with other values"):
         cp.assert_loaded(model, tmp_path)
+
+
+def test_differences_sorts_what_a_load_lost_by_kind(tmp_path):
+    model, _ = deit(layers=3)
+    model.save_pretrained(tmp_path)
+    assert {k: v for k, v in cp.differences(model, tmp_path).items() if k != "compared"} == {
+        "missing": [],
+        "reshaped": [],
+        "changed": [],
+    }
+    shallow, _ = deit(layers=2)  # block 2 has no place; the other blocks are freshly initialised
+    found = cp.differences(shallow, tmp_path)
+    assert found["missing"] and all(".2." in name for name in found["missing"])
+    assert found["changed"] and not found["reshaped"]
+    assert len(found["compared"]) == len(cp.read_shapes(tmp_path))

@@ -24,13 +24,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from peftlab.checkpoints import Shapes, read_shapes
-from peftlab.tables import Table
 
 # ---------------------------------------------------------------------------------------------
 # The correspondence table of the original release (github.com/OFA-Sys/Chinese-CLIP): the model
@@ -201,10 +198,6 @@ class Architecture:
     type_vocab_size: int
     projection_dim: int
 
-    def rows(self) -> list[tuple[str, str]]:
-        """(field, value) pairs for a table."""
-        return [(k.replace("_", " "), str(v)) for k, v in asdict(self).items()]
-
 
 def _strip_prefix(shapes: Shapes) -> Shapes:
     """Drop a wrapper prefix (``module.`` of DistributedDataParallel, ``model.``) from every name."""
@@ -314,24 +307,6 @@ def _cn_clip_architecture(s: Shapes) -> Architecture:
         vision_intermediate=_need(s, "visual.transformer.resblocks.0.mlp.c_fc.weight")[0],
         **text,
     )
-
-
-def architecture_of_config(config) -> Architecture:  # noqa: ANN001  (a ChineseCLIPConfig)
-    """The :class:`Architecture` a config describes (its model is built on the meta device: no memory)."""
-    from transformers import ChineseCLIPModel
-
-    with torch.device("meta"):
-        return infer_architecture(ChineseCLIPModel(config).state_dict())
-
-
-def compare_architectures(checkpoint: Architecture, config: Architecture) -> Table:
-    """Side by side, field by field, with the fields that disagree marked."""
-    rows = [
-        [name, a, b, "<- differs" if a != b else ""]
-        for (name, a), (_, b) in zip(checkpoint.rows(), config.rows())
-        if name != "naming"
-    ]
-    return Table(["", "the checkpoint's shapes", "the config", ""], rows)
 
 
 # ---------------------------------------------------------------------------------------------
