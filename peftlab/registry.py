@@ -1049,8 +1049,8 @@ CHANGES["peft_exclude_modules"] = Change(
 LESSONS["07_lora_in_vision_tower"] = Lesson(
     "07_lora_in_vision_tower",
     "LLaVA: LoRA that lands in the vision tower",
-    "an anchored regular expression, or `exclude_modules` as a regular expression; the vision tower "
-    "stays bit-identical",
+    "a regular expression over the whole module name (PEFT's `re.fullmatch`), or `exclude_modules` as one; "
+    "the vision tower stays bit-identical",
 )
 
 _VISION_TOWER_EVERYWHERE = ("documented", "current", "peft 0.13.2", "peft 0.14.0")
