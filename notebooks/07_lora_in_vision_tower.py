@@ -123,7 +123,8 @@ Table(
 # %%
 size = processor.image_processor.crop_size["height"]
 train_set, test_set = data.train_test_split(256, 192, size=size, seed=SEED)
-rotations = [vqa.KINDS[k:] + vqa.KINDS[:k] for k in range(len(vqa.KINDS))]  # each image, each question
+# each image asked all three questions (with one each, SEED decided how often yellow's colour was asked)
+rotations = [vqa.KINDS[k:] + vqa.KINDS[:k] for k in range(len(vqa.KINDS))]
 passes = [vqa.batches(processor, train_set, kinds, batch_size=BATCH_SIZE) for kinds in rotations]
 train_batches = [batch for same_images in zip(*passes) for batch in same_images]
 before = vqa.accuracy_report(base, processor, test_set, batch_size=EVAL_BATCH_SIZE)
@@ -155,7 +156,7 @@ report_model = get_peft_model(load_model()[0], report_config)
 print(lora_layers_per_part(report_model))
 
 # %% [markdown]
-# Half the adapters sit in the vision tower, and PEFT and transformers raise nothing. So peftlab
+# Adapters sit in the vision tower too, and PEFT and transformers raise nothing. So peftlab
 # raises its own detector, `VisionTowerAdaptedError`, *because* the libraries stay silent: it makes
 # visible that the vision tower will train, which the setup never meant.
 
