@@ -12,8 +12,8 @@ from peftlab.versions import CI_STACKS
 
 LESSON = Lesson(
     notebook="07_lora_in_vision_tower",
-    fix="an anchored regular expression, or `exclude_modules` as a regular expression; the vision tower "
-    "stays bit-identical",
+    fix="a regular expression over the whole module name (PEFT's `re.fullmatch`), or `exclude_modules` as "
+    "one; the vision tower stays bit-identical",
 )
 
 #: What the detector says when LoRA reached the vision tower.
