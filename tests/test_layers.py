@@ -217,3 +217,11 @@ def test_the_private_name_check_fails_on_a_planted_package(planted: Path):
         "planted.lessons.plot: from planted.kit import _figure",
         "planted.lessons.plot: o._hidden",
     ]
+
+
+def test_every_module_is_on_contributings_map():
+    """CONTRIBUTING.md's map (``peftlab readme``) lists each room's modules: none may sit outside a room."""
+    from peftlab.tools.module_map import ROOMS, module_map, unmapped
+
+    assert unmapped() == [], "a module in no room of peftlab.tools.module_map.ROOMS"
+    assert module_map().count("**`peftlab/") == len(ROOMS)

@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "versions": ("installed", "print the installed versions and the stack they form"),
     "doctor": ("doctor_command", "the doctor on a model folder and an adapter config, before training"),
     "docs": ("docs", "executed notebooks as a static HTML site"),
-    "readme": ("readme", "regenerate the README's tables from the registry"),
+    "readme": ("readme", "regenerate the README's tables and CONTRIBUTING.md's module map"),
     "instructors": ("instructors", "the instructor's guide: record the notebooks' measured times"),
     "drift": ("drift", "run the notebooks on the newest releases: drift table"),
     "matrix": ("matrix", "every notebook on every stack: failure x stack table"),

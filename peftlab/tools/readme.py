@@ -4,8 +4,9 @@ The README holds four tables between HTML-comment markers (``<!-- stacks-table -
 ``<!-- /stacks-table -->``, and likewise ``notebooks-table``, ``failures-table`` and ``changes-table``). This module
 renders them from :mod:`peftlab.versions` (the pin files) and :mod:`peftlab.registry` (failures,
 version boundaries, what each was measured on), so no version is typed into the README by hand.
-``peftlab readme`` rewrites them; ``peftlab readme --check`` exits 1 when the README is out of date
-(CI runs it, as it regenerates the notebook pairs).
+``peftlab readme`` rewrites them, and CONTRIBUTING.md's module map (:mod:`peftlab.tools.module_map`);
+``peftlab readme --check`` exits 1 when either is out of date (CI runs it, as it regenerates the notebook
+pairs).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from peftlab.registry import CHANGES, LESSONS, REGISTRY, Failure
 from peftlab.tools import ROOT
 from peftlab.tools.instructors import readme_agenda, readme_faq, readme_room
 from peftlab.tools.markdown import markdown_table
+from peftlab.tools.module_map import module_map
 from peftlab.tools.notebooks import title
 from peftlab.versions import CI_STACKS, pinned_versions, real_runtime, stack_description, stack_names
 
@@ -160,12 +162,16 @@ TABLES = {
 }
 
 
-def render(text: str) -> str:
+#: CONTRIBUTING.md's generated section.
+CONTRIBUTING_TABLES = {"module-map": module_map}
+
+
+def render(text: str, tables: dict = TABLES) -> str:
     """``text`` (a README) with every generated table replaced by its current rendering."""
-    for marker, make in TABLES.items():
+    for marker, make in tables.items():
         pattern = re.compile(rf"(<!-- {marker} -->\n)[\s\S]*?(<!-- /{marker} -->)")
         if not pattern.search(text):
-            raise ValueError(f"The README has no <!-- {marker} --> ... <!-- /{marker} --> section.")
+            raise ValueError(f"The file has no <!-- {marker} --> ... <!-- /{marker} --> section.")
         text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)
     return text
 
@@ -173,22 +179,32 @@ def render(text: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``peftlab readme``."""
     parser.add_argument("--file", type=Path, default=Path("README.md"), help="the README to update")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the README is out of date")
+    parser.add_argument("--contributing", type=Path, default=Path("CONTRIBUTING.md"), help="its module map")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
+
+
+def update(path: Path, tables: dict, check: bool) -> int:
+    """Rewrite (or with ``check`` only compare) one file's generated sections: 0 fine, 1 stale, 2 missing."""
+    if not path.exists():
+        print(f"error: no file at {path}", file=sys.stderr)
+        return 2
+    old = path.read_text(encoding="utf-8")
+    new = render(old, tables)
+    if check:
+        if new != old:
+            print(f"{path} is out of date: run `peftlab readme`", file=sys.stderr)
+            return 1
+        print(f"{path}: generated tables up to date")
+        return 0
+    path.write_text(new, encoding="utf-8")
+    print(f"{path}: generated tables {'rewritten' if new != old else 'already up to date'}")
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
-    """Rewrite (or ``--check``) the README's generated tables."""
-    if not args.file.exists():
-        print(f"error: no README at {args.file}", file=sys.stderr)
-        return 2
-    old = args.file.read_text(encoding="utf-8")
-    new = render(old)
-    if args.check:
-        if new != old:
-            print(f"{args.file} is out of date: run `peftlab readme`", file=sys.stderr)
-            return 1
-        print(f"{args.file}: generated tables up to date")
-        return 0
-    args.file.write_text(new, encoding="utf-8")
-    print(f"{args.file}: generated tables {'rewritten' if new != old else 'already up to date'}")
-    return 0
+    """Rewrite (or ``--check``) the README's generated tables and CONTRIBUTING.md's module map."""
+    codes = [
+        update(args.file, TABLES, args.check),
+        update(args.contributing, CONTRIBUTING_TABLES, args.check),
+    ]
+    return max(codes)

@@ -6,9 +6,9 @@ a checkpoint that misses one is not shipped) and written to ``peftlab/models/tin
 ``manifest.json`` records its recipe hash, the versions and thread count that made it, the seconds
 its pre-training took and its measured premises.
 
-It runs on the documented stack only: files saved by transformers 4.51 load on every later release
-(as the Hub's checkpoints do), while transformers 5 saves a processor, a tokenizer class and LLaVA's
-weight names that 4.x cannot read. Run it after any change to a recipe (tests/test_tiny_checkpoints.py
+It runs on the documented stack only: files saved by its transformers (the oldest pinned) load on every
+later release (as the Hub's checkpoints do), while a newer major release saves a processor, a tokenizer
+class and LLaVA's weight names that the older one cannot read. Run it after any change to a recipe (tests/test_tiny_checkpoints.py
 fails until then) and commit the folder.
 """
 
