@@ -11,15 +11,36 @@ from peftlab.versions import pinned_versions, stack_names
 PRIMER = next(name for name, lesson in LESSONS.items() if lesson.primer)
 
 
-def test_agenda_fills_three_hours_and_holds_every_lesson_once():
-    assert sum(slot.minutes for slot in instructors.AGENDA) == instructors.WORKSHOP_MINUTES == 180
-    numbers = [slot.number for slot in instructors.AGENDA if slot.number]
-    assert len(numbers) == len(set(numbers)) and numbers == sorted(numbers)
-    assert {name.split("_", 1)[0] for name in LESSONS} <= set(numbers), "a lesson has no slot in the agenda"
-    assert {"06", "07"} <= set(numbers)
-    rows = instructors.agenda_rows({})
-    assert rows[0]["start"] == "0:00" and rows[-1]["start"] == f"2:{180 - rows[-1]['minutes'] - 120:02d}"
-    assert [r["notebook"] for r in rows if r["notebook"]] == list(LESSONS)  # in the registry's order
+def test_agenda_fits_three_hours_and_holds_every_lesson_once():
+    rows = instructors.agenda_rows()
+    assert sum(r["minutes"] for r in rows) == instructors.WORKSHOP_MINUTES == 180
+    assert rows[-1]["minutes"] >= 5, (
+        f"the lessons' estimates leave {rows[-1]['minutes']} minutes for the wrap-up"
+    )
+    in_room = [slot.number for slot in instructors.AGENDA if slot.number]
+    later = [number for number, _ in instructors.HOMEWORK]
+    assert len(in_room + later) == len(set(in_room + later)) and in_room == sorted(in_room)
+    assert {name.split("_", 1)[0] for name in LESSONS} == set(in_room + later), (
+        "a lesson is neither in nor out"
+    )
+    assert rows[0]["start"] == "0:00" and [r["notebook"] for r in rows if r["notebook"]] == [
+        name for name in LESSONS if name[:2] in in_room
+    ]  # in the registry's order
+    assert all(reason for _, reason in instructors.HOMEWORK)
+
+
+def test_a_notebook_slot_is_its_estimate_rounded_up():
+    from peftlab.tools.lesson_time import READING_WPM, SLOT_STEP, estimate
+
+    for row in instructors.agenda_rows():
+        if row["notebook"]:
+            guess = estimate(row["notebook"])
+            assert row["minutes"] - SLOT_STEP < guess.minutes(row["exercises"]) <= row["minutes"]
+            assert f"{guess.words} words ({guess.words / READING_WPM:.1f})" in row["estimate"]
+    longer = instructors.Slot("01", "", exercises=3)  # one more exercise in the room: never a shorter slot
+    assert instructors.slot_minutes(longer) >= instructors.slot_minutes(
+        instructors.Slot("01", "", exercises=0)
+    )
 
 
 def test_overview_is_read_from_the_notebook():
@@ -89,11 +110,16 @@ def test_page_shows_agenda_needs_answers_and_questions():
 
 def test_readme_agenda_and_faq_come_from_the_same_sources():
     agenda = instructors.readme_agenda()
+    later = [number for number, _ in instructors.HOMEWORK]
     for name in LESSONS:
         assert f"[{name}](notebooks/{name}.ipynb)" in agenda
         checkpoint = instructors.overview(name).checkpoint
-        assert not checkpoint or f"`{checkpoint}`" in agenda
-    assert f"[{len(instructors.exercises(PRIMER))}](solutions/{PRIMER}.py)" in agenda
+        assert not checkpoint or name[:2] in later or f"`{checkpoint}`" in agenda
+    for row in instructors.agenda_rows():
+        if row["notebook"]:
+            total = len(instructors.exercises(row["notebook"]))
+            assert f"[{row['exercises']} of {total}](solutions/{row['notebook']}.py)" in agenda
+    assert "Outside the three hours" in agenda and all(why in agenda for _, why in instructors.HOMEWORK)
     faq = instructors.readme_faq()
     assert all(f"**{q}**" in faq for q, _ in instructors.FAQ)
 

@@ -3,7 +3,7 @@
 Everything the guide states is read at build time from the one place it lives:
 
 * the lessons and their order: :data:`peftlab.registry.LESSONS`;
-* each notebook's goals, prerequisites and time, and its real checkpoint (and the memory its
+* each notebook's goals and prerequisites, and its real checkpoint (and the memory its
   parameters cell states): the notebook's own first cell and ``parameters`` cell (``notebooks/*.py``);
 * the exercises, their intended answers and why: ``solutions/<notebook>.py`` (function docstrings,
   read with :mod:`ast`, never imported) and the ``### Exercise N: title`` headings of the notebook;
@@ -12,9 +12,11 @@ Everything the guide states is read at build time from the one place it lives:
   ranges against the pin files, :data:`peftlab.recordings.RECORDED`, and ``docs/matrix/matrix.json``
   (``peftlab matrix``'s runs);
 * CPU seconds: ``docs/instructors/timings.json``, written by :func:`record_timings` from the
-  scorecards of a ``peftlab run`` (and, on the docs page, the seconds of the build itself).
+  scorecards of a ``peftlab run`` (and, on the docs page, the seconds of the build itself);
+* every minute: :mod:`peftlab.tools.lesson_time`'s estimate from the notebook's text and that record.
 
-Only the agenda (:data:`AGENDA`: minutes and what to stress) and the answers to common questions
+Only the agenda (:data:`AGENDA`: the order, the exercises done in the room, what to stress;
+:data:`HOMEWORK`: what is outside the three hours and why) and the answers to common questions
 (:data:`FAQ`) are written here: they are the guide's own content. ``peftlab docs`` publishes the
 page as ``instructors.html``; ``peftlab readme`` writes the README's "For instructors" tables.
 """
@@ -34,12 +36,12 @@ from pathlib import Path
 from peftlab.recordings import RECORDED
 from peftlab.registry import LESSONS, REGISTRY, Failure, Lesson
 from peftlab.tools import ROOT
+from peftlab.tools.lesson_time import TIMINGS, estimate, load_timings, model_sentence
 from peftlab.tools.markdown import markdown_table
 from peftlab.tools.notebooks import NOTEBOOKS, title
 from peftlab.versions import pinned_versions, stack_names, switch_requirements
 
 SOLUTIONS = ROOT / "solutions"
-TIMINGS = ROOT / "docs" / "instructors" / "timings.json"
 MATRIX_JSON = ROOT / "docs" / "matrix" / "matrix.json"
 REPO_URL = "https://github.com/peftlab/peftlab/blob/main"
 WORKSHOP_MINUTES = 180
@@ -47,65 +49,81 @@ WORKSHOP_MINUTES = 180
 
 @dataclass(frozen=True)
 class Slot:
-    """One block of the workshop: a notebook (its number) or, with ``number=""``, a break or setup."""
+    """One block of the workshop: a notebook (its number) or, with ``number=""``, a break or setup.
 
-    minutes: int
+    A notebook's minutes are its estimate (:mod:`peftlab.tools.lesson_time`) with ``exercises`` of its
+    exercises done in the room (all when None), never typed here; a slot without a notebook has fixed
+    ``minutes``, except the wrap-up (``minutes=None``), which takes what is left of the three hours.
+    """
+
     number: str  # "00".."07", or "" for a slot without a notebook
     activity: str  # what happens; for a notebook, what to stress (Markdown)
+    minutes: int | None = 0  # a slot without a notebook: its length; None: the rest of the workshop
+    exercises: int | None = None  # a notebook's exercises done in the room; the others are homework
 
 
-#: The 3-hour workshop. Notebooks 06 and 07 join when their lessons are in the registry.
+#: The 3-hour workshop, in order. Notebooks that do not fit are in :data:`HOMEWORK`, with the reason.
 AGENDA: tuple[Slot, ...] = (
     Slot(
-        10,
         "",
-        "Welcome; everyone opens notebook 00 on Colab (or a local venv) and runs the versions "
-        "cell: compare the stacks in the room.",
+        "Welcome; everyone opens notebook 01 on Colab (or a local venv) and runs the versions cell: "
+        "compare the stacks in the room. Notebook 00 was the pre-work.",
+        minutes=10,
     ),
     Slot(
-        15,
-        "00",
-        "Predict before running (exercise 1). Stress `lora_alpha / r` and that `task_type` "
-        "picks a wrapper: both come back.",
-    ),
-    Slot(
-        20,
         "01",
-        "Let the error happen first; ask who predicted it in notebook 00. Then the ten-line signature check.",
+        "Let the error happen first; ask who predicted it from notebook 00. Then the ten-line signature check.",
+        exercises=2,
     ),
     Slot(
-        20,
         "02",
-        "The error depends on the transformers release: compare two neighbours' messages. "
-        "4-bit runs where the libraries allow it.",
+        "The error depends on the transformers release: the room sees it live or as the documented stack's "
+        "recording; compare with a neighbour's runtime.",
+        exercises=2,
     ),
-    Slot(10, "", "Break."),
+    Slot("", "Break.", minutes=10),
     Slot(
-        20,
         "03",
         "A LoRA layer is a module too: what `find_all_linear_names` collects, and the "
         "three ways to train a second stage.",
+        exercises=2,
     ),
     Slot(
-        20,
         "04",
         "What `modules_to_save` really saves; the silent losses are the point, not the `ValueError`.",
+        exercises=2,
     ),
-    Slot(15, "05", "Read the architecture from the checkpoint's tensor shapes before trusting a config."),
-    Slot(10, "", "Break."),
     Slot(
-        15,
+        "05",
+        "Read the architecture from the checkpoint's tensor shapes before trusting a config.",
+        exercises=2,
+    ),
+    Slot("", "Break.", minutes=10),
+    Slot(
         "06",
         "Gradient checkpointing with a frozen base: let it fail first, then ask what a "
         "checkpointed block needs to run its backward pass.",
+        exercises=2,
     ),
     Slot(
-        20,
-        "07",
-        "LoRA that lands in the vision tower: target names per tower (notebook 00's "
-        "`target_modules` rule), and proving the tower changed.",
+        "",
+        "Wrap-up and questions: `peftlab doctor` on the learners' own models; where the solutions are.",
+        None,
     ),
-    Slot(5, "", "Wrap-up: `peftlab doctor` on the learners' own models; where the solutions are."),
+)
+
+#: Notebooks outside the three hours: (number, why, when).
+HOMEWORK: tuple[tuple[str, str], ...] = (
+    (
+        "00",
+        "pre-work, before the workshop: the primer's settings (`r`, `lora_alpha`, `target_modules`, "
+        "`task_type`) are what every later notebook assumes, and a room reads at different speeds",
+    ),
+    (
+        "07",
+        "after the workshop: beyond the five reported failures, and silent (peftlab's own check shows it); "
+        "the wrap-up's doctor run points at it",
+    ),
 )
 
 
@@ -236,33 +254,56 @@ def record_timings(results: Path, machine: str, target: Path = TIMINGS) -> dict:
     return record
 
 
-def load_timings(path: Path = TIMINGS) -> dict:
-    """The recorded CPU seconds (empty when none were recorded)."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
 # --- the agenda as rows -----------------------------------------------------------------------
 
 
+def slot_minutes(slot: Slot, timings: dict | None = None) -> int:
+    """A slot's minutes: fixed, the notebook's estimate, or (the wrap-up) what is left of the workshop."""
+    if slot.minutes is None:
+        return WORKSHOP_MINUTES - sum(slot_minutes(s, timings) for s in AGENDA if s.minutes is not None)
+    found = lesson(slot.number) if slot.number else None
+    return estimate(found.notebook, timings).slot(slot.exercises) if found else slot.minutes
+
+
 def agenda_rows(seconds: dict[str, float] | None = None) -> list[dict]:
-    """One row per slot: start (h:mm), minutes, notebook name and title (or None), activity, CPU seconds."""
-    seconds = load_timings().get("seconds", {}) if seconds is None else seconds
+    """One row per slot: start (h:mm), minutes, notebook name and title (or None), activity, run seconds,
+    exercises done in the room and the estimate's sum."""
+    timings = load_timings() if seconds is None else {"seconds": seconds}
     rows, start = [], 0
     for slot in AGENDA:
         found = lesson(slot.number) if slot.number else None
         name = found.notebook if found else None
+        minutes = slot_minutes(slot, timings)
+        guess = estimate(name, timings) if name else None
         rows.append(
             {
                 "start": f"{start // 60}:{start % 60:02d}",
-                "minutes": slot.minutes,
+                "minutes": minutes,
                 "number": slot.number,
                 "notebook": name,
                 "title": title(name) if name else "",
                 "activity": slot.activity,
-                "seconds": seconds.get(name) if name else None,
+                "seconds": timings.get("seconds", {}).get(name) if name else None,
+                "exercises": (guess.exercises if slot.exercises is None else slot.exercises)
+                if guess
+                else None,
+                "estimate": guess.explain(slot.exercises) if guess else "",
             }
         )
-        start += slot.minutes
+        start += minutes
+    return rows
+
+
+def homework_rows() -> list[dict]:
+    """The notebooks outside the three hours: name, title, why, and their whole estimate."""
+    rows = []
+    for number, why in HOMEWORK:
+        found = lesson(number)
+        if found:
+            name = found.notebook
+            rows.append(
+                {"notebook": name, "title": title(name), "why": why, "estimate": estimate(name).explain()}
+            )
     return rows
 
 
@@ -270,46 +311,32 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _notebook_cells(name: str, seconds: float | None) -> list[str]:
+    """The README's cells about a notebook: link, CPU run, the real checkpoint on a GPU."""
+    info = overview(name)
+    cpu = f"{seconds:.0f} s" if seconds is not None else "not measured yet"
+    gpu = (
+        f"`{info.checkpoint}`, {info.memory or 'memory not stated in its parameters cell'}"
+        if info.checkpoint
+        else "-"
+    )
+    return [f"[{name}](notebooks/{name}.ipynb)", cpu, gpu]
+
+
 def readme_agenda() -> str:
-    """The README's agenda table (Markdown): time, notebook, CPU seconds, the real checkpoint, exercises."""
+    """The README's agenda (Markdown): the slots with their estimates, then the notebooks outside them."""
     timings = load_timings()
     rows = []
     for row in agenda_rows(timings.get("seconds", {})):
-        if not row["number"]:
-            rows.append([row["start"], str(row["minutes"]), "-", "-", "-", "-", _md_escape(row["activity"])])
+        start, minutes, activity = row["start"], str(row["minutes"]), _md_escape(row["activity"])
+        if not row["notebook"]:
+            missing = f"{row['number']} (not in this checkout yet)" if row["number"] else "-"
+            rows.append([start, minutes, missing, "-", "-", "-", "-", activity])
             continue
-        name = row["notebook"]
-        if name is None:
-            rows.append(
-                [
-                    row["start"],
-                    str(row["minutes"]),
-                    f"{row['number']} (not in this checkout yet)",
-                    "-",
-                    "-",
-                    "-",
-                    _md_escape(row["activity"]),
-                ]
-            )
-            continue
-        info, count = overview(name), len(exercises(name))
-        cpu = f"{row['seconds']:.0f} s" if row["seconds"] is not None else "not measured yet"
-        gpu = (
-            f"`{info.checkpoint}`, {info.memory or 'memory not stated in its parameters cell'}"
-            if info.checkpoint
-            else "-"
-        )
-        answers = f"[{count}](solutions/{name}.py)" if count else "none yet"
+        name, total = row["notebook"], len(exercises(row["notebook"]))
+        answers = f"[{row['exercises']} of {total}](solutions/{name}.py)"
         rows.append(
-            [
-                row["start"],
-                str(row["minutes"]),
-                f"[{name}](notebooks/{name}.ipynb)",
-                cpu,
-                gpu,
-                answers,
-                _md_escape(row["activity"]),
-            ]
+            [start, minutes, *_notebook_cells(name, row["seconds"]), answers, row["estimate"], activity]
         )
     header = [
         "start",
@@ -317,16 +344,26 @@ def readme_agenda() -> str:
         "notebook",
         "CPU, tiny default",
         "GPU: real checkpoint",
-        "exercises",
-        "what to stress",
+        "exercises in the room",
     ]
-    note = (
-        f"\n\nCPU seconds measured on {timings['machine']} ({timings['stack']} stack, {timings['date']}); "
-        "each notebook's own measure, from its first cell to its scorecard."
-        if timings
-        else ""
-    )
-    return markdown_table(header, rows) + note
+    table = markdown_table([*header, "estimate (core path)", "what to stress"], rows)
+    later = [
+        f"* [{h['notebook']}](notebooks/{h['notebook']}.ipynb), {h['why']} ({h['estimate']})."
+        for h in homework_rows()
+    ]
+    notes = [
+        "Outside the three hours:",
+        *later,
+        "",
+        model_sentence()
+        + " The exercises not done in the room are homework; their answers are in `solutions/`.",
+    ]
+    if timings:
+        notes.append(
+            f"Run seconds measured on {timings['machine']} ({timings['stack']} stack, {timings['date']}); "
+            "each notebook's own measure, from its first cell to its scorecard."
+        )
+    return table + "\n\n" + "\n".join(notes)
 
 
 def readme_faq() -> str:
@@ -594,8 +631,11 @@ the lessons (<code>peftlab/registry/</code>), each notebook's first cell and par
 <tbody>
 {agenda}
 </tbody></table>
+<p>Outside the three hours:</p>
+<ul id="homework">{homework}</ul>
+<p>{model}</p>
 <h2>What each notebook needs</h2>
-<table id="needs"><thead><tr><th>notebook</th><th>time (the notebook's estimate)</th>
+<table id="needs"><thead><tr><th>notebook</th><th>estimate (core path, every exercise)</th>
 <th>CPU, tiny default: this build</th><th>CPU: recorded</th><th>GPU: real checkpoint (the parameters cell)</th>
 <th>prerequisites</th></tr></thead>
 <tbody>
@@ -629,7 +669,7 @@ def _agenda_html(rows: list[dict]) -> str:
         kind = "" if row["number"] else ' class="pause"'
         out.append(
             f'<tr{kind}><td>{row["start"]}</td><td class="num">{row["minutes"]}</td><td>{what}</td>'
-            f"<td>{_html(row['activity'])}</td></tr>"
+            f"<td>{_html(row['activity'])}<br><small>{_html(row['estimate'])}</small></td></tr>"
         )
     return "\n".join(out)
 
@@ -642,7 +682,7 @@ def _needs_html(built: dict[str, float]) -> str:
         this = f"{built[name]:.0f} s" if name in built else "not built"
         rec = f"{recorded[name]:.0f} s" if name in recorded else "not recorded"
         out.append(
-            f'<tr><td><a href="{name}.html">{name}</a></td><td>{_html(info.time or "not stated")}</td>'
+            f'<tr><td><a href="{name}.html">{name}</a></td><td>{_html(estimate(name).explain())}</td>'
             f'<td class="num">{this}</td><td class="num">{rec}</td><td>{_html(info.gpu or "-")}</td>'
             f"<td>{_html(info.prerequisites or 'not stated')}</td></tr>"
         )
@@ -687,8 +727,13 @@ def page_html(built: dict[str, float] | None = None) -> str:
         f"<h3>{_html(q)}</h3><p>{_html(answer()).replace('the matrix page', matrix)}</p>" for q, answer in FAQ
     )
     return PAGE.format(
-        total=sum(s.minutes for s in AGENDA),
+        total=WORKSHOP_MINUTES,
         agenda=_agenda_html(agenda_rows()),
+        homework="".join(
+            f'<li><a href="{h["notebook"]}.html">{h["notebook"]}</a>: {_html(h["why"])} ({_html(h["estimate"])})</li>'
+            for h in homework_rows()
+        ),
+        model=_html(model_sentence()),
         needs=_needs_html(built),
         recorded=recorded,
         room=_room_html(),
