@@ -11,7 +11,8 @@ end-of-text token, as instruction tuning does) and measure the loss and answer a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -165,8 +166,25 @@ def load_opt(
             sources=(data, tiny_opt_config, qa_batches, scene_texts, scene_prompt, words),
         ),
     )
-    model = OPTForCausalLM.from_pretrained(path)
+    with _no_loading_bar(checkpoint == TINY):
+        model = OPTForCausalLM.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(pick_device(device)).eval(), tokenizer
+
+
+@contextlib.contextmanager
+def _no_loading_bar(quiet: bool) -> Iterator[None]:
+    """transformers 5 draws a "Loading weights" bar on every load: noise for the tiny model, read from the
+    local cache in a blink and loaded several times by notebook 03. A real checkpoint keeps its bars."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    if quiet and shown:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and shown:
+            hf_logging.enable_progress_bar()
