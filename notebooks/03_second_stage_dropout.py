@@ -60,12 +60,16 @@ from peftlab.registry import change
 from peftlab.versions import installed, stacks_where
 
 peftlab.start("03_second_stage_dropout")
-skips = change("peft_skips_adapter_layers")  # the PEFT release after which the report's error is gone
+skips = change("peft_skips_adapter_layers")  # the PEFT release from which the report's error is gone
+newer = stacks_where(peft=skips.since)  # the Colab runtimes (and a fresh install) with that release
+colab = [name.removeprefix("colab-") for name in newer if name.startswith("colab-")]
 where_live = (
-    f"**Live** before {skips.phrase()}. **Recorded** from that release on "
-    f"({', '.join(stacks_where(peft=skips.since))}): another error, with the report's beside it as "
-    f"recorded on {recordings.load('second_stage_dropout').label()}. **Here** (peft "
-    f"{installed(('peft',))['peft']}): {'the recording' if skips.holds() else 'live'}."
+    f"**Live** with {skips.library} before {skips.release}, as in the report. **Recorded** from "
+    f"{skips.library} {skips.release} on (Colab runtimes {', '.join(colab)}"
+    f"{', and a fresh install' if 'current' in newer else ''}): another error, and beside it the "
+    f"report's, recorded on {recordings.load('second_stage_dropout').label()}. **Here** "
+    f"({skips.library} {installed((skips.library,))[skips.library]}): "
+    f"{'the recording' if skips.holds() else 'live'}."
 )
 display(Markdown(where_live))
 
@@ -140,7 +144,7 @@ print(f"base model: held-out loss {base_scores['loss']:.3f}, new question {base_
 # Which modules should LoRA adapt? Many scripts answer with `find_all_linear_names` from the QLoRA
 # repository ([artidoro/qlora](https://github.com/artidoro/qlora), `qlora.py`): the *last part of the
 # name* of every linear layer, `lm_head` left out. (The original looks for 4-bit layers in a 4-bit
-# model; the logic is the same.) Stage one is short on purpose: it gets part of the way.
+# model; the logic is the same.)
 
 
 # %%
@@ -261,7 +265,7 @@ not_linear = [
 report_error = seen.recording.message if seen.recording_shown else str(seen.error)
 display(
     Markdown(
-        f"The change came with {skips.phrase()}. Here PEFT raised `{type(seen.error).__name__}`; "
+        f"The change came with {skips.library} {skips.release}. Here PEFT raised `{type(seen.error).__name__}`; "
         f"the report's error ({'recorded' if seen.recording_shown else 'live'}) names "
         f"`{report_error.split(' is not supported')[0].removeprefix('Target module ')}`."
     )
@@ -649,7 +653,8 @@ base_for_trap.config.use_cache = False  # training caches nothing (and says so o
 with warnings.catch_warnings(record=True) as said:  # transformers 5 renames it: its notice as one line
     warnings.simplefilter("always")
     base_for_trap.gradient_checkpointing_enable()  # as the QLoRA script and most LLM recipes do
-print(*(f"transformers says: {w.message}" for w in said), sep="\n")
+for warning in said:
+    print(f"transformers says: {warning.message}")
 frozen = PeftModel.from_pretrained(base_for_trap, stage_one_dir)  # is_trainable=True forgotten
 trainable, total = count_parameters(frozen)
 weights_before, loss_before = lora_weights(frozen), measure(frozen)["loss"]

@@ -58,3 +58,5 @@ WRONG = {
     ],
     3: ["error", "stage one"],
 }
+#: The wrong answer the one-kernel learner test (tests/learner.py) tries first: a learner's typical one.
+WRONG_ANSWERS = {k: wrong[0] for k, wrong in WRONG.items()}
