@@ -235,3 +235,19 @@ def _checked_folder(folder: Path, parameter: str, fix: str, weights: bool) -> Pa
             f"pytorch_model*.bin): {fix}."
         )
     return folder
+
+
+@contextlib.contextmanager
+def no_loading_bar(quiet: bool) -> Iterator[None]:
+    """transformers 5 draws a "Loading weights" bar on every load: noise for a tiny model, read from the
+    local cache in a blink and loaded several times by a notebook (03, 07). A real checkpoint keeps its bars."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    if quiet and shown:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and shown:
+            hf_logging.enable_progress_bar()

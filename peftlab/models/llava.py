@@ -17,8 +17,6 @@ Questions use :mod:`peftlab.vqa`'s format behind LLaVA's image placeholder:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -36,7 +34,7 @@ from transformers import (
 from peftlab import data, vqa
 from peftlab.device import pick_device, placement
 from peftlab.models.blip2 import caption_batches, vision_batches
-from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, no_loading_bar, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.train import interleave, train
 
@@ -251,28 +249,12 @@ def load_llava(
     """
     target = pick_device(device)
     path = resolve(checkpoint, "LLaVA", lambda: tiny_checkpoint(*tiny_recipe()))
-    with _no_loading_bar(checkpoint == TINY):
+    with no_loading_bar(checkpoint == TINY):
         model = LlavaForConditionalGeneration.from_pretrained(path, **placement(target, quantization_config))
     if quantization_config is None:
         model = model.to(target)
     processor = LlavaProcessor.from_pretrained(path)
     return model.eval(), VQAProcessor(processor, image_tokens(model.config))
-
-
-@contextlib.contextmanager
-def _no_loading_bar(quiet: bool) -> Iterator[None]:
-    """transformers 5 draws a "Loading weights" bar on every load: noise for the tiny model, read from the
-    local cache in a blink and loaded several times by notebook 07. A real checkpoint keeps its bars."""
-    from transformers.utils import logging as hf_logging
-
-    shown = hf_logging.is_progress_bar_enabled()
-    if quiet and shown:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if quiet and shown:
-            hf_logging.enable_progress_bar()
 
 
 def vision_tower(model: torch.nn.Module) -> torch.nn.Module:
