@@ -112,24 +112,24 @@ def _quantises(cls: type) -> bool:
     return re.search(r"\barg(min|max)\(", source) is not None
 
 
-def _embedding_name(base: torch.nn.Module) -> str | None:
-    getter = getattr(base, "get_input_embeddings", None)
+def module_name(base: torch.nn.Module, getter_name: str) -> str | None:
+    """The name of the module ``base.<getter_name>()`` returns (``get_input_embeddings``,
+    ``get_output_embeddings``), or None when there is none or the model does not say."""
+    getter = getattr(base, getter_name, None)
     try:
-        embeddings = getter() if callable(getter) else None
+        module = getter() if callable(getter) else None
     except (NotImplementedError, AttributeError):
         return None
-    return (
-        next((n for n, m in base.named_modules() if m is embeddings), None)
-        if embeddings is not None
-        else None
-    )
+    if module is None:
+        return None
+    return next((n for n, m in base.named_modules() if m is module), None)
 
 
 def anatomy(model: torch.nn.Module) -> Anatomy:
     """The pixel towers, discrete bottlenecks and language model of ``model`` (a PeftModel or not)."""
     base = base_model(model)
     modules = dict(base.named_modules())
-    embed = _embedding_name(base)
+    embed = module_name(base, "get_input_embeddings")
     consumers = pixel_layers(base)
     towers: list[str] = []
     for name in consumers:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from peftlab.doctor.anatomy import anatomy, inside
+from peftlab.doctor.anatomy import anatomy, inside, module_name
 from peftlab.doctor.findings import Finding
 from peftlab.module_names import base_model
 
@@ -206,12 +206,6 @@ class Flow:
         return [s for s in self.stacks if not s.live and s.trainable]
 
 
-def _head(base: torch.nn.Module) -> str | None:
-    getter = getattr(base, "get_output_embeddings", None)
-    module = getter() if callable(getter) else None
-    return next((n for n, m in base.named_modules() if m is module), None) if module is not None else None
-
-
 def flow(model: torch.nn.Module) -> Flow:
     """Which reentrant stacks get a gradient, read from the model's parts (:mod:`~peftlab.doctor.anatomy`).
 
@@ -226,7 +220,11 @@ def flow(model: torch.nn.Module) -> Flow:
     if not any(layers.values()):
         return Flow([], [], True)
     order = {name: i for i, (name, _) in enumerate(base.named_modules())}
-    stacks, parts, head = _stacks(base, layers, order), anatomy(base), _head(base)
+    stacks, parts, head = (
+        _stacks(base, layers, order),
+        anatomy(base),
+        module_name(base, "get_output_embeddings"),
+    )
     sources = _sources(base, layers, order)
     generative = head is not None and bool(parts.towers)
     for stack in stacks:

@@ -16,8 +16,10 @@ CLASSES = {
     "targets": "bad targets",
     "unsaved": "unsaved trainables",
     "checkpoint": "checkpoint/config mismatch",
-    "versions": "version advisory",
+    "versions": "library versions",  # advisories about other releases, and the installed pairing
     "checkpointing": "checkpointing with frozen inputs",  # notebook 06
+    "inputs": "batch/model input mismatch",
+    "adapter": "adapter/model key mismatch",
 }
 
 #: Severities, worst first. An advisory is about another library version, not about this run.
@@ -59,6 +61,8 @@ class Diagnosis:
     subject: str
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    #: Per ``target_modules`` entry, the modules it matches per part of the model (peft #3658).
+    target_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.findings.sort(key=lambda f: SEVERITIES.index(f.severity))
@@ -101,11 +105,22 @@ class Diagnosis:
             "subject": self.subject,
             "ok": self.ok,
             "seconds": round(self.seconds, 3),
+            "target_counts": self.target_counts,
             "findings": [asdict(f) for f in self.findings],
         }
 
+    def counts_line(self) -> str:
+        """``target_modules: 'q_proj' 6 (vision tower 4, language model 2); 'qkv' matches nothing``."""
+        shown = []
+        for entry, per_part in self.target_counts.items():
+            total = sum(per_part.values())
+            where = ", ".join(f"{part} {n}" for part, n in per_part.items() if n)
+            shown.append(f"{entry!r} {total} ({where})" if total else f"{entry!r} matches nothing")
+        return "target_modules: " + "; ".join(shown) if shown else ""
+
     def __str__(self) -> str:
-        return "\n\n".join([self.headline()] + [str(f) for f in self.findings])
+        head = "\n".join(filter(None, [self.headline(), self.counts_line()]))
+        return "\n\n".join([head] + [str(f) for f in self.findings])
 
     __repr__ = __str__
 
@@ -127,4 +142,5 @@ class Diagnosis:
             for c in ("finding", "what will happen", "evidence", "fix")
         )
         table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
-        return f"<div><b>{html.escape(self.headline())}</b>{table}</div>"
+        counts = f"<br><small>{html.escape(self.counts_line())}</small>" if self.target_counts else ""
+        return f"<div><b>{html.escape(self.headline())}</b>{counts}{table}</div>"

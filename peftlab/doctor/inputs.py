@@ -1,0 +1,178 @@
+"""Class 7, batch/model input mismatch: what the model will refuse in the batch it is about to train on.
+
+* **image tokens vs image features**: an image-text generator swaps each image placeholder token of
+  ``input_ids`` for one image feature; when ``max_length`` truncation cut some, or the text lacks the
+  token, the counts differ and the forward raises ``ValueError: Image features and image tokens do not
+  match``. The tokens are counted in the batch (the placeholder id is the config's); the features are
+  what the model's own ``get_image_features`` returns for the batch's pixels, run on the ``meta`` device
+  when the model is there (shapes only) and under ``no_grad`` otherwise.
+* **inputs required in training mode**: the installed code of the model's modules is read for a
+  ``raise`` under ``if <training> and <input> is None`` (transformers 5.0-5.8 did so for
+  ``token_type_ids`` in some image-text models); a batch without that input fails at the first step.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from peftlab.doctor.findings import Finding
+from peftlab.module_names import base_model
+
+#: Config keys that hold the image placeholder token id, in the spellings transformers uses.
+IMAGE_TOKEN_KEYS = ("image_token_id", "image_token_index")
+
+
+def _training_test(test: ast.expr) -> str | None:
+    """``X`` when ``test`` reads ``<something training> and X is None``, else None."""
+    if not (isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And)):
+        return None
+    training = any("training" in ast.unparse(v) and not isinstance(v, ast.Compare) for v in test.values)
+    for value in test.values:
+        if (
+            isinstance(value, ast.Compare)
+            and isinstance(value.left, ast.Name)
+            and len(value.ops) == 1
+            and isinstance(value.ops[0], ast.Is)
+            and isinstance(value.comparators[0], ast.Constant)
+            and value.comparators[0].value is None
+            and training
+        ):
+            return value.left.id
+    return None
+
+
+@functools.cache
+def _required_in_file(module_name: str) -> frozenset[str]:
+    """Inputs that the source file of ``module_name`` raises about when training without them."""
+    module = sys.modules.get(module_name)
+    try:
+        tree = ast.parse(inspect.getsource(module)) if module else None
+    except (OSError, TypeError, SyntaxError):
+        return frozenset()
+    found = set()
+    for node in ast.walk(tree) if tree else ():
+        if isinstance(node, ast.If) and any(isinstance(n, ast.Raise) for n in node.body):
+            name = _training_test(node.test)
+            if name:
+                found.add(name)
+    return frozenset(found)
+
+
+def required_in_training(model: torch.nn.Module) -> dict[str, str]:
+    """``{input name: module class}`` for each input the installed code raises about in training mode."""
+    found: dict[str, str] = {}
+    for module in base_model(model).modules():
+        cls = type(module)
+        for name in _required_in_file(cls.__module__):
+            found.setdefault(name, cls.__module__.rsplit(".", 1)[-1])
+    return found
+
+
+def required_input_findings(model: torch.nn.Module, batch: Mapping | None) -> list[Finding]:
+    """Inputs required in training mode that the batch lacks (or, with no batch, that it must carry)."""
+    findings = []
+    forward = set(inspect.signature(type(base_model(model)).forward).parameters)
+    for name, where in sorted(required_in_training(model).items()):
+        if name not in forward or (batch is not None and batch.get(name) is not None):
+            continue
+        findings.append(
+            Finding(
+                "inputs",
+                "inputs.required_in_training",
+                "error" if batch is not None else "warning",
+                f"ValueError: `{name}` is required as a model input when training"
+                + (
+                    ", at the first training step."
+                    if batch is not None
+                    else ", unless every batch carries it."
+                ),
+                f"The installed {where}.py raises when the model is in training mode and {name} is None"
+                + ("; the batch has " + ", ".join(sorted(batch)) + "." if batch is not None else "."),
+                f"Have the processor return {name} (for token_type_ids: return_token_type_ids=True, or a "
+                f"collator that keeps it), and pass it to the model in every training batch.",
+                raises="ValueError" if batch is not None else None,
+                when="first training step",
+            )
+        )
+    return findings
+
+
+def image_token_id(model: torch.nn.Module) -> int | None:
+    """The image placeholder token id of an image-text model's config, or None."""
+    config = getattr(base_model(model), "config", None)
+    for key in IMAGE_TOKEN_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _count_features(output: Any) -> int:
+    if hasattr(output, "pooler_output") and output.pooler_output is not None:
+        output = output.pooler_output
+    elif hasattr(output, "last_hidden_state") and not isinstance(output, torch.Tensor):
+        output = output.last_hidden_state
+    if isinstance(output, torch.Tensor):
+        return output.numel() // output.shape[-1] if output.ndim >= 2 else output.numel()
+    if isinstance(output, (list, tuple)):
+        return sum(_count_features(o) for o in output if o is not None)
+    raise TypeError(f"cannot count image features in a {type(output).__name__}")
+
+
+def image_features(model: torch.nn.Module, batch: Mapping) -> int | None:
+    """How many image features the model makes for the batch's pixels, or None if it cannot be told."""
+    base = base_model(model)
+    getter = getattr(base, "get_image_features", None)
+    if not callable(getter) or batch.get("pixel_values") is None:
+        return None
+    accepted = inspect.signature(getter).parameters
+    on_meta = any(p.is_meta for p in base.parameters())
+    kwargs = {
+        k: (v.to("meta") if on_meta and isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+        for k, v in batch.items()
+        if k in accepted and k not in ("input_ids", "labels")
+    }
+    was_training = base.training
+    try:
+        base.eval()
+        with torch.no_grad():
+            return _count_features(getter(**kwargs))
+    except Exception:  # noqa: BLE001  (a model whose features need more than the batch gives: no verdict)
+        return None
+    finally:
+        base.train(was_training)
+
+
+def image_token_findings(model: torch.nn.Module, batch: Mapping | None) -> list[Finding]:
+    """Image placeholder tokens in the batch vs the image features the model will produce."""
+    token = image_token_id(model)
+    ids = batch.get("input_ids") if batch is not None else None
+    if token is None or not isinstance(ids, torch.Tensor):
+        return []
+    tokens = int((ids == token).sum())
+    features = image_features(model, batch)
+    if features is None or features == tokens:
+        return []
+    per_row = [int(n) for n in (ids == token).sum(dim=-1)]
+    return [
+        Finding(
+            "inputs",
+            "inputs.image_tokens_vs_features",
+            "error",
+            f"ValueError: Image features and image tokens do not match: tokens: {tokens}, features {features}.",
+            f"The batch's input_ids hold {tokens} image placeholder tokens (id {token}; per row {per_row}, "
+            f"sequence length {ids.shape[-1]}); get_image_features makes {features} features for its pixel_values."
+            + (" Fewer tokens than features: truncation (max_length) cut some." if tokens < features else ""),
+            "Do not truncate through the image tokens: raise max_length (or truncate the text before the "
+            "processor inserts the image tokens), and let the processor insert one placeholder per image.",
+            raises="ValueError",
+            when="first forward",
+        )
+    ]
