@@ -139,6 +139,10 @@ def image_features(model: torch.nn.Module, batch: Mapping) -> int | None:
         for k, v in batch.items()
         if k in accepted and k not in ("input_ids", "labels")
     }
+    config = getattr(base, "config", None)
+    for name, param in accepted.items():  # settings the getter needs (4.x): the config's own values
+        if name not in kwargs and param.default is param.empty and hasattr(config, name):
+            kwargs[name] = getattr(config, name)
     was_training = base.training
     try:
         base.eval()
