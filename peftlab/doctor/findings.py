@@ -22,6 +22,86 @@ CLASSES = {
     "adapter": "adapter/model key mismatch",
 }
 
+#: Per class: what the doctor finds, and what it decides from (the README's doctor table is made from this).
+DETAILS = {
+    "wrapper": (
+        "a `task_type` wrapper that passes keywords the model rejects (`unexpected keyword`), or that collide "
+        "further down (`got multiple values`); a required argument such as `pixel_values` that the wrapper does "
+        "not name",
+        "the wrapper's call and the model's signatures. Where a keyword goes into `**kwargs`, the installed "
+        "source is followed down to the submodule call that receives it",
+    ),
+    "targets": (
+        "types LoRA cannot wrap (a Dropout matched by `default`; a module around `nn.Linear`, with the inner "
+        "layers as the fix); nothing matched; layers that already carry an adapter (the double wrap); a "
+        "contrastive two-tower model with only one tower adapted; an image-text generator whose targets also "
+        "land in its vision tower (notebook 07); LoRA inside a VQ image tokenizer (discrete codes: no "
+        "gradient). Every diagnosis counts each `target_modules` entry's matches per part of the model",
+        "PEFT's own matching rules for the installed version (`peftlab.targets`); a vision tower is what "
+        "consumes the pixels, not a name; every fix proposed is matched before it is printed",
+    ),
+    "unsaved": (
+        "`modules_to_save` naming a parameter, or matching a module nested in another; parameters unfrozen "
+        "outside PEFT; a PeftModel with nothing to train; an output layer tied to the input embeddings in "
+        "the targets or `modules_to_save`",
+        "module and parameter names; what `save_pretrained` writes; whether the head's weight is the "
+        "embeddings' weight",
+    ),
+    "checkpoint": (
+        "every tensor whose shape disagrees, folded by family, and the config that matches, searched for any "
+        "model class (no list of models) and checked on the meta device before it is proposed",
+        "tensor shapes read from the file header (`peftlab.checkpoints`)",
+    ),
+    "versions": (
+        "target names that transformers 5 renamed (ViT, DeiT, Swin, BEiT, DINOv2, ...), models loaded through "
+        "`AutoModelForVision2Seq` (removed in 5.0); an installed peft below the installed transformers' own "
+        "minimum for its adapter API",
+        "measured on both stacks; the installed transformers' `MIN_PEFT_VERSION`",
+    ),
+    "checkpointing": (
+        "reentrant gradient checkpointing where no input of a checkpointed block requires grad "
+        "(`RuntimeError: element 0 of tensors does not require grad`), and the silent case: one tower's "
+        "adapters that get no gradient (notebook 06)",
+        "which layers are checkpointed and with which `use_reentrant`, the hooks that make inputs require "
+        "grad, which parameters train, and how image features reach the language model's layers (the "
+        "installed code, read)",
+    ),
+    "inputs": (
+        "a batch whose image placeholder tokens differ from the image features the model makes (truncation "
+        "by `max_length`); an input the model requires in training mode (`token_type_ids`) missing",
+        "`doctor(..., batch=...)`: the batch, the model's `get_image_features` run on the meta device, and the "
+        "installed code's `raise` under `if training and <input> is None`",
+    ),
+    "adapter": (
+        "a saved adapter whose keys name no module of the model: it loads with a warning and does nothing "
+        "(module names moved between releases, or another model class)",
+        "`doctor(..., adapter=folder)`: the adapter file's keys, after the renames the installed libraries "
+        "apply on load",
+    ),
+}
+
+NUMBERS = (
+    "no",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+)
+
+
+def class_count() -> str:
+    """How many failure classes the doctor checks, in words (``"eight"``): read from :data:`CLASSES`."""
+    return NUMBERS[len(CLASSES)] if len(CLASSES) < len(NUMBERS) else str(len(CLASSES))
+
+
 #: Severities, worst first. An advisory is about another library version, not about this run.
 SEVERITIES = ("error", "silent loss", "warning", "advisory")
 
