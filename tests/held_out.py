@@ -224,3 +224,54 @@ def janus() -> tuple[torch.nn.Module, dict]:
     ids[:, :16] = image_token
     inputs = {"input_ids": ids, "pixel_values": _pixels(32)}
     return model_cls(config).eval(), _with_labels(inputs)
+
+
+def gemma3() -> tuple[torch.nn.Module, dict]:
+    """Gemma-3: a SigLIP tower pooled to a few tokens per image, a Gemma-3 text model, tied embeddings."""
+    (config_cls, model_cls) = _need("Gemma3Config", "Gemma3ForConditionalGeneration")
+    torch.manual_seed(SEED)
+    image_token = VOCAB - 1
+    text = _llama(head_dim=8, num_key_value_heads=1, sliding_window=16)
+    config = config_cls(
+        text_config=text,
+        vision_config=_vision(),
+        mm_tokens_per_image=4,
+        image_token_index=image_token,
+        boi_token_index=VOCAB - 2,
+        eoi_token_index=VOCAB - 3,
+    )
+    ids = _ids(10)
+    ids[:, 1:5] = image_token
+    inputs = {"input_ids": ids, "pixel_values": _pixels(32), "token_type_ids": (ids == image_token).long()}
+    return model_cls(config).eval(), _with_labels(inputs)
+
+
+def paligemma() -> tuple[torch.nn.Module, dict]:
+    """PaliGemma (tests/families.py's config) with 16 image tokens (32 px in 8 px patches) in front."""
+    import families
+
+    model = families.paligemma()
+    token = model.config.image_token_index
+    ids = _ids(8)
+    ids = torch.cat([torch.full((2, 16), token), ids], dim=1)
+    inputs = {"input_ids": ids, "pixel_values": _pixels(32), "token_type_ids": torch.zeros_like(ids)}
+    return model, _with_labels(inputs)
+
+
+def llava() -> tuple[torch.nn.Module, dict]:
+    """LLaVA (tests/families.py's) with labels."""
+    import families
+
+    model, inputs = families.llava()
+    return model, _with_labels(inputs)
+
+
+def truncated(inputs: dict, keep: int) -> dict:
+    """The batch as left truncation to ``keep`` tokens leaves it (the image tokens come first)."""
+    cut = {
+        k: (v[:, -keep:] if k in ("input_ids", "labels", "token_type_ids") else v) for k, v in inputs.items()
+    }
+    return cut
+
+
+IMAGE_TEXT = {"llava": llava, "paligemma": paligemma, "gemma3": gemma3}
