@@ -55,9 +55,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.scorecard.reset()
-peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
-print(peftlab.versions_table())
+peftlab.start("00_lora_primer")
 
 # %% tags=["parameters"]
 CHECKPOINT = "tiny"  # or "openai/clip-vit-base-patch32" on a Colab GPU (about 3 GB of GPU memory, estimated)
@@ -213,7 +211,6 @@ scorecard.check(
     "trainable parameters are r * (in + out) per wrapped layer, for every r",
     not mismatched,
     f"r in {list(RANKS)}: {len(RANKS) - len(mismatched)} of {len(RANKS)} counts match the formula",
-    headline=True,
     value=len(mismatched),
 )
 
@@ -506,4 +503,4 @@ exercises.check(
 # [rsLoRA (Kalajdzievski, 2023)](https://arxiv.org/abs/2312.03732).
 
 # %%
-scorecard.save(seconds=time.perf_counter() - started)
+scorecard.save()

@@ -71,9 +71,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.scorecard.reset()
-peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
-print(peftlab.versions_table())
+peftlab.start("02_blip2_inputs_embeds")
 
 # %% tags=["parameters"]
 CHECKPOINT = "tiny"  # or "Salesforce/blip2-opt-2.7b" on a Colab GPU (then set GRADIENT_CHECKPOINTING to True; about 6 GB in 4-bit NF4, estimated)
@@ -471,7 +469,6 @@ for name, min_closed in {"colour": 0.35, "colour (yellow images)": 0.40}.items()
         f"{name} answers on held-out images close at least {min_closed:.0%} of the gap to 100%",
         closed >= min_closed,
         f"{before[name]:.0%} -> {after[name]:.0%} ({closed:.0%} of the gap)",
-        headline=name == "colour",
         value=closed,
     )
 # Change over the 30 runs: shape -3 to +11 points, position -2 to +3; threshold: at most 10 points lost
@@ -754,4 +751,4 @@ print(
 )
 
 # %%
-scorecard.save(seconds=time.perf_counter() - started)
+scorecard.save()

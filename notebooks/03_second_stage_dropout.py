@@ -66,9 +66,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.scorecard.reset()
-peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
-print(peftlab.versions_table())
+peftlab.start("03_second_stage_dropout")
 
 # %% tags=["parameters"]
 CHECKPOINT = "tiny"  # or "facebook/opt-125m" on Colab / a GPU machine (3.4 GB peak RSS measured on a CPU at real size with batch 8, random weights; GPU memory not measured)
@@ -525,7 +523,6 @@ scorecard.check(
     "the two stages, continued with (a), teach the new question",
     closed_a >= 0.8,
     f"{base_scores['new question']:.0%} -> {after_a['new question']:.0%} ({closed_a:.0%} of the gap)",
-    headline=True,
     value=closed_a,
     needs_pretrained=True,
 )
@@ -943,4 +940,4 @@ exercises.check(
 
 # %%
 work.cleanup()
-scorecard.save(seconds=time.perf_counter() - started)
+scorecard.save()

@@ -67,9 +67,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.scorecard.reset()
-peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
-print(peftlab.versions_table())
+peftlab.start("04_vit_position_embeddings")
 
 # %% tags=["parameters"]
 CHECKPOINT = "tiny"  # or "google/vit-base-patch16-224-in21k" on Colab / a GPU machine (then set NEW_SIZE to 512; 4.6 GB peak RSS measured on a CPU at real size with batch 2, random weights; GPU memory not measured)
@@ -836,4 +834,4 @@ _ = peftlab.exercises.check(
 # `ModulesToSaveWrapper`: what fix 2 relies on).
 
 # %%
-scorecard.save(seconds=time.perf_counter() - started)
+scorecard.save()

@@ -70,9 +70,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.scorecard.reset()
-peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
-print(peftlab.versions_table())
+peftlab.start("05_chinese_clip_shapes")
 
 # %% tags=["parameters"]
 CHECKPOINT = "tiny"  # the checkpoint you have: peftlab's tiny "large"; on Colab "OFA-Sys/chinese-clip-vit-large-patch14" (7.5 GB peak RSS measured on a CPU at real size with batch 4, random weights; GPU memory not measured)
@@ -796,4 +794,4 @@ _ = peftlab.exercises.check(
 # (fine-tuning with a ViT-L/14-336 checkpoint while the script built a ViT-B/16: `size mismatch ... [1024] ... [768]`).
 
 # %%
-scorecard.save(seconds=time.perf_counter() - started)
+scorecard.save()

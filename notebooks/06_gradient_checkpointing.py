@@ -61,9 +61,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.scorecard.reset()
-peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
-print(peftlab.versions_table())
+peftlab.start("06_gradient_checkpointing")
 
 # %% tags=["parameters"]
 CHECKPOINT = "tiny"  # or "Salesforce/blip2-opt-2.7b" on a Colab GPU: 3.7 B parameters, about 2.5 GB in 4-bit
@@ -338,7 +336,6 @@ scorecard.check(
     not missing,
     f"{len(fixed_norms) - len(missing)} of {len(fixed_norms)} lora_B matrices; smallest norm "
     f"{min((v for v in fixed_norms.values() if v), default=0):.2g}",
-    headline=True,
     value=len(fixed_norms) - len(missing),
 )
 for part, label in gradient_flow.PARTS.items():
@@ -666,4 +663,4 @@ print(
 )
 
 # %%
-scorecard.save(seconds=time.perf_counter() - started)
+scorecard.save()

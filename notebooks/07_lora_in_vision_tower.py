@@ -62,9 +62,7 @@ import time
 import peftlab
 
 started = time.perf_counter()
-peftlab.scorecard.reset()
-peftlab.quiet_known_noise()  # three third-party messages that teach nothing here (peftlab/noise.py)
-print(peftlab.versions_table())
+peftlab.start("07_lora_in_vision_tower")
 
 # %% tags=["parameters"]
 CHECKPOINT = "tiny"  # or "llava-hf/llava-1.5-7b-hf" on a Colab GPU: 7.1 B parameters, about 4 GB in 4-bit NF4
@@ -582,4 +580,4 @@ print(
 )
 
 # %%
-scorecard.save(seconds=time.perf_counter() - started)
+scorecard.save()

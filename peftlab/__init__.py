@@ -7,6 +7,7 @@ from peftlab import capture, data, exercises, plots, registry, retrieval, scorec
 from peftlab.device import pick_device, seed_everything
 from peftlab.doctor import doctor
 from peftlab.noise import quiet_known_noise
+from peftlab.session import start
 from peftlab.versions import installed, stack_name, versions_table
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "quiet_known_noise",
     "seed_everything",
     "stack_name",
+    "start",
     "versions_table",
     "DoctorCallback",
 ]

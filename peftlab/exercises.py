@@ -10,7 +10,7 @@ is judged against this stack, not against a fixed string.
 
 Solutions live in ``solutions/<notebook>.py`` at the repository's root (where an instructor finds
 them), one function ``exercise_<n>(ns)`` per exercise, given the notebook's namespace. With
-``PEFTLAB_SOLUTIONS=1`` in the environment (the test suite sets it for nbmake), :func:`check`
+``PEFTLAB_SOLUTIONS=1`` in the environment (the test suite sets it), :func:`check`
 ignores the learner's cell, takes the solution instead, and raises :class:`SolutionError` unless
 the solution is judged correct: a solution that stops working turns CI red.
 """
@@ -28,6 +28,8 @@ from typing import Any
 SOLUTIONS_ENV = "PEFTLAB_SOLUTIONS"
 SOLUTIONS_DIR = Path(__file__).resolve().parents[1] / "solutions"
 _MISSING = object()
+#: The last verdict of each exercise checked in this kernel: "correct", "not yet" or "not answered".
+VERDICTS: dict[str, str] = {}
 
 
 class SolutionError(AssertionError):
@@ -69,10 +71,32 @@ def solution(key: str, ns: dict[str, Any], folder: Path | None = None) -> Any:
     return function(ns)
 
 
+def normalise(value: Any) -> Any:
+    """An answer in a canonical form, so that its wording does not decide: case, spaces, quotes,
+    hyphens and underscores, an ``nn.``/``torch.nn.`` prefix and thousands separators are ignored
+    ("Q-Former" = "qformer", "nn.Identity" = "identity", "8,192" = 8192)."""
+    if isinstance(value, str):
+        text = value.strip().strip("`'\"").strip()
+        number = text.replace(",", "").replace("_", "")
+        try:
+            return float(number) if "." in number or "e" in number.lower() else int(number)
+        except ValueError:
+            pass
+        for prefix in ("torch.nn.", "nn."):
+            text = text[len(prefix) :] if text.casefold().startswith(prefix) else text
+        return "".join(c for c in text.casefold() if c not in " -_")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [normalise(v) for v in value]
+    return value
+
+
 def _same(answer: Any, expected: Any) -> bool:
-    if isinstance(answer, str) and isinstance(expected, str):
-        return answer.strip().strip("`'\"").casefold() == expected.strip().casefold()
-    return answer == expected
+    got, want = normalise(answer), normalise(expected)
+    if isinstance(got, (int, float)) and isinstance(want, (int, float)) and not isinstance(got, bool):
+        return got == want
+    return got == want
 
 
 def judge(
@@ -104,12 +128,14 @@ def check(
     test: Callable[[Any], bool] | None = None,
     explain: str = "",
     ns: dict[str, Any] | None = None,
-) -> bool:
+) -> None:
     """Judge exercise ``key``'s ``answer``; print the verdict (``explain`` follows a correct one).
 
-    ``expected`` is compared (strings ignoring case and quotes), ``test`` is called on the answer;
-    give either or both. ``ns`` is the notebook's namespace for the stored solution (default: the
-    caller's globals). Returns True when correct; raises only in solutions mode.
+    ``expected`` is compared after :func:`normalise` (wording does not decide), ``test`` is called on
+    the answer; give either or both. ``ns`` is the notebook's namespace for the stored solution
+    (default: the caller's globals). The verdict ("correct", "not yet", "not answered") is kept in
+    :data:`VERDICTS`; nothing is returned, so the cell shows no stray True/False. Raises only in
+    solutions mode.
     """
     if solutions_mode():
         ns = ns if ns is not None else inspect.currentframe().f_back.f_globals
@@ -120,13 +146,15 @@ def check(
                 f"Exercise {key}: the stored solution {answer!r} is not judged correct. {why}"
             )
         print(f"Exercise {key}: correct (stored solution: {answer!r}). {explain}".rstrip())
-        return True
+        VERDICTS[key] = "correct"
+        return
     if answer is None or answer is Ellipsis:
         print(f"Exercise {key}: not answered yet (edit the cell above, then run this one). Hint: {hint}")
-        return False
+        VERDICTS[key] = "not answered"
+        return
     correct, why = judge(answer, expected=expected, test=test)
     if correct:
         print(f"Exercise {key}: correct. {explain}".rstrip())
     else:
         print(f"Exercise {key}: not yet. {why + '. ' if why else ''}Hint: {hint}")
-    return correct
+    VERDICTS[key] = "correct" if correct else "not yet"

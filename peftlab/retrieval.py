@@ -66,6 +66,13 @@ def accuracy(model: torch.nn.Module, batch_list: Sequence[dict]) -> dict[str, fl
     return {"image_to_text": image_to_text, "text_to_image": text_to_image}
 
 
+def accuracy_per_colour(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Image-to-text top-1 accuracy for the images of each colour (a label is colour x shape)."""
+    right = scores.argmax(dim=1) == labels
+    colour = labels // len(SHAPES)
+    return {name: right[colour == i].float().mean().item() for i, name in enumerate(COLOURS)}
+
+
 def pretrain(
     model: torch.nn.Module,
     processor,  # noqa: ANN001  (a CLIPProcessor or ChineseCLIPProcessor)

@@ -1,112 +1,161 @@
-"""The scorecard: what a notebook proved (failures reproduced, fixes verified), for ``peftlab run``.
+"""The scorecard: what a notebook showed a learner, and the facts it recorded for the tests.
 
-A notebook calls :func:`check` (and its two short forms) for every claim its fix makes; each one
-is a real assertion. ``expect_failure`` records each reproduced failure here. The last cell calls
-:func:`save`, which names the notebook from the failures it recorded (the registry knows where each
-is taught, so the name cannot be mistyped; a notebook with no failure is the registry's primer), shows the scorecard as a table and, when ``peftlab run`` executes the notebook (it sets
-``PEFTLAB_RESULTS_DIR``), writes it as JSON for the summary table. Nothing is written otherwise.
+The notebook teaches, the tests prove. A notebook shows a few headline checks (:func:`prove` and its
+short forms; at most eight), each a real assertion a learner can read; every other figure a proof
+needs is recorded silently with :func:`record` and judged after the run by the tests that execute
+the notebook (``tests/proofs/``; ``peftlab sweep`` judges them the same way). ``expect_failure``
+records each failure it showed. The last cell calls :func:`save`, which shows a short summary and,
+when a runner executes the notebook (it names the notebook and the results folder in the kernel's
+environment), writes everything as JSON. Nothing is written otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import operator
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
 from peftlab.versions import installed, stack_name
 
-if TYPE_CHECKING:
-    from peftlab.doctor import Diagnosis
+#: The runner's name for the notebook it executes (the results file is ``<name>.json``).
+NOTEBOOK_ENV = "PEFTLAB_NOTEBOOK"
+#: The folder the runner reads results from.
+RESULTS_ENV = "PEFTLAB_RESULTS_DIR"
+#: The mode a runner asks for: ``real-size`` (published architectures, random weights) or unset.
+MODE_ENV = "PEFTLAB_MODE"
+REAL_SIZE = "real-size"
+NOT_JUDGED = "not judged: random weights"
+#: The most checks a notebook shows; the rest are facts for the tests.
+MAX_SHOWN = 8
+
+#: Comparisons a shown check can make, by the keyword that names its threshold.
+COMPARISONS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
+    "at_least": (">=", operator.ge),
+    "above": (">", operator.gt),
+    "at_most": ("<=", operator.le),
+    "below": ("<", operator.lt),
+    "equals": ("==", operator.eq),
+}
 
 _failures: list[dict] = []
 _checks: list[dict] = []
+_facts: dict[str, Any] = {}
+_started: list[float] = []
+_name: list[str] = []
 
 
-def reset() -> None:
-    """Forget what was recorded (a notebook calls this in its first cells)."""
+def reset(notebook: str | None = None) -> None:
+    """Forget what was recorded and start the clock, for ``notebook`` (``peftlab.start()`` calls this).
+
+    A runner names the notebook in the kernel's environment too; the two must agree.
+    """
     from peftlab.train import STEP_SECONDS
 
+    given = os.environ.get(NOTEBOOK_ENV)
+    if notebook and given and notebook != given:
+        raise ValueError(f"This notebook calls itself {notebook!r}, but the runner executes {given!r}.")
+    _name[:] = [notebook] if notebook else []
     _failures.clear()
     _checks.clear()
+    _facts.clear()
     STEP_SECONDS.clear()
-
-
-#: Set by ``peftlab run --real-size``: the checkpoints hold published architectures with random weights.
-RANDOM_WEIGHTS_ENV = "PEFTLAB_RANDOM_WEIGHTS"
-NOT_JUDGED = "not judged: random weights"
+    _started[:] = [time.perf_counter()]
 
 
 def random_weights() -> bool:
     """True when ``peftlab run --real-size`` runs this notebook on random weights."""
-    return os.environ.get(RANDOM_WEIGHTS_ENV, "") not in ("", "0")
+    return os.environ.get(MODE_ENV, "") == REAL_SIZE
 
 
 def record_failure(failure_id: str, reproduced: bool, outcome: str) -> None:
     """Called by ``expect_failure``: the failure happened (or, as recorded, did not)."""
+    _failures[:] = [f for f in _failures if f["id"] != failure_id]  # a re-run cell replaces its entry
     _failures.append({"id": failure_id, "reproduced": reproduced, "outcome": outcome})
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON can hold it: tensors and NumPy scalars become numbers or lists."""
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def record(name: str, value: Any) -> None:
+    """Keep ``value`` under ``name`` for the tests that judge this notebook (nothing is shown)."""
+    _facts[name] = _plain(value)
 
 
 def check(
     claim: str,
     passed: bool,
     figure: str,
-    headline: bool = False,
     value: float | None = None,
     needs_pretrained: bool = False,
+    threshold: tuple[str, float] | None = None,
 ) -> None:
-    """Assert ``passed``; record ``claim`` and the ``figure`` that proves (or disproves) it.
+    """Show a check: assert ``passed`` and print ``claim`` with the ``figure`` that proves it.
 
-    ``headline`` marks the figure that ``peftlab run`` quotes in its summary (by default the first
-    :func:`check_gain`, else the first check); ``value``, the number the threshold judges, lets
-    ``peftlab sweep`` report its spread over seeds. ``needs_pretrained`` marks a claim that only
-    pre-trained weights can make true (an accuracy gain, a loss that falls within a few steps):
-    under ``peftlab run --real-size`` (random weights) it is recorded as "not judged: random
-    weights" (``passed`` is None, never counted as passed) and does not stop the notebook.
-    Everywhere else it is judged as usual.
+    ``value`` is the number a threshold judges (``peftlab sweep`` reports its spread), ``threshold``
+    the comparison and the number it was judged against. ``needs_pretrained`` marks a claim only
+    pre-trained weights can make true: under ``peftlab run --real-size`` it is "not judged".
     """
+    entry = {"claim": claim, "figure": figure, "value": _plain(value), "threshold": threshold}
+    _checks[:] = [c for c in _checks if c["claim"] != claim]  # a re-run cell replaces its entry
     if needs_pretrained and random_weights():
-        _checks.append(
-            {
-                "claim": claim,
-                "passed": None,
-                "figure": f"{figure} ({NOT_JUDGED})",
-                "headline": headline,
-                "value": value,
-                "judged": False,
-            }
-        )
+        _checks.append(entry | {"passed": None, "figure": f"{figure} ({NOT_JUDGED})"})
         print(f"NOT JUDGED  {claim}: {figure} ({NOT_JUDGED})")
         return
-    _checks.append(
-        {"claim": claim, "passed": bool(passed), "figure": figure, "headline": headline, "value": value}
-    )
+    _checks.append(entry | {"passed": bool(passed)})
     print(f"{'PASS' if passed else 'FAIL'}  {claim}: {figure}")
     if not passed:
         _write(card() | {"stopped": claim})  # a failed run's figures count in peftlab sweep's spread
         raise AssertionError(f"{claim}: {figure}")
 
 
-def check_gain(
-    claim: str, before: float, after: float, min_gain: float, unit: str = "%", needs_pretrained: bool = True
+def prove(
+    claim: str, value: float, figure: str = "", needs_pretrained: bool = False, **threshold: float
 ) -> None:
-    """Check that a metric rose by at least ``min_gain`` (fractions shown as percentages).
+    """Show that ``value`` meets one threshold, named by keyword: ``at_least``, ``above``, ``at_most``,
+    ``below`` or ``equals`` (``prove("the loss falls", last / first, below=0.25)``)."""
+    if len(threshold) != 1 or next(iter(threshold)) not in COMPARISONS:
+        raise TypeError(
+            f"prove() takes one threshold keyword of {sorted(COMPARISONS)}, got {sorted(threshold)}"
+        )
+    [(keyword, limit)] = threshold.items()
+    symbol, compare = COMPARISONS[keyword]
+    figure = figure or f"{value:.3g}"
+    figure = f"{figure} (needs {symbol} {limit:g})"
+    check(claim, compare(value, limit), figure, value, needs_pretrained, (symbol, limit))
 
-    A gain needs pre-trained weights: not judged under ``--real-size`` (see :func:`check`)."""
-    if unit == "%":
-        figure = f"{before:.0%} -> {after:.0%} (needs +{min_gain:.0%})"
-    else:
-        figure = f"{before:.4g} -> {after:.4g} (needs +{min_gain:.4g})"
+
+def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest absolute difference between two tensors (infinity when their shapes differ)."""
+    if a.shape != b.shape:
+        return math.inf
+    return (a.detach().float().cpu() - b.detach().float().cpu()).abs().max().item() if a.numel() else 0.0
+
+
+def check_same(claim: str, a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> None:
+    """Show that two tensors agree to ``atol`` (0 means bit for bit)."""
+    diff = max_difference(a, b)
     check(
-        claim,
-        after - before >= min_gain,
-        figure,
-        headline=not any(c["headline"] for c in _checks),
-        value=after - before,
-        needs_pretrained=needs_pretrained,
+        claim, diff <= atol, f"max |difference| = {diff:.3g} (allowed {atol:g})", diff, threshold=("<=", atol)
     )
 
 
@@ -120,38 +169,30 @@ def headroom_closed(before: float, after: float) -> float:
 def check_headroom(
     claim: str, before: float, after: float, min_share: float, needs_pretrained: bool = True
 ) -> None:
-    """Check that an accuracy closed at least ``min_share`` of its gap to 100%.
+    """Show that an accuracy closed at least ``min_share`` of its gap to 100%.
 
     A gain relative to the headroom holds wherever the base starts: +10 points is a lot from 85%
     and little from 20%. It needs pre-trained weights: not judged under ``--real-size``.
     """
     share = headroom_closed(before, after)
     figure = f"{before:.0%} -> {after:.0%}: closes {share:.0%} of the gap to 100% (needs {min_share:.0%})"
-    check(
-        claim,
-        share >= min_share,
-        figure,
-        headline=not any(c["headline"] for c in _checks),
-        value=share,
-        needs_pretrained=needs_pretrained,
-    )
+    check(claim, share >= min_share, figure, share, needs_pretrained, (">=", min_share))
 
 
-def check_same(claim: str, a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> None:
-    """Check that two tensors agree to ``atol`` (0 means bit-for-bit equal)."""
-    diff = (a.detach().float().cpu() - b.detach().float().cpu()).abs().max().item() if a.numel() else 0.0
-    same = a.shape == b.shape and diff <= atol
-    check(claim, same, f"max |difference| = {diff:.3g} (allowed {atol:g})", value=diff)
-
-
-def check_flagged(
-    setup: str, diagnosis: Diagnosis, failure_class: str, seen: BaseException | None = None
+def check_gain(
+    claim: str, before: float, after: float, min_gain: float, unit: str = "%", needs_pretrained: bool = True
 ) -> None:
-    """Check that the doctor flagged a failing ``setup`` (notebooks 01-05, "the doctor would have told you").
+    """Show that a metric rose by at least ``min_gain`` (fractions shown as percentages)."""
+    if unit == "%":
+        figure = f"{before:.0%} -> {after:.0%} (needs +{min_gain:.0%})"
+    else:
+        figure = f"{before:.4g} -> {after:.4g} (needs +{min_gain:.4g})"
+    check(claim, after - before >= min_gain, figure, after - before, needs_pretrained, (">=", min_gain))
 
-    Passes when ``diagnosis`` has a problem (not an advisory) of ``failure_class``; given the error
-    ``seen`` when the setup ran, one of those findings must also have predicted its exception class.
-    """
+
+def check_flagged(setup: str, diagnosis: Any, failure_class: str, seen: BaseException | None = None) -> None:
+    """Show that the doctor flagged a failing ``setup`` with a problem of ``failure_class`` (and, given the
+    error ``seen`` when it ran, predicted its exception class)."""
     found = [f for f in diagnosis.problems if f.failure_class == failure_class]
     names = {c.__name__ for c in type(seen).__mro__} if seen is not None else set()
     predicted = [f for f in found if f.raises in names] if seen is not None else found
@@ -163,49 +204,12 @@ def check_flagged(
     check(f"the doctor flags {setup} before it runs", bool(predicted), figure or "nothing flagged")
 
 
-def check_clear(setup: str, diagnosis: Diagnosis) -> None:
-    """Check that the doctor finds no problem with a fixed ``setup`` (advisories allowed, and named)."""
+def check_clear(setup: str, diagnosis: Any) -> None:
+    """Show that the doctor finds no problem with a fixed ``setup`` (advisories allowed, and named)."""
     advisories = [f.code for f in diagnosis.findings if f.severity == "advisory"]
     figure = ", ".join(f.code for f in diagnosis.problems) or "no problems"
-    check(
-        f"the doctor has no problem with {setup}",
-        diagnosis.ok,
-        figure + (f" (advisories: {', '.join(advisories)})" if advisories else ""),
-    )
-
-
-def notebook_of_failures(failures: list[dict]) -> str | None:
-    """The notebook that teaches every registered failure in ``failures``; None if none is registered."""
-    from peftlab.registry import REGISTRY
-
-    names = {REGISTRY[f["id"]].notebook for f in failures if f["id"] in REGISTRY}
-    if len(names) > 1:
-        raise AssertionError(f"The failures recorded belong to several notebooks: {sorted(names)}")
-    return names.pop() if names else None
-
-
-def primer_notebook() -> str | None:
-    """The lesson that is a primer (it shows no failure), named by the registry; None if there is none.
-
-    A notebook that recorded no failure is that primer: its name comes from ``registry.LESSONS``,
-    never typed in the notebook. ``peftlab run`` then finds its scorecard only under the primer's
-    own name, so another notebook that lost its failures still falls short ("no scorecard").
-    """
-    from peftlab.registry import LESSONS
-
-    primers = [lesson.notebook for lesson in LESSONS.values() if lesson.primer]
-    if len(primers) > 1:
-        raise AssertionError(
-            f"Several lessons are primers {primers}: a scorecard without failures is ambiguous."
-        )
-    return primers[0] if primers else None
-
-
-def is_primer(notebook: str) -> bool:
-    """True when the registry's lesson ``notebook`` is a primer (it shows no failure)."""
-    from peftlab.registry import LESSONS
-
-    return notebook in LESSONS and LESSONS[notebook].primer
+    figure += f" (advisories: {', '.join(advisories)})" if advisories else ""
+    check(f"the doctor has no problem with {setup}", diagnosis.ok, figure)
 
 
 def peak_rss_mb() -> float:
@@ -231,58 +235,54 @@ def resources() -> dict:
     }
 
 
-def card(notebook: str | None = None, seconds: float | None = None) -> dict:
-    """The notebook's results as a plain dictionary (``notebook`` derived from its failures if not given;
-    without failures, the registry's primer)."""
-    derived = notebook_of_failures(_failures)
-    if notebook and derived and notebook != derived:
-        raise AssertionError(f"This scorecard is {notebook!r}, but its failures are taught in {derived!r}.")
-    name = notebook or derived or (None if _failures else primer_notebook()) or "unnamed"
+def notebook_name() -> str | None:
+    """The notebook's name, as the runner gave it to this kernel or the notebook to ``start()``."""
+    return os.environ.get(NOTEBOOK_ENV) or (_name[0] if _name else None)
+
+
+def card() -> dict:
+    """Everything recorded so far, as a plain dictionary."""
     return {
-        "notebook": name,
-        "primer": is_primer(name),
+        "notebook": notebook_name(),
         "stack": stack_name(),
         "versions": installed(),
         "failures": list(_failures),
         "checks": list(_checks),
-        "seconds": seconds,
+        "facts": dict(_facts),
+        "seconds": time.perf_counter() - _started[0] if _started else None,
         **resources(),
     }
 
 
-def as_table(scores: dict) -> str:
-    """The scorecard as a compact text table: one line per failure and per check."""
-    rows = [("failure", f["id"], f["outcome"]) for f in scores["failures"]]
-    rows += [
-        ({True: "PASS", False: "FAIL", None: "-"}[c["passed"]], c["claim"], c["figure"])
-        for c in scores["checks"]
-    ]
-    width = max(len(r[1]) for r in rows) if rows else 0
-    head = f"{scores['notebook']} on the {scores['stack']} stack"
+def summary(scores: dict) -> str:
+    """The scorecard in a few lines: a header, the failures in one line, each shown check, the facts."""
+    head = f"{scores['notebook'] or 'this notebook'} on the {scores['stack']} stack"
     head += f", {scores['seconds']:.0f} s" if scores.get("seconds") is not None else ""
-    return "\n".join([head] + [f"{kind:<7}  {what:<{width}}  {figure}" for kind, what, figure in rows])
+    lines = [head]
+    if scores["failures"]:
+        lines.append("failures  " + "; ".join(f"{f['id']}: {f['outcome']}" for f in scores["failures"]))
+    mark = {True: "PASS", False: "FAIL", None: "-"}
+    lines += [f"{mark[c['passed']]:<8}  {c['claim']}" for c in scores["checks"]]
+    if scores["facts"]:
+        lines.append(f"facts     {len(scores['facts'])} more figures recorded for the tests (tests/proofs/)")
+    return "\n".join(lines)
 
 
-def save(notebook: str | None = None, seconds: float | None = None) -> dict:
-    """Show the scorecard; write it to ``$PEFTLAB_RESULTS_DIR/<notebook>.json`` when that is set.
+def save() -> None:
+    """Show the scorecard; write it to ``$PEFTLAB_RESULTS_DIR/<notebook>.json`` when a runner set both.
 
-    Fails when the notebook recorded no check, or no failure (unless it is the registry's primer,
-    which shows none): a notebook must prove something.
+    Fails when the notebook showed no check: a notebook proves its fix in front of the learner.
     """
-    scores = card(notebook, seconds)
-    if not scores["checks"] or not (scores["failures"] or scores["primer"]):
-        raise AssertionError(
-            f"{scores['notebook']} recorded {len(_failures)} failures and {len(_checks)} checks; "
-            "a notebook must show its failure and prove its fix (a primer: prove its claims)."
-        )
-    print(as_table(scores))
+    scores = card()
+    if not scores["checks"]:
+        raise AssertionError(f"{scores['notebook'] or 'This notebook'} showed no check: prove the fix.")
+    print(summary(scores))
     _write(scores)
-    return scores
 
 
 def _write(scores: dict) -> None:
-    """Write ``scores`` to ``$PEFTLAB_RESULTS_DIR/<notebook>.json`` when ``peftlab run``/``sweep`` set it."""
-    target = os.environ.get("PEFTLAB_RESULTS_DIR")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        Path(target, f"{scores['notebook']}.json").write_text(json.dumps(scores, indent=2))
+    """Write ``scores`` to ``$PEFTLAB_RESULTS_DIR/<notebook>.json`` when the runner named both."""
+    folder, name = os.environ.get(RESULTS_ENV), notebook_name()
+    if folder and name:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        Path(folder, f"{name}.json").write_text(json.dumps(scores, indent=2))

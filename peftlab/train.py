@@ -1,6 +1,6 @@
 """A small training loop: AdamW, optional gradient accumulation and autocast, a progress bar.
 
-``tqdm.auto`` draws an ipywidgets bar in Jupyter and plain text under nbmake or a terminal.
+``tqdm.auto`` draws an ipywidgets bar in Jupyter and plain text in a headless run or a terminal.
 """
 
 from __future__ import annotations

@@ -1,31 +1,38 @@
 """Solutions to the exercises of notebook 01 (CLIP + LoRA with a task_type)."""
 
+import inspect
 from typing import Any
 
 
 def exercise_1(ns: dict[str, Any]) -> Any:
-    """Two per vision layer: 4 on the tiny CLIP (24 on clip-vit-base-patch32, 12 layers).
+    """Yes.
 
-    Each attention block of the vision tower has a ``q_proj`` and a ``v_proj``; both names end a
-    module name there exactly as they do in the text tower, so suffix matching adapts both towers.
+    ``get_peft_model`` replaces the targeted layers of the model itself with LoRA layers; the task type
+    only decides which class is put around it (and so which ``forward`` runs first). The inner CLIP
+    carries every adapter.
     """
-    return 2 * ns["model"].config.vision_config.num_hidden_layers
+    return "yes"
 
 
 def exercise_2(ns: dict[str, Any]) -> Any:
-    """``r"vision_model\\..*\\.(q_proj|v_proj)"``.
+    """Fails (on every stack measured).
 
-    A single string is a regular expression that must match the whole module name, so it can name
-    the tower; a list entry only ever matches the end of a name and would hit both towers.
+    ``PeftModelForSequenceClassification.forward`` names text keywords too (``inputs_embeds``,
+    ``labels``) and passes them on; CLIP rejects them, or passes them down until one arrives twice.
     """
-    return r"vision_model\..*\.(q_proj|v_proj)"
+    return "fails"
 
 
 def exercise_3(ns: dict[str, Any]) -> Any:
-    """``inputs_embeds``.
+    """Declared, or swallowed by ``**kwargs``::
 
-    ``PeftModelForFeatureExtraction.forward`` was written for text encoders and always passes
-    ``inputs_embeds`` (as None) to the model; CLIP's ``forward`` either rejects it (no ``**kwargs``)
-    or lets it travel on until a call receives it twice.
+    def accepts(model_class, keyword):
+        params = inspect.signature(model_class.forward).parameters.values()
+        return any(p.name == keyword or p.kind == p.VAR_KEYWORD for p in params)
     """
-    return "inputs_embeds"
+
+    def accepts(model_class: type, keyword: str) -> bool:
+        params = inspect.signature(model_class.forward).parameters.values()
+        return any(p.name == keyword or p.kind == p.VAR_KEYWORD for p in params)
+
+    return accepts

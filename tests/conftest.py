@@ -18,7 +18,7 @@ def _peftlab_cache():
         del os.environ["PEFTLAB_CACHE"]
 
 
-# Notebooks executed by the test suite (nbmake) check the stored solutions of their exercises
+# Notebooks executed by the test suite (tests/test_proofs.py) check the stored solutions of their exercises
 # (solutions/*.py): a solution that stops working fails its notebook. The docs build runs without it,
 # so the published pages show a learner's view ("not answered yet").
 os.environ.setdefault("PEFTLAB_SOLUTIONS", "1")

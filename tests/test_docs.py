@@ -5,9 +5,11 @@ import json
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from peftlab import exercises
 from peftlab.registry import REGISTRY, Expectation, Failure
 from peftlab.tools import docs
 from peftlab.tools.cli import main
+from peftlab.tools.execute import Execution
 from peftlab.tools.runner import Outcome
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -96,7 +98,7 @@ def _card(notebook, failures, passed=True):
 def test_index_has_a_row_per_failure_and_links_every_notebook():
     names = sorted({f.notebook for f in REGISTRY.values()})
     outcomes = [Outcome(n, 12.3, _card(n, [f for f in REGISTRY.values() if f.notebook == n])) for n in names]
-    outcomes[-1] = Outcome(names[-1], 4.0, None, "a cell failed under nbmake")
+    outcomes[-1] = Outcome(names[-1], 4.0, None, "a cell failed")
     page = docs.index_html(outcomes, {n: f"{n} title" for n in names})
     for name in names:
         count = sum(f.notebook == name for f in REGISTRY.values())
@@ -108,16 +110,15 @@ def test_index_has_a_row_per_failure_and_links_every_notebook():
 
 
 def test_build_writes_pages_and_index(tmp_path, monkeypatch):
-    """The build's flow with nbmake stubbed out: copy, (execute), page, scorecard, index."""
+    """The build's flow with the execution stubbed out: (execute), page, scorecard, index."""
     folder = tmp_path / "notebooks"
     folder.mkdir()
     nbformat.write(_widget_notebook(), folder / "01_toy.ipynb")
 
-    def fake_execute(copy, results, timeout):
-        results.mkdir(parents=True, exist_ok=True)
+    def fake_execute(path, results, env=None, timeout=600):
+        assert env[exercises.SOLUTIONS_ENV] is None, "the pages show a learner's view"
         card = _card("01_toy", [Failure("toy", "01_toy", "toy", ())])
-        (results / "01_toy.json").write_text(json.dumps(card))
-        return 2.0, True
+        return Execution(path, nbformat.read(path, as_version=4), 2.0, "", card)
 
     monkeypatch.setattr(docs, "execute", fake_execute)
     out = tmp_path / "site"
@@ -135,14 +136,13 @@ def test_index_row_of_a_primer_says_it_shows_no_failure():
     primer = next(name for name, lesson in LESSONS.items() if lesson.primer)
     card = {
         "notebook": primer,
-        "primer": True,
         "stack": "current",
         "failures": [],
         "checks": [{"claim": "c", "passed": True, "figure": "8 layers", "headline": True}],
     }
     page = docs.index_html([Outcome(primer, 9.0, card)], {primer: "t"})
     assert "none: a primer" in page and "not reached" not in page and '<tr class="ok">' in page
-    stopped = docs.index_html([Outcome(primer, 9.0, None, "a cell failed under nbmake")], {primer: "t"})
+    stopped = docs.index_html([Outcome(primer, 9.0, None, "a cell failed")], {primer: "t"})
     assert "not reached" in stopped and '<tr class="short">' in stopped
 
 
@@ -153,7 +153,6 @@ def test_docs_without_notebooks_folder(tmp_path, monkeypatch, capsys):
 
 
 def test_matrix_page_names_the_failures_registered_after_its_run(tmp_path):
-    import json
 
     from peftlab.tools.docs import matrix_html
 

@@ -48,7 +48,10 @@ def test_first_cells(py):
     assert not re.search(r"[\"'\s]torch[=<>~\"'\s]", install.split("pip", 1)[1]), (
         "never reinstall torch on Colab"
     )
-    assert "versions_table()" in cells[2].source
+    starts = cells[2].source
+    assert f'peftlab.start("{py.stem}")' in starts or "versions_table()" in starts, (
+        "the third cell starts the lesson under the notebook's own name (it prints the versions)"
+    )
     tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and 'CHECKPOINT = "tiny"' in tagged[0].source
     assert "scorecard.save(" in cells[-1].source

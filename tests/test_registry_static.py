@@ -39,26 +39,6 @@ def test_expect_failure_ids_are_registered_under_their_notebook(path):
     assert registered <= set(used), f"registered but never shown in {path.name}: {registered - set(used)}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_scorecard_name_is_derived_not_typed(path):
-    saves = re.findall(r"scorecard\.save\((.*)\)", path.read_text(encoding="utf-8"))
-    assert saves and all(not args.lstrip().startswith(("'", '"')) for args in saves), saves
-
-
-def test_at_most_one_primer_so_its_scorecard_name_is_derived():
-    """scorecard.save() names a notebook without failures after the registry's one primer."""
-    from peftlab import scorecard
-
-    primers = [name for name, lesson in LESSONS.items() if lesson.primer]
-    assert len(primers) <= 1, primers
-    scorecard.reset()
-    scorecard.check("a claim", True, "1 = 1")
-    scores = scorecard.card()
-    assert scores["notebook"] == (primers[0] if primers else "unnamed")
-    assert scores["primer"] == bool(primers)
-    scorecard.reset()
-
-
 def test_expectations_name_known_libraries_and_changes_are_used():
     used = set()
     for failure in REGISTRY.values():

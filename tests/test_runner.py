@@ -7,13 +7,15 @@ from peftlab.tools.cli import main
 from peftlab.tools.runner import HEADER, run_one, table
 
 GOOD = """
+import os
 from peftlab import scorecard
 scorecard.reset()
 scorecard.record_failure("toy", reproduced=True, outcome="TypeError")
 scorecard.check_gain("accuracy rises", 0.5, 0.9, 0.2)
-scorecard.save("01_good")
+print("kernel mode:", os.environ.get("PEFTLAB_MODE"), "name:", os.environ.get("PEFTLAB_NOTEBOOK"))
+scorecard.save()
 """
-BAD = GOOD.replace("0.9, 0.2", "0.55, 0.2").replace("01_good", "02_bad")
+BAD = GOOD.replace("0.9, 0.2", "0.55, 0.2")
 
 
 def _write(folder, name, code):
@@ -48,15 +50,24 @@ def test_run_without_notebooks_folder(tmp_path, monkeypatch, capsys):
     assert "No notebooks folder" in capsys.readouterr().err
 
 
-def test_a_primer_needs_checks_but_no_failure():
+def test_a_notebook_must_show_the_failures_its_registry_entry_names():
     from peftlab.tools.runner import Outcome
 
-    checks = [{"claim": "c", "passed": True, "figure": "f", "headline": True}]
-    primer = Outcome(
-        "00_p", 1.0, {"notebook": "00_p", "primer": True, "stack": "s", "failures": [], "checks": checks}
-    )
-    other = Outcome(
-        "01_x", 1.0, {"notebook": "01_x", "primer": False, "stack": "s", "failures": [], "checks": checks}
-    )
-    assert primer.ok and "none (a primer)" in primer.row()
+    checks = [{"claim": "c", "passed": True, "figure": "f"}]
+    primer = Outcome("00_lora_primer", 1.0, {"stack": "s", "failures": [], "checks": checks})
+    other = Outcome("01_clip_task_type", 1.0, {"stack": "s", "failures": [], "checks": checks})
+    assert primer.ok and "none to show" in primer.row()
     assert not other.ok and "no" in other.row()
+
+
+def test_the_kernel_is_told_its_name_and_the_environment_is_restored(tmp_path, monkeypatch):
+    import os
+
+    from peftlab.tools.execute import execute
+
+    _write(tmp_path, "01_good", GOOD)
+    monkeypatch.setenv("PEFTLAB_MODE", "real-size")  # the caller's own mode, restored after the run
+    run = execute(tmp_path / "01_good.ipynb", tmp_path / "results", env={"PEFTLAB_MODE": None})
+    printed = "".join(o.get("text", "") for c in run.notebook.cells for o in c.get("outputs", []))
+    assert "kernel mode: None name: 01_good" in printed and run.card["notebook"] == "01_good"
+    assert os.environ["PEFTLAB_MODE"] == "real-size" and "PEFTLAB_NOTEBOOK" not in os.environ

@@ -24,23 +24,66 @@ def test_checks_assert_and_record():
     scorecard.check_same("same", torch.ones(3), torch.ones(3))
     with pytest.raises(AssertionError, match="max"):
         scorecard.check_same("differs", torch.ones(3), torch.zeros(3))
-    card = scorecard.card("x")
+    card = scorecard.card()
     assert [c["passed"] for c in card["checks"]] == [True, False, True, False, True, False]
-    assert next(c for c in card["checks"] if c["headline"])["claim"] == "gain"
+    assert next(c for c in card["checks"] if c["claim"] == "gain")["threshold"] == (">=", 0.2)
 
 
-def test_save_needs_a_failure_and_a_check(tmp_path, monkeypatch):
-    with pytest.raises(AssertionError, match="must show its failure"):
-        scorecard.save("nb")
+def test_prove_takes_one_threshold_and_records_it():
+    scorecard.prove("falls", 0.1, below=0.25)
+    with pytest.raises(AssertionError, match="needs >= 0.5"):
+        scorecard.prove("rises", 0.4, at_least=0.5)
+    with pytest.raises(TypeError, match="one threshold keyword"):
+        scorecard.prove("two", 0.4, at_least=0.1, below=0.5)
+    [falls, rises] = scorecard.card()["checks"]
+    assert falls["threshold"] == ("<", 0.25) and falls["value"] == 0.1 and rises["passed"] is False
+
+
+def test_a_rerun_cell_replaces_its_entry():
+    scorecard.check("claim", True, "first")
+    scorecard.check("claim", True, "second")
     scorecard.record_failure("f", True, "TypeError")
-    scorecard.check("ok", True, "x")
-    monkeypatch.setenv("PEFTLAB_RESULTS_DIR", str(tmp_path))
-    scorecard.save("nb", seconds=1.0)
-    assert json.loads((tmp_path / "nb.json").read_text())["failures"][0]["id"] == "f"
+    scorecard.record_failure("f", True, "TypeError")
+    card = scorecard.card()
+    assert [c["figure"] for c in card["checks"]] == ["second"] and len(card["failures"]) == 1
+
+
+def test_facts_are_recorded_silently_as_plain_data(capsys):
+    scorecard.record("loss", torch.tensor(0.5))
+    scorecard.record("shape", torch.Size([2, 3]))
+    scorecard.record("per colour", {"red": torch.tensor(1.0)})
+    assert capsys.readouterr().out == ""
+    assert scorecard.card()["facts"] == {"loss": 0.5, "shape": [2, 3], "per colour": {"red": 1.0}}
+
+
+def test_save_needs_a_check_writes_only_for_a_named_run_and_stays_short(tmp_path, monkeypatch, capsys):
+    with pytest.raises(AssertionError, match="showed no check"):
+        scorecard.save()
+    monkeypatch.setenv(scorecard.RESULTS_ENV, str(tmp_path))
+    scorecard.record_failure("f", True, "TypeError")
+    for i in range(8):
+        scorecard.check(f"claim {i}", True, "x")
+    scorecard.record("a fact", 1)
+    capsys.readouterr()
+    assert scorecard.save() is None and list(tmp_path.iterdir()) == []  # no name: nothing written
+    assert len(capsys.readouterr().out.splitlines()) <= 12
+    monkeypatch.setenv(scorecard.NOTEBOOK_ENV, "nb")
+    scorecard.save()
+    written = json.loads((tmp_path / "nb.json").read_text())
+    assert written["failures"][0]["id"] == "f" and written["facts"] == {"a fact": 1}
+
+
+def test_the_notebook_and_the_runner_must_agree_on_its_name(monkeypatch):
+    monkeypatch.setenv(scorecard.NOTEBOOK_ENV, "01_a")
+    with pytest.raises(ValueError, match="calls itself '02_b'"):
+        scorecard.reset("02_b")
+    scorecard.reset("01_a")
+    assert scorecard.notebook_name() == "01_a"
 
 
 def test_a_failed_check_still_leaves_its_figures_for_the_sweep(tmp_path, monkeypatch):
-    monkeypatch.setenv("PEFTLAB_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv(scorecard.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv(scorecard.NOTEBOOK_ENV, "01_clip_task_type")
     scorecard.record_failure("clip_task_type", True, "TypeError")
     scorecard.check("ok", True, "x", value=0.9)
     with pytest.raises(AssertionError):

@@ -1,10 +1,10 @@
 """``peftlab docs``: the executed documentation, a static HTML site of every notebook as it ran.
 
-Each notebook is copied to ``<out>/notebooks/`` and executed in place by nbmake (``pytest --nbmake
---overwrite``) on the embedded default, with inline plots and its scorecard saved to ``<out>/results/``.
+Each notebook is executed (:func:`peftlab.tools.execute.execute`) on the embedded default, as a
+learner sees it, into ``<out>/notebooks/``, with inline plots and its scorecard in ``<out>/results/``.
 Each executed copy becomes ``<out>/<name>.html``; ``<out>/index.html`` holds the table of failures:
 notebook, error on this stack, the versions each one reproduces on (from the failure registry), the
-fix (the notebook's checks) and seconds (a primer, which shows no failure, gets one row saying so).
+fix (the notebook's checks) and seconds (a notebook that teaches no failure, the primer, gets one row saying so).
 ``<out>/instructors.html`` is the instructor's guide (:mod:`peftlab.tools.instructors`).
 
 The site works offline: plots are PNG data URIs, the page template loads no script from a CDN, a
@@ -18,32 +18,29 @@ import argparse
 import base64
 import html
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from peftlab.capture import OBSERVE_ENV
+from peftlab.exercises import SOLUTIONS_ENV
 from peftlab.registry import REGISTRY
-from peftlab.scorecard import is_primer
 from peftlab.tools import instructors
+from peftlab.tools.execute import execute
 from peftlab.tools.runner import (
     Outcome,
-    _write_html,
     add_notebook_arguments,
     find_notebooks,
     run_and_summarise,
+    write_html,
 )
 
 if TYPE_CHECKING:
     from nbconvert import HTMLExporter
 
-INLINE = "module://matplotlib_inline.backend_inline"  # figures as PNG outputs, as in Jupyter
+#: The pages show what a learner sees: exercises not answered yet, an unexpected outcome an error.
+LEARNERS_VIEW = {SOLUTIONS_ENV: None, OBSERVE_ENV: None}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 _REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\((https?://[^)\s]+)\)")
@@ -74,32 +71,6 @@ TEMPLATE = (
 )
 
 
-def execute(copy: Path, results: Path, timeout: int) -> tuple[float, bool]:
-    """Run one notebook copy with nbmake, outputs written back into it; return (seconds, passed)."""
-    copy = copy.resolve()
-    env = {**os.environ, "PEFTLAB_RESULTS_DIR": str(results.resolve()), "MPLBACKEND": INLINE}
-    env.pop(OBSERVE_ENV, None)  # never observe mode: an unexpected outcome must fail the build
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-o",
-        "addopts=",
-        "--rootdir",
-        str(copy.parent),
-        "--nbmake",
-        f"--nbmake-timeout={timeout}",
-        "--overwrite",
-        copy.name,
-    ]
-    start = time.perf_counter()
-    passed = subprocess.run(command, env=env, cwd=copy.parent).returncode == 0
-    return time.perf_counter() - start, passed
-
-
 def build(notebooks: Path, out: Path, only: list[str] | None = None, timeout: int = 600) -> list[Outcome]:
     """Execute every notebook into ``out``, write one page each and the index; return the outcomes."""
     import nbformat
@@ -107,17 +78,13 @@ def build(notebooks: Path, out: Path, only: list[str] | None = None, timeout: in
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     outcomes, titles = [], {}
     for source in find_notebooks(notebooks, only):
-        copy, card_path = out / "notebooks" / source.name, out / "results" / f"{source.stem}.json"
-        shutil.copyfile(source, copy)
-        card_path.unlink(missing_ok=True)
-        print(f"executing {source.name} with nbmake ...", flush=True)
-        seconds, passed = execute(copy, out / "results", timeout)
-        card = json.loads(card_path.read_text()) if card_path.exists() else None
-        outcome = Outcome(source.stem, seconds, card, "" if passed else "a cell failed under nbmake")
-        notebook = nbformat.read(copy, as_version=4)
-        titles[source.stem] = title_of(notebook)
-        _write_html(static_page(notebook, source.stem), out / f"{source.stem}.html", exporter())
-        print(f"  {'ok' if outcome.ok else 'FELL SHORT'} in {seconds:.0f} s", flush=True)
+        print(f"executing {source.name} ...", flush=True)
+        run = execute(source, out / "results", env=LEARNERS_VIEW, timeout=timeout)
+        outcome = Outcome(source.stem, run.seconds, run.card, run.error)
+        nbformat.write(run.notebook, out / "notebooks" / source.name)
+        titles[source.stem] = title_of(run.notebook)
+        write_html(static_page(run.notebook, source.stem), out / f"{source.stem}.html", exporter())
+        print(f"  {'ok' if outcome.ok else 'FELL SHORT'} in {run.seconds:.0f} s", flush=True)
         outcomes.append(outcome)
     (out / "index.html").write_text(index_html(outcomes, titles), encoding="utf-8")
     built = {o.notebook: o.seconds for o in outcomes}
@@ -223,13 +190,12 @@ def failure_rows(outcome: Outcome, title: str) -> list[str]:
         f"<br><small>{_code(title)}</small>"
     )
     rows = []
-    primer = is_primer(outcome.notebook)
     for i, failure in enumerate(failures):
         here = seen.get(failure.id) if failure else None
-        ran = outcome.card is not None and primer and failure is None  # a primer has no failure to reach
+        ran = outcome.card is not None and failure is None  # a notebook without failures has none to reach
         error = html.escape(here["outcome"] if here else "-" if ran else "not reached (the notebook stopped)")
         cells = [
-            _code(failure.title) if failure else ("none: a primer" if primer else "-"),
+            _code(failure.title) if failure else "none: a primer",
             error,
             html.escape(failure.reproduces_on() if failure else "-"),
         ]
@@ -262,7 +228,7 @@ code {{ font-size: 90%; background: #f4f4f4; padding: 0 3px; }}
 </style></head>
 <body>
 <h1>peftlab: executed notebooks</h1>
-<p>Every notebook executed with nbmake on the embedded default (tiny models) on the {stack},
+<p>Every notebook executed (papermill) on the embedded default (tiny models) on the {stack},
 {when}. Each page shows the notebook as it ran: outputs, plots and the boxes of the expected errors.</p>
 <table id="failures">
 <thead><tr><th>notebook</th><th>failure</th><th>error on this stack</th><th>reproduces on</th>

@@ -2,9 +2,8 @@
 
 For each notebook, :data:`PLANS` names the published checkpoints its parameters point at (see
 :mod:`peftlab.tools.published`) and the few steps and small batches that make a run affordable on a
-CPU. The runner builds each checkpoint's random-weight folder (once, cached), injects
-``CHECKPOINT=<folder>`` and the rest after the notebook's ``parameters`` cell (as papermill does),
-and sets ``PEFTLAB_RANDOM_WEIGHTS=1``: the checks that need pre-trained weights (accuracy gains,
+CPU. The runner builds each checkpoint's random-weight folder (once, cached), hands papermill
+``CHECKPOINT=<folder>`` and the rest as parameters, and tells the kernel ``PEFTLAB_MODE=real-size``: the checks that need pre-trained weights (accuracy gains,
 losses that must fall within a few steps) are then recorded "not judged: random weights", never
 "passed". Everything else is judged as usual: the failure reproduced at real size, the fix runs,
 save and reload are exact, gradients reach every adapted layer. The table adds the kernel's peak
@@ -118,19 +117,6 @@ def parameters_for(stem: str) -> dict[str, object]:
     return {**folders, **plan.parameters}
 
 
-def inject(notebook: object, parameters: dict[str, object]) -> None:
-    """Insert a cell assigning ``parameters`` after the cell tagged ``parameters`` (papermill's way)."""
-    import nbformat
-
-    cells = notebook.cells  # type: ignore[attr-defined]
-    where = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
-    source = "# Parameters injected by peftlab run --real-size\n" + "\n".join(
-        f"{k} = {v!r}" for k, v in parameters.items()
-    )
-    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
-    cells.insert(where + 1, cell)
-
-
 HEADER = [
     "notebook",
     "checkpoint",
@@ -187,15 +173,15 @@ def row(stem: str, seconds: float, card: dict | None, error: str) -> list[str]:
     ]
 
 
-def ok(card: dict | None, error: str) -> bool:
-    """True when the notebook ran to its end, reproduced its failure (or is a primer) and every judged check
+def ok(stem: str, card: dict | None, error: str) -> bool:
+    """True when the notebook ran to its end, showed every failure it teaches and every judged check
     passed; "not judged" checks never count as passed, and at least one check must have been judged."""
-    if error or card is None:
+    from peftlab.tools.runner import failures_missing
+
+    if error or card is None or failures_missing(stem, card):
         return False
     judged = [c for c in card["checks"] if c["passed"] is not None]
-    return (
-        bool(judged) and all(c["passed"] for c in judged) and (bool(card["failures"]) or card.get("primer"))
-    )
+    return bool(judged) and all(c["passed"] for c in judged)
 
 
 def record(cards: dict[str, dict], target: Path) -> None:

@@ -1,24 +1,31 @@
-"""``peftlab run``: execute every notebook headless and summarise what each one proved.
+"""``peftlab run``: execute every notebook headless and summarise what each one showed.
 
-Each notebook is executed with nbclient in its own kernel (from the notebooks folder, so relative
-paths behave as in Jupyter). The executed copy goes to ``build/notebooks/``, an HTML copy to
-``build/html/``, and the scorecard the notebook saves (see :mod:`peftlab.scorecard`) to
-``build/results/``. A notebook "falls short" when it raises, saves no scorecard, reproduces or
-explains no failure, or fails a check.
+Each notebook runs through :func:`peftlab.tools.execute.execute` (papermill, a kernel of its own, the
+notebook's folder as working directory). The executed copy goes to ``build/notebooks/``, an HTML copy
+to ``build/html/``, and the scorecard the notebook saves (:mod:`peftlab.scorecard`) to
+``build/results/``. A notebook "falls short" when it raises, saves no scorecard, shows none of the
+failures the registry says it teaches, or fails a check. The facts it recorded for the tests are
+judged by the tests (``tests/proofs/``) and by ``peftlab sweep``, not here.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from peftlab.registry import for_notebook
+from peftlab.scorecard import MODE_ENV, REAL_SIZE
+from peftlab.tools.execute import execute
+
+
+def failures_missing(notebook: str, card: dict) -> list[str]:
+    """The failures the registry says ``notebook`` teaches that its scorecard does not show."""
+    shown = {f["id"] for f in card.get("failures", [])}
+    return [f.id for f in for_notebook(notebook) if f.id not in shown]
 
 
 @dataclass
@@ -33,20 +40,16 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        """True when the notebook ran, showed its failure (a primer shows none) and passed every check
+        """True when the notebook ran, showed every failure it teaches and passed every check it showed
         (at real size: every judged check; "not judged: random weights" never counts as passed)."""
         card = self.card
         if self.real_size:
             from peftlab.tools import real_size
 
-            return real_size.ok(card, self.error)
-        return (
-            not self.error
-            and card is not None
-            and (bool(card["failures"]) or card.get("primer", False))
-            and bool(card["checks"])
-            and all(c["passed"] for c in card["checks"])
-        )
+            return real_size.ok(self.notebook, card, self.error)
+        if self.error or card is None or failures_missing(self.notebook, card):
+            return False
+        return bool(card["checks"]) and all(c["passed"] for c in card["checks"])
 
     def row(self) -> list[str]:
         """The summary-table row: notebook, stack, failure, fix, seconds (at real size, its own columns)."""
@@ -59,19 +62,15 @@ class Outcome:
         failures = "; ".join(
             f"yes ({f['outcome']})" if f["reproduced"] else "explained: no error on these versions"
             for f in self.card["failures"]
-        ) or ("none (a primer)" if self.card.get("primer") else "no")
+        ) or ("none to show" if not for_notebook(self.notebook) else "no")
         checks = self.card["checks"]
-        headline = next((c for c in checks if c.get("headline")), checks[0] if checks else None)
-        passed = sum(c["passed"] for c in checks)
-        fix = (
-            "no"
-            if not checks
-            else (
-                f"{'yes' if passed == len(checks) else 'no'} ({passed}/{len(checks)} checks; {headline['figure']})"
-            )
-        )
+        passed = sum(bool(c["passed"]) for c in checks)
+        fix = "no"
+        if checks:
+            verdict = "yes" if passed == len(checks) else "no"
+            fix = f"{verdict} ({passed}/{len(checks)} checks; {checks[0]['figure']})"
         if self.error:
-            fix = f"no ({self.error})"
+            fix = f"no ({self.error[:200]})"
         return [self.notebook, self.card["stack"], failures, fix, f"{self.seconds:.0f}"]
 
 
@@ -89,71 +88,27 @@ def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
     return found
 
 
-@contextmanager
-def ipc_kernel() -> Iterator[object]:
-    """A kernel manager on IPC sockets in a private folder (shut down on exit).
-
-    No TCP port, so the kernel prints no "running over TCP without encryption" warning.
-    """
-    from jupyter_client.manager import KernelManager
-
-    with tempfile.TemporaryDirectory(prefix="peftlab-kernel-") as sockets:
-        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets, "kernel")))
-        try:
-            yield km
-        finally:
-            if km.has_kernel:
-                km.shutdown_kernel(now=False)
-
-
 def run_one(path: Path, build: Path, timeout: int = 600, real_size: bool = False) -> Outcome:
     """Execute one notebook; write its executed copy, HTML copy and scorecard under ``build``.
 
     ``real_size``: on its published architecture with random weights (:mod:`peftlab.tools.real_size`).
     """
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
-    results = build / "results"
-    (results / f"{path.stem}.json").unlink(missing_ok=True)
-    notebook = nbformat.read(path, as_version=4)
-    os.environ["PEFTLAB_RESULTS_DIR"] = str(results.resolve())  # the kernel inherits it
+    parameters: dict[str, object] = {}
     if real_size:
-        from peftlab.scorecard import RANDOM_WEIGHTS_ENV
         from peftlab.tools import real_size as plans
 
-        plans.inject(notebook, plans.parameters_for(path.stem))
-        os.environ[RANDOM_WEIGHTS_ENV] = "1"
-    else:
-        from peftlab.scorecard import RANDOM_WEIGHTS_ENV
-
-        os.environ.pop(RANDOM_WEIGHTS_ENV, None)
-    start, error = time.perf_counter(), ""
-    with ipc_kernel() as km:
-        client = NotebookClient(
-            notebook,
-            km=km,
-            timeout=timeout,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(path.parent)}},
-        )
-        try:
-            client.execute()
-        except CellExecutionError as exc:
-            error = str(exc).strip().splitlines()[-1][:200]
-        except Exception as exc:  # noqa: BLE001  (a kernel that dies is a result too)
-            error = f"{type(exc).__name__}: {exc}"[:200]
-    seconds = time.perf_counter() - start
+        parameters = plans.parameters_for(path.stem)
+    env = {MODE_ENV: REAL_SIZE if real_size else None}
+    run = execute(path, build / "results", parameters, env, timeout)
     (build / "notebooks").mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, build / "notebooks" / path.name)
-    _write_html(notebook, build / "html" / f"{path.stem}.html")
-    card_path = results / f"{path.stem}.json"
-    card = json.loads(card_path.read_text()) if card_path.exists() else None
-    return Outcome(path.stem, seconds, card, error, real_size)
+    nbformat.write(run.notebook, build / "notebooks" / path.name)
+    write_html(run.notebook, build / "html" / f"{path.stem}.html")
+    return Outcome(path.stem, run.seconds, run.card, run.error, real_size)
 
 
-def _write_html(notebook: object, target: Path, exporter: object | None = None) -> None:
+def write_html(notebook: object, target: Path, exporter: object | None = None) -> None:
     """Write ``notebook`` as HTML (nbconvert's lab template unless another ``exporter`` is given)."""
     from nbconvert import HTMLExporter
 

@@ -3,54 +3,45 @@
 A proof must hold where learners run it, not only on the machine where it was written. ``SEED`` (the
 notebooks' parameter) changes the data, the initialisation of the adapters and the training order;
 ``PEFTLAB_PRETRAIN_SEED`` changes how the tiny checkpoints were pre-trained, a stand-in for another
-machine's float rounding. Each run is one papermill execution (the ecosystem's tool for
-parameterised notebooks: ``pip install papermill``); the scorecards it saves are tabulated per check:
-runs, passes, and the min / median / max of the value each threshold judges, from which thresholds
-are set with a stated margin. ``sweep.md`` and ``sweep.json`` go to the build folder (``build/sweep``).
+machine's float rounding. Each run is one execution (:func:`peftlab.tools.execute.execute`) with
+``SEED`` set; the checks the notebook showed and the proofs its proofs file judges on what it recorded
+(:mod:`peftlab.tools.proofs`) are tabulated per claim: runs, passes, and the min / median / max of the
+value each threshold judges, from which thresholds are set with a stated margin. ``sweep.md`` and ``sweep.json`` go to the build folder (``build/sweep``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from peftlab.tools.runner import add_notebook_arguments, find_notebooks, ipc_kernel, table
+import nbformat
+
+from peftlab.tools import proofs
+from peftlab.tools.execute import execute
+from peftlab.tools.runner import add_notebook_arguments, find_notebooks, table
 
 
 def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: int) -> dict:
-    """Execute one notebook with ``SEED=seed`` under ``PEFTLAB_PRETRAIN_SEED``; return its scorecard."""
-    import papermill
-
+    """Execute one notebook with ``SEED=seed`` under ``PEFTLAB_PRETRAIN_SEED``; return its scorecard with
+    its proofs judged (``proofs``: one verdict per claim of ``tests/proofs/nbNN_<name>.py``)."""
     results = build / "results" / f"seed{seed}-pretrain{pretrain_seed}"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{path.stem}.json").unlink(missing_ok=True)
-    saved = {k: os.environ.get(k) for k in ("PEFTLAB_RESULTS_DIR", "PEFTLAB_PRETRAIN_SEED")}
-    os.environ.update(PEFTLAB_RESULTS_DIR=str(results.resolve()), PEFTLAB_PRETRAIN_SEED=str(pretrain_seed))
-    error = ""
-    try:
-        with ipc_kernel() as km:
-            papermill.execute_notebook(
-                str(path),
-                str(results / path.name),
-                parameters={"SEED": seed},
-                km=km,
-                cwd=str(path.parent),
-                execution_timeout=timeout,
-                progress_bar=False,
-            )
-    except Exception as exc:  # noqa: BLE001  (a failed check is a result of the sweep)
-        error = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-    card_path = results / f"{path.stem}.json"
-    card = json.loads(card_path.read_text()) if card_path.exists() else {"checks": []}
-    return {"notebook": path.stem, "seed": seed, "pretrain_seed": pretrain_seed, "error": error, **card}
+    run = execute(path, results, {"SEED": seed}, {"PEFTLAB_PRETRAIN_SEED": str(pretrain_seed)}, timeout)
+    nbformat.write(run.notebook, results / path.name)
+    card = run.card or {"checks": [], "facts": {}}
+    verdicts = proofs.judge(card, path.stem)
+    error = run.error or next((f"proof failed: {v['claim']}" for v in verdicts if v["passed"] is False), "")
+    return {
+        "notebook": path.stem,
+        "seed": seed,
+        "pretrain_seed": pretrain_seed,
+        "error": error,
+        **card,
+        "proofs": verdicts,
+    }
 
 
 def summarise(runs: list[dict], by_stack: bool = False) -> list[list[str]]:
@@ -58,7 +49,7 @@ def summarise(runs: list[dict], by_stack: bool = False) -> list[list[str]]:
     the worst figure."""
     rows: dict[tuple[str, ...], list[dict]] = {}
     for run in runs:
-        for check in run.get("checks", []):
+        for check in run.get("checks", []) + run.get("proofs", []):
             key = (run["notebook"], check["claim"]) + ((run.get("stack", "?"),) if by_stack else ())
             rows.setdefault(key, []).append(check)
     out = []
@@ -114,11 +105,6 @@ def main(args: argparse.Namespace) -> int:
     """Run the sweep; exit 1 if any run failed a check or stopped, 2 without papermill or notebooks."""
     if args.combine:
         return combine(args.combine)
-    try:
-        import papermill  # noqa: F401
-    except ImportError:
-        print("error: peftlab sweep runs notebooks with papermill: pip install papermill", file=sys.stderr)
-        return 2
     try:
         paths = find_notebooks(args.notebooks, args.only)
     except FileNotFoundError as error:
