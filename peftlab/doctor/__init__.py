@@ -58,12 +58,15 @@ def doctor(
         adapters,
         advisories,
         checkpointing,
+        image_path,
+        input_hooks,
         inputs,
         saving,
         shapes,
         signatures,
         targeting,
     )
+    from peftlab.targets import adapter_layers
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"doctor() needs a torch model, not {type(model).__name__}.")
@@ -76,12 +79,15 @@ def doctor(
     if peft_config is not None:
         findings += targeting.target_findings(model, peft_config)
         findings += saving.modules_to_save_findings(model, peft_config)
+        findings += input_hooks.prepare_findings(model, peft_config)
         targets, _ = targeting.resolve_targets(model, peft_config)
         wrapped = targeting.wrapped_by(model, targets, getattr(peft_config, "exclude_modules", None)) or []
         findings += saving.tied_head_findings(model, peft_config, wrapped)
+        findings += image_path.unused_findings(model, wrapped, batch, peft_config)
         counts = targeting.entry_counts(model, peft_config)
     elif is_peft:
         findings += saving.trainable_findings(model)
+        findings += image_path.unused_findings(model, adapter_layers(base_model(model)), batch)
     if checkpoint is not None:
         findings += shapes.checkpoint_findings(model, checkpoint)
     if adapter is not None:
@@ -92,7 +98,8 @@ def doctor(
         findings += inputs.image_token_findings(model, batch)
     findings += advisories.advisory_findings(model, peft_config)
     findings += advisories.installed_pairing()
-    findings += checkpointing.checkpointing_findings(model)
+    findings += checkpointing.checkpointing_findings(model, batch)
+    findings += input_hooks.hook_findings(model)
     subject = _subject(model, peft_config, checkpoint)
     return Diagnosis(subject, findings, time.perf_counter() - start, counts)
 

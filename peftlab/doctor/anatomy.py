@@ -8,7 +8,9 @@
 * a **discrete bottleneck**: a pixel tower whose forward passes its features through ``argmin`` or
   ``argmax`` (a vector quantiser, VQ-VAE image tokenizers): no gradient flows back through the codes.
 * the **language model**: the smallest module around the token embeddings
-  (``get_input_embeddings()``) that holds a stack of layers and no pixel tower.
+  (``get_input_embeddings()``) that holds a stack of layers and no pixel tower; where that module holds
+  the pixel tower too (GIT: embeddings, image encoder and text layers side by side), its one other
+  child that holds a stack of layers.
 
 Everything is read from the model's modules, its config's integer settings and the installed code of
 its module classes, so it works on models built on the ``meta`` device.
@@ -142,7 +144,16 @@ def anatomy(model: torch.nn.Module) -> Anatomy:
     language = None
     if embed is not None and not any(inside(embed, t) for t in towers):
         for p in reversed(["", *_prefixes(embed)]):
-            if _has_stack(modules[p]) and not any(inside(t, p) for t in towers):
+            if not _has_stack(modules[p]):
+                continue
+            if not any(inside(t, p) for t in towers):
                 language = p
-                break
+            else:  # the embeddings' owner holds the tower too (GIT): its one other child with layers
+                stacks = [
+                    f"{p}.{c}".lstrip(".")
+                    for c, child in modules[p].named_children()
+                    if _has_stack(child) and not any(inside(t, f"{p}.{c}".lstrip(".")) for t in towers)
+                ]
+                language = stacks[0] if len(stacks) == 1 else None
+            break
     return Anatomy(tuple(sorted(towers)), discrete, language, tuple(consumers))

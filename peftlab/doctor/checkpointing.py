@@ -17,11 +17,12 @@ Everything is read from the model as it stands (call it after ``get_peft_model``
 ``gradient_checkpointing_enable``): which modules checkpoint (the flag transformers sets, and the
 installed code that reads it), the ``use_reentrant`` their checkpoint function was given, which
 forward hooks make outputs require grad (each hook is called on a scratch tensor to see), and which
-parameters train. A tower fed by pixels (it holds a convolution before its layers) has no other
-input; any other stack of layers is taken to be fed by the modules registered before it, in order.
-That order is right for encoder-decoder vision-language models (vision tower, bridge, language
-model); for two parallel towers registered text-first (CLIP-like models) a dead text tower behind a
-live vision tower would be missed, never wrongly flagged.
+parameters train. Which stack feeds which is decided by the parts of the model
+(:mod:`~peftlab.doctor.anatomy`), not by the order modules are registered in: a pixel tower is fed
+only from inside; a language model by its token embeddings and, in an image-text model, by the image
+features where they reach its layers' positional inputs (the installed code, read); registration
+order is used only inside one part. With a batch, a trainable layer whose output the model never uses
+(a pooling head the model drops: :mod:`~peftlab.doctor.image_path`) is no source of a gradient.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import ast
 import functools
 import inspect
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -206,7 +208,7 @@ class Flow:
         return [s for s in self.stacks if not s.live and s.trainable]
 
 
-def flow(model: torch.nn.Module) -> Flow:
+def flow(model: torch.nn.Module, unused: frozenset[str] = frozenset()) -> Flow:
     """Which reentrant stacks get a gradient, read from the model's parts (:mod:`~peftlab.doctor.anatomy`).
 
     A pixel tower is fed only from inside, before its layers. A language model is fed by its token
@@ -225,8 +227,8 @@ def flow(model: torch.nn.Module) -> Flow:
         anatomy(base),
         module_name(base, "get_output_embeddings"),
     )
-    sources = _sources(base, layers, order)
-    generative = head is not None and bool(parts.towers)
+    sources = [s for s in _sources(base, layers, order) if not any(inside(s.name, u) for u in unused)]
+    generative = head is not None and bool(parts.pixel_layers)
     for stack in stacks:
         stack.tower = parts.tower_of(stack.parent)
         if stack.tower is not None:  # fed by pixels only
@@ -260,17 +262,27 @@ def flow(model: torch.nn.Module) -> Flow:
     return Flow(stacks, sources, any(s.live for s in stacks) or after)
 
 
-def dead_stacks(model: torch.nn.Module) -> tuple[list[Stack], list[Source]]:
+def dead_stacks(
+    model: torch.nn.Module, unused: frozenset[str] = frozenset()
+) -> tuple[list[Stack], list[Source]]:
     """The reentrant stacks with trainable parameters whose input will not require grad, and every
     source of a gradient found (see :func:`flow`)."""
-    found = flow(model)
+    found = flow(model, unused)
     return found.dead, found.sources
 
 
-def checkpointing_findings(model: torch.nn.Module) -> list[Finding]:
+def checkpointing_findings(model: torch.nn.Module, batch: Mapping | None = None) -> list[Finding]:
     """Class 6: reentrant checkpointing where no input requires grad (an error) or one tower's does
-    not (a silent loss)."""
-    found = flow(model)
+    not (a silent loss). With a batch, a trainable layer whose output the model never uses
+    (:mod:`~peftlab.doctor.image_path`) is no source of a gradient."""
+    unused: frozenset[str] = frozenset()
+    if batch is not None and any(checkpointed_layers(model).values()):
+        from peftlab.doctor.image_path import run
+
+        trainable = {n.rsplit(".", 1)[0] for n, p in base_model(model).named_parameters() if p.requires_grad}
+        path = run(model, batch, sorted(trainable))
+        unused = frozenset(path.unused) if path is not None else frozenset()
+    found = flow(model, unused)
     dead, sources = found.dead, found.sources
     if not dead:
         return []

@@ -18,10 +18,10 @@ import functools
 import inspect
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 
+from peftlab.doctor import image_path
 from peftlab.doctor.findings import Finding
 from peftlab.module_names import base_model
 
@@ -114,44 +114,42 @@ def image_token_id(model: torch.nn.Module) -> int | None:
     return None
 
 
-def _count_features(output: Any) -> int:
-    if hasattr(output, "pooler_output") and output.pooler_output is not None:
-        output = output.pooler_output
-    elif hasattr(output, "last_hidden_state") and not isinstance(output, torch.Tensor):
-        output = output.last_hidden_state
-    if isinstance(output, torch.Tensor):
-        return output.numel() // output.shape[-1] if output.ndim >= 2 else output.numel()
-    if isinstance(output, (list, tuple)):
-        return sum(_count_features(o) for o in output if o is not None)
-    raise TypeError(f"cannot count image features in a {type(output).__name__}")
-
-
 def image_features(model: torch.nn.Module, batch: Mapping) -> int | None:
-    """How many image features the model makes for the batch's pixels, or None if it cannot be told."""
+    """How many image features the model makes for the batch's pixels, or None if it cannot be told
+    (:func:`peftlab.doctor.image_path.run`: the model's own ``get_image_features``, run once)."""
+    path = image_path.run(model, batch)
+    return path.features if path is not None else None
+
+
+def merge_checked(model: torch.nn.Module) -> tuple[str | None, bool]:
+    """How the installed code puts image features into the token embeddings: ``(the message of its
+    count check, or None; uses masked_scatter)``. Read from the source files of the model's classes (and
+    of the model inside it): a count check's message names image tokens and a (mis)match; without one,
+    ``masked_scatter`` fills the placeholders with the first features and drops the rest, and an indexed
+    assignment raises a shape mismatch."""
     base = base_model(model)
-    getter = getattr(base, "get_image_features", None)
-    if not callable(getter) or batch.get("pixel_values") is None:
-        return None
-    accepted = inspect.signature(getter).parameters
-    on_meta = any(p.is_meta for p in base.parameters())
-    kwargs = {
-        k: (v.to("meta") if on_meta and isinstance(v, torch.Tensor) and v.is_floating_point() else v)
-        for k, v in batch.items()
-        if k in accepted and k not in ("input_ids", "labels")
-    }
-    config = getattr(base, "config", None)
-    for name, param in accepted.items():  # settings the getter needs (4.x): the config's own values
-        if name not in kwargs and param.default is param.empty and hasattr(config, name):
-            kwargs[name] = getattr(config, name)
-    was_training = base.training
-    try:
-        base.eval()
-        with torch.no_grad():
-            return _count_features(getter(**kwargs))
-    except Exception:  # noqa: BLE001  (a model whose features need more than the batch gives: no verdict)
-        return None
-    finally:
-        base.train(was_training)
+    inner = getattr(base, getattr(base, "base_model_prefix", "") or "model", None)
+    message, scatter = None, False
+    for name in {type(m).__module__ for m in (base, inner) if isinstance(m, torch.nn.Module)}:
+        try:
+            tree = ast.parse(inspect.getsource(sys.modules[name]))
+        except (KeyError, OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "masked_scatter":
+                scatter = True
+            if isinstance(node, (ast.JoinedStr, ast.Constant)) and message is None:
+                text = _template(node)
+                if text and "match" in text.lower() and "image" in text.lower() and "token" in text.lower():
+                    message = text
+    return message, scatter
+
+
+def _template(node: ast.expr) -> str:
+    """A string literal's text, an f-string's with each value shown as ``…``."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else ""
+    return "".join(v.value if isinstance(v, ast.Constant) else "…" for v in node.values)
 
 
 def image_token_findings(model: torch.nn.Module, batch: Mapping | None) -> list[Finding]:
@@ -165,18 +163,48 @@ def image_token_findings(model: torch.nn.Module, batch: Mapping | None) -> list[
     if features is None or features == tokens:
         return []
     per_row = [int(n) for n in (ids == token).sum(dim=-1)]
+    checked, scatter = merge_checked(model)
+    checked = checked.strip() if checked else None
+    evidence = (
+        f"The batch's input_ids hold {tokens} image placeholder tokens (id {token}; per row {per_row}, "
+        f"sequence length {ids.shape[-1]}); get_image_features makes {features} features for its pixel_values."
+        + (" Fewer tokens than features: truncation (max_length) cut some." if tokens < features else "")
+    )
+    fix = (
+        "Do not truncate through the image tokens: raise max_length (or truncate the text before the "
+        "processor inserts the image tokens), and let the processor insert one placeholder per image."
+    )
+    if checked:
+        what, severity, raises = (
+            f"ValueError: {checked} (the installed code's count check; here {tokens} tokens, {features} "
+            "features).",
+            "error",
+            "ValueError",
+        )
+    elif scatter and tokens < features:
+        what, severity, raises = (
+            f"No error: the installed code fills the {tokens} placeholders with the first {tokens} of {features} "
+            "image features (masked_scatter, no count check): the rest of the images is dropped, and a row "
+            "can receive another row's image features.",
+            "silent loss",
+            None,
+        )
+    else:
+        what, severity, raises = (
+            f"RuntimeError: the installed code writes {features} image features into {tokens} placeholder "
+            "positions without checking the counts (a shape mismatch).",
+            "error",
+            "RuntimeError",
+        )
     return [
         Finding(
             "inputs",
             "inputs.image_tokens_vs_features",
-            "error",
-            f"ValueError: Image features and image tokens do not match: tokens: {tokens}, features {features}.",
-            f"The batch's input_ids hold {tokens} image placeholder tokens (id {token}; per row {per_row}, "
-            f"sequence length {ids.shape[-1]}); get_image_features makes {features} features for its pixel_values."
-            + (" Fewer tokens than features: truncation (max_length) cut some." if tokens < features else ""),
-            "Do not truncate through the image tokens: raise max_length (or truncate the text before the "
-            "processor inserts the image tokens), and let the processor insert one placeholder per image.",
-            raises="ValueError",
+            severity,
+            what,
+            evidence + (" The installed code does not compare the two counts." if not checked else ""),
+            fix,
+            raises=raises,
             when="first forward",
         )
     ]

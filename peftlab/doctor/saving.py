@@ -8,6 +8,7 @@ and a PeftModel with nothing trainable at all (loaded without ``is_trainable=Tru
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -162,6 +163,20 @@ def trainable_findings(model: torch.nn.Module) -> list[Finding]:
     ]
 
 
+def reload_keeps_a_saved_head(model: torch.nn.Module) -> bool:
+    """True when the installed transformers, loading a checkpoint that holds both the head and the
+    embeddings with different values, keeps both (it ties only what the checkpoint lacks). Read from
+    the installed code: the model's ``tie_weights`` takes the checkpoint's ``missing_keys`` and ties a
+    pair only where one of the two is missing (transformers 5); 4.x ties whatever the config says."""
+    tie = getattr(type(model), "tie_weights", None)
+    try:
+        accepted = inspect.signature(tie).parameters if callable(tie) else {}
+        source = inspect.getsource(tie) if "missing_keys" in accepted else ""
+    except (OSError, TypeError, ValueError):
+        return False
+    return "not in missing_keys" in source
+
+
 def tied_head_findings(model: torch.nn.Module, peft_config: Any, wrapped: list[str]) -> list[Finding]:
     """The output layer, tied to the input embeddings, adapted or put in ``modules_to_save``.
 
@@ -169,7 +184,9 @@ def tied_head_findings(model: torch.nn.Module, peft_config: Any, wrapped: list[s
     the head merges into the one shared matrix (the input embeddings change too); a ``modules_to_save``
     copy unties the head for training, and a merged model saved with ``tie_word_embeddings=True``
     reloads with the untrained embeddings as its head. PEFT's ``ensure_weight_tying`` (where the
-    installed PEFT has it) keeps the two together.
+    installed PEFT has it) keeps the two together. Where the installed transformers reloads a saved head
+    that differs from the embeddings untied (:func:`reload_keeps_a_saved_head`), a ``modules_to_save``
+    copy survives the reload and is not flagged.
     """
     base = base_model(model)
     head_fn, embed_fn = (
@@ -188,6 +205,8 @@ def tied_head_findings(model: torch.nn.Module, peft_config: Any, wrapped: list[s
         e for e in getattr(peft_config, "modules_to_save", None) or [] if name == e or name.endswith(f".{e}")
     ]
     adapted = [w for w in wrapped if w == name]
+    if not adapted and saved and reload_keeps_a_saved_head(base):
+        saved = []  # the trained copy is saved beside the embeddings and reloads untied
     if not saved and not adapted:
         return []
     has_tying = "ensure_weight_tying" in getattr(type(peft_config), "__dataclass_fields__", {})
