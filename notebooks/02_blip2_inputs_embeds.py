@@ -252,6 +252,7 @@ print("The registry's explanation for these versions:\n ", seen.expectation.reas
 import inspect
 
 
+# Copied from notebooks/01_clip_task_type.py: forward_mismatch
 def forward_mismatch(peft_model):
     """(keywords the wrapper's forward names but the model's forward does not, model takes **kwargs?)"""
 
@@ -266,6 +267,7 @@ def forward_mismatch(peft_model):
     return sorted(named(wrapper) - named(base) - {"task_ids"}), takes_kwargs  # task_ids is PEFT's own
 
 
+# Copied from notebooks/01_clip_task_type.py: predicted_error
 def predicted_error(extra, takes_kwargs, keyword="inputs_embeds"):
     """The TypeError message the first forward pass will raise, or None."""
     if keyword not in extra:

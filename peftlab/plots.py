@@ -30,7 +30,9 @@ STYLE = {
 }
 
 
-def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1, nrows: int = 1) -> tuple[Figure, list]:
+def new_figure(
+    width: float = 6.0, height: float = 3.2, ncols: int = 1, nrows: int = 1
+) -> tuple[Figure, list]:
     """A new figure, closed in pyplot so that Jupyter shows it once: when a cell returns it."""
     with plt.style.context(STYLE):
         fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
@@ -43,7 +45,7 @@ def loss_curves(
 ) -> Figure:
     """One line per run; a light raw curve under a moving average of ``smooth`` steps."""
     with plt.style.context(STYLE):
-        fig, (ax,) = _figure()
+        fig, (ax,) = new_figure()
         offset = 0
         for i, (name, losses) in enumerate(histories.items()):
             colour = f"C{i}"
@@ -65,7 +67,7 @@ def parameter_counts(
 ) -> Figure:
     """Horizontal stacked bars of ``{name: (trainable, total)}`` with the trainable share printed."""
     with plt.style.context(STYLE):
-        fig, (ax,) = _figure(height=1.0 + 0.5 * len(counts))
+        fig, (ax,) = new_figure(height=1.0 + 0.5 * len(counts))
         names = list(counts)
         trainable = [counts[n][0] for n in names]
         frozen = [counts[n][1] - counts[n][0] for n in names]
@@ -106,7 +108,7 @@ def signature_comparison(wrapper: Callable, model: Callable, wrapper_title: str,
     model_has_kwargs = any(n.startswith("**") for n in b)
     with plt.style.context(STYLE):
         rows = max(len(a), len(b))
-        fig, (ax,) = _figure(width=9.5, height=0.7 + 0.26 * rows)
+        fig, (ax,) = new_figure(width=9.5, height=0.7 + 0.26 * rows)
         ax.axis("off")
         ax.text(0.0, 1.0, wrapper_title, fontweight="bold", transform=ax.transAxes, va="bottom")
         ax.text(0.64, 1.0, model_title, fontweight="bold", transform=ax.transAxes, va="bottom")
@@ -148,7 +150,7 @@ def image_grid(images: Sequence[Image.Image], titles: Sequence[str] | None = Non
     ncols = min(ncols, len(images))
     nrows = (len(images) + ncols - 1) // ncols
     with plt.style.context(STYLE):
-        fig, axes = _figure(1.6 * ncols, 1.9 * nrows, ncols=ncols, nrows=nrows)
+        fig, axes = new_figure(1.6 * ncols, 1.9 * nrows, ncols=ncols, nrows=nrows)
         for ax in axes:
             ax.axis("off")
         for ax, image, title in zip(axes, images, titles or [""] * len(images)):
@@ -161,7 +163,7 @@ def image_grid(images: Sequence[Image.Image], titles: Sequence[str] | None = Non
 def bars(values: dict[str, float], title: str, ylabel: str, percent: bool = True) -> Figure:
     """A bar per value, labelled with the number (as a percentage by default)."""
     with plt.style.context(STYLE):
-        fig, (ax,) = _figure(width=max(4.0, 1.3 * len(values)))
+        fig, (ax,) = new_figure(width=max(4.0, 1.3 * len(values)))
         names = list(values)
         ax.bar(names, [values[n] for n in names], color=[f"C{i}" for i in range(len(names))])
         for i, n in enumerate(names):
@@ -188,7 +190,7 @@ def staged_loss_curves(
     (the default) keeps small late losses visible. Used by notebook 03 (second LoRA stage).
     """
     with plt.style.context(STYLE):
-        fig, (ax,) = _figure(width=7.0, height=3.6)
+        fig, (ax,) = new_figure(width=7.0, height=3.6)
         for i, (name, (start, losses)) in enumerate(runs.items()):
             ax.plot(range(start, start + len(losses)), losses, color=f"C{i}", label=name, linewidth=1.8)
         for label, step in (stages or {}).items():
@@ -212,7 +214,7 @@ def grouped_bars(
     series = list(dict.fromkeys(s for values in groups.values() for s in values))
     width = 0.8 / max(len(series), 1)
     with plt.style.context(STYLE):
-        fig, (ax,) = _figure(width=max(4.0, 1.2 * len(groups) * len(series)))
+        fig, (ax,) = new_figure(width=max(4.0, 1.2 * len(groups) * len(series)))
         for j, name in enumerate(series):
             xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
             ys = [values.get(name, 0.0) for values in groups.values()]

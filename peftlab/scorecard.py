@@ -115,7 +115,13 @@ def check(
     the comparison and the number it was judged against. ``needs_pretrained`` marks a claim only
     pre-trained weights can make true: under ``peftlab run --real-size`` it is "not judged".
     """
-    entry = {"claim": claim, "figure": figure, "value": _plain(value), "threshold": threshold}
+    entry = {
+        "claim": claim,
+        "figure": figure,
+        "value": _plain(value),
+        "threshold": threshold,
+        "learned": needs_pretrained,
+    }
     _checks[:] = [c for c in _checks if c["claim"] != claim]  # a re-run cell replaces its entry
     if needs_pretrained and random_weights():
         _checks.append(entry | {"passed": None, "figure": f"{figure} ({NOT_JUDGED})"})

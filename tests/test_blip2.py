@@ -9,7 +9,7 @@ from peftlab import data, vqa
 from peftlab.lessons import memory
 from peftlab.models import blip2
 from peftlab.models.vocab import word_tokenizer
-from peftlab.registry import get
+from peftlab.registry import change, get
 from peftlab.versions import version_of
 
 FAST = {"vision_steps": 3, "text_steps": 3, "images": 48, "steps": 3}  # a quick build, not a good model
@@ -96,7 +96,7 @@ def test_4bit_where_the_stack_allows_it(tiny):
     if version_of("transformers").major >= 5:  # bitsandbytes 0.50 quantises on the CPU here
         assert note.startswith("4-bit NF4")
         assert layers["qformer"]["Linear4bit"] == 0 and layers["language_model"]["Linear4bit"] == 12
-    else:  # transformers 4.51 refuses bitsandbytes on a CPU
+    else:  # the documented stack's transformers (4.x) refuses bitsandbytes on a CPU
         assert note.startswith("full precision") and "refuses" in note
         assert all(counts["Linear4bit"] == 0 for counts in layers.values())
     assert blip2.load_blip2_4bit(quantize=False)[2] == "full precision (QUANTIZE is off)"
@@ -129,12 +129,17 @@ def test_compute_and_autocast_dtypes_on_the_cpu():
 
 
 def test_registry_boundaries_for_blip2():
+    """Each expectation switches at its change's release: the releases measured either side of it."""
+    kwargs, embeds, removed = (
+        change(k) for k in ("blip2_forward_kwargs", "blip2_inputs_embeds", "vision2seq_removed")
+    )
     failure = get("blip2_causal_lm_inputs_embeds")
-    assert "unexpected keyword" in failure.expected({"transformers": "4.51.3"}).match
-    assert "multiple values" in failure.expected({"transformers": "4.53.0"}).match
-    assert failure.expected({"transformers": "4.54.0"}).raises is None
-    assert get("blip2_vision2seq_import").expected({"transformers": "4.57.1"}).raises is None
-    assert get("blip2_vision2seq_import").expected({"transformers": "5.0.0"}).raises == "ImportError"
+    assert "unexpected keyword" in failure.expected({"transformers": kwargs.bracket()[0]}).match
+    assert "multiple values" in failure.expected({"transformers": kwargs.release}).match
+    assert "multiple values" in failure.expected({"transformers": embeds.bracket()[0]}).match
+    assert failure.expected({"transformers": embeds.release}).raises is None
+    assert get("blip2_vision2seq_import").expected({"transformers": removed.bracket()[0]}).raises is None
+    assert get("blip2_vision2seq_import").expected({"transformers": removed.release}).raises == "ImportError"
 
 
 def test_vision2seq_import_matches_the_registry():

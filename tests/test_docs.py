@@ -6,7 +6,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from peftlab import exercises
-from peftlab.registry import REGISTRY, Expectation, Failure
+from peftlab.registry import REGISTRY, Expectation, Failure, change
 from peftlab.tools import docs
 from peftlab.tools.cli import main
 from peftlab.tools.execute import Execution
@@ -76,11 +76,14 @@ def test_page_needs_no_network_and_marks_cell_errors():
 
 
 def test_reproduces_on_reads_the_registry():
+    boundary = change("clip_forward_kwargs")
     assert (
         REGISTRY["clip_task_type"].reproduces_on()
-        == "transformers <5.0.0: TypeError; transformers >=5.0.0: TypeError"
+        == f"transformers {boundary.before}: TypeError; transformers {boundary.since}: TypeError"
     )
-    never = Failure("x", "09_x", "t", (Expectation({"peft": ">=1"}, None), Expectation({}, None)))
+    never = Failure(
+        "x", "09_x", "t", (Expectation({"transformers": boundary.since}, None), Expectation({}, None))
+    )
     assert never.reproduces_on().startswith("no version recorded")
     anywhere = Failure("y", "09_y", "t", (Expectation({}, "KeyError"),))
     assert anywhere.reproduces_on() == "every version: KeyError"
@@ -159,9 +162,17 @@ def test_matrix_page_names_the_failures_registered_after_its_run(tmp_path):
     first = next(iter(REGISTRY))
     cell = {"outcome": "TypeError", "kind": "as documented", "verdict": "as documented"}
     (tmp_path / "matrix.json").write_text(
-        json.dumps({"date": "2026-12-02", "stacks": ["current"], "rows": {first: {"current": cell}}})
+        json.dumps(
+            {
+                "date": "2026-12-02",
+                "stacks": ["current"],
+                "versions": {"current": {"torch": "the-recorded-torch"}},
+                "rows": {first: {"current": cell}},
+            }
+        )
     )
     (tmp_path / "matrix.png").write_bytes(b"png")
     page = matrix_html(tmp_path / "matrix.json")
     later = [f for f in REGISTRY if f != first]
     assert "1 of 1 cells as documented" in page and f"not in it yet: {', '.join(later)}." in page
+    assert "over torch the-recorded-torch, as the run recorded it" in page  # read from the run, not typed

@@ -10,36 +10,23 @@ extra) or the built site is missing; with ``$PEFTLAB_DOCS_REQUIRED=1`` (CI) that
 Each page leaves a full-page screenshot in ``<site>/screenshots/``.
 """
 
-import base64
+import json
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
+from browser import MAX_HEIGHT, chrome, missing_browser, screenshot
 
-from peftlab.registry import LESSONS
+from peftlab import recordings
+from peftlab.detectors import DETECTORS
+from peftlab.registry import LESSONS, for_notebook
 from peftlab.tools.runner import find_notebooks
+from peftlab.versions import pinned_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("PEFTLAB_DOCS_SITE", ROOT / "build" / "docs")).resolve()
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 NOTEBOOKS = [p.stem for p in find_notebooks(ROOT / "notebooks")]
-# Without these Chromium hangs on network look-ups here; the resolver rule makes any remote fetch
-# fail at once, so a page that needs the network shows it (and its console says so).
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-    "--window-size=1280,1000",
-    "--hide-scrollbars",
-]
-MAX_HEIGHT = 16000  # px: Chromium cannot capture a taller screenshot in one piece
+DOCUMENTED = pinned_versions(recordings.STACK)  # the recordings' stack
 
 #: Set by CI (`.ci/run`, ci.yml): a missing browser or site fails instead of skipping.
 REQUIRED = os.environ.get("PEFTLAB_DOCS_REQUIRED") == "1"
@@ -47,8 +34,8 @@ REQUIRED = os.environ.get("PEFTLAB_DOCS_REQUIRED") == "1"
 
 def _missing() -> str:
     """Why this file cannot run here, or ''."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        return "needs the system Chromium: apt-get install -y chromium chromium-driver"
+    if missing_browser():
+        return missing_browser()
     if not (SITE / "index.html").exists():
         return f"no docs site at {SITE}: run `peftlab docs` first"
     return ""
@@ -59,6 +46,7 @@ pytestmark = pytest.mark.skipif(bool(_missing()) and not REQUIRED, reason=_missi
 #: What a page shows, read in the browser after it has loaded.
 INSPECT = """
 const texts = (sel) => Array.from(document.querySelectorAll(sel)).map(e => e.textContent.trim().slice(0, 400));
+const whole = (sel) => Array.from(document.querySelectorAll(sel)).map(e => e.innerText.trim());
 return {
   images: Array.from(document.images).map(i => ({src: i.src.slice(0, 60), width: i.naturalWidth,
                                                   loaded: i.complete && i.naturalWidth > 0})),
@@ -66,8 +54,11 @@ return {
   cellErrors: texts('.peftlab-cell-error'),
   tracebacks: texts('[data-mime-type="application/vnd.jupyter.stderr"]').filter(
     t => t.includes('Traceback (most recent call last)')),
-  expectedBoxes: texts('.peftlab-error-box.expected').length,
-  unexpectedBoxes: texts('.peftlab-error-box.unexpected'),
+  expectedBoxes: texts('.peftlab-box.expected').length,
+  unexpectedBoxes: texts('.peftlab-box.unexpected'),
+  libraryBoxes: whole('.peftlab-error-box.library'),
+  detectorBoxes: whole('.peftlab-detector-box'),
+  recordingBoxes: whole('.peftlab-recording-box'),
   widgets: document.querySelectorAll('script[type*="jupyter.widget"], .jupyter-widgets').length,
   placeholders: (document.body.innerText.match(/Loading widget|Error displaying widget/g) || []).length,
   remote: Array.from(document.querySelectorAll('script[src], link[href], img[src]'))
@@ -79,25 +70,10 @@ return {
 @pytest.fixture(scope="module")
 def browser():
     assert not _missing(), _missing()  # only reached when REQUIRED: skipping would hide it
-    if REQUIRED:
-        from selenium import webdriver
-    else:
-        webdriver = pytest.importorskip(
-            "selenium.webdriver", reason="needs selenium: pip install -e '.[docs]'"
-        )
-    from selenium.webdriver.chrome.service import Service
-
-    with tempfile.TemporaryDirectory() as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    if not REQUIRED:
+        pytest.importorskip("selenium.webdriver", reason="needs selenium: pip install -e '.[docs]'")
+    with chrome() as driver:
+        yield driver
 
 
 def open_page(driver, name: str) -> dict:
@@ -109,12 +85,7 @@ def open_page(driver, name: str) -> dict:
     width, height = driver.execute_script(
         "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
     )
-    clip = {"x": 0, "y": 0, "width": width, "height": min(height, MAX_HEIGHT), "scale": 1}
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
-    )
-    (SITE / "screenshots").mkdir(exist_ok=True)
-    (SITE / "screenshots" / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+    screenshot(driver, SITE / "screenshots" / f"{name}.png", width, min(height, MAX_HEIGHT))
     return seen
 
 
@@ -154,6 +125,7 @@ def test_notebook_page_shows_plots_and_only_expected_errors(browser, name):
     else:
         assert seen["expectedBoxes"] >= 1, "the expected failure's error box is missing"
     assert not seen["unexpectedBoxes"], f"unexpected outcome: {seen['unexpectedBoxes']}"
+    assert_boxes_say_who_raised(name, seen)
     assert not seen["cellErrors"] and not seen["tracebacks"], seen["cellErrors"] + seen["tracebacks"]
     text = (SITE / f"{name}.html").read_text(encoding="utf-8")
     if "exercises.check(" in (ROOT / "notebooks" / f"{name}.py").read_text(encoding="utf-8"):
@@ -161,6 +133,36 @@ def test_notebook_page_shows_plots_and_only_expected_errors(browser, name):
         assert "not answered yet" in text and "stored solution" not in text, "exercises must show unanswered"
     for noise in ("FutureWarning", "kernels-community", "without encryption"):
         assert noise not in text, f"third-party noise on the page: {noise}"
+
+
+def assert_boxes_say_who_raised(name: str, seen: dict) -> None:
+    """peftlab's detectors in their own boxes, saying so first; the recordings where these versions differ.
+
+    What to expect is read from the registry for the versions the site was built on (the scorecard the
+    build kept in ``<site>/results/``; the versions this test runs on where there is none).
+    """
+    card = SITE / "results" / f"{name}.json"
+    built_on = json.loads(card.read_text())["versions"] if card.exists() else None
+    failures = for_notebook(name)
+    if any(f.expected(built_on).raises in DETECTORS for f in failures):
+        assert seen["detectorBoxes"], "a detector's failure is shown, but in no detector box"
+    for box in seen["detectorBoxes"]:
+        assert box.startswith("peftlab's detector"), box[:120]
+        assert box.splitlines()[1].startswith("peftlab raised this") and "It makes visible:" in box, box[:300]
+    for box in seen["libraryBoxes"]:  # a library's box never holds one of peftlab's exceptions
+        assert not any(f"\n{d}: " in box for d in DETECTORS), box[:300]
+    shown = [
+        f for f in failures if f.id in recordings.RECORDED and f.expected(built_on) != f.expected(DOCUMENTED)
+    ]
+    assert len(seen["recordingBoxes"]) >= len(shown), f"recordings of {[f.id for f in shown]} missing"
+    for failure in shown:
+        message = recordings.load(failure.id).message.splitlines()[0][:60]
+        assert any(
+            message in box and "re-checked on every CI run" in box for box in seen["recordingBoxes"]
+        ), (
+            failure.id,
+            message,
+        )
 
 
 def test_matrix_page_shows_the_heat_map_and_every_stack(browser):
@@ -190,3 +192,10 @@ def test_instructors_page_is_linked_and_lists_every_lesson(browser):
     assert links == [f"{name}.html" for name in LESSONS], links
     assert browser.execute_script("return document.querySelectorAll('#agenda tr').length") > len(LESSONS)
     assert browser.execute_script("return document.querySelectorAll('details').length") >= 2, "no exercises"
+    rooms = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#room th')).map(t => t.innerText)"
+    )
+    from peftlab.tools.instructors import rooms as room_names
+
+    assert rooms[2:] == room_names(), rooms
+    assert browser.execute_script("return document.querySelectorAll('#colab-breaks li').length") >= 3

@@ -44,8 +44,9 @@ def test_image_tokens_vs_features_predicted(name: str, cut: bool) -> None:
 
 @pytest.mark.parametrize("name", sorted(IMAGE_TEXT))
 def test_inputs_required_in_training_predicted(name: str) -> None:
-    """Where the installed code raises without token_type_ids in training (transformers 5.0-5.8 for some
-    families), the doctor says so; elsewhere it stays clear. Both are checked by running the batch."""
+    """Where the installed code raises without token_type_ids in training (some transformers 5 releases,
+    for some families), the doctor says so; elsewhere it stays clear. Both are checked by running the
+    batch."""
     model, inputs = _build(IMAGE_TEXT[name])
     batch = {k: v for k, v in inputs.items() if k != "token_type_ids"}
     d = peftlab.doctor(model, batch=batch)

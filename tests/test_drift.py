@@ -7,28 +7,41 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from packaging.version import Version
 
 from peftlab import registry, scorecard
 from peftlab.capture import OBSERVE_ENV, STRICT_ENV, expect_failure
 from peftlab.registry import Expectation, Failure, UnexpectedOutcome
 from peftlab.tools import drift
 from peftlab.tools.cli import main
+from peftlab.versions import stack_pins
 
-REFERENCE = {"torch": "2.13.0", "transformers": "5.23.0", "peft": "0.21.2", "accelerate": "1.15.0"}
+#: The current stack's pins (the drift watch's reference), read from its pin file.
+REFERENCE = {lib: stack_pins("current")[lib] for lib in ("torch", "transformers", "peft", "accelerate")}
 SAME = dict(REFERENCE)
-NEWER = {**REFERENCE, "transformers": "5.24.0"}
+_T = Version(REFERENCE["transformers"])
+#: The transformers release after the current stack's: past every pin, where nothing is recorded.
+NEXT = f"{_T.major}.{_T.minor + 1}.0"
+NEWER = {**REFERENCE, "transformers": NEXT}
+#: The documented stack's transformers: a release of an earlier major version.
+OLDER = stack_pins("documented")["transformers"]
+#: The toy's boundary: the current stack's major release.
+MAJOR = f"{_T.major}"
 
 
 @pytest.fixture
 def toy():
-    """A failure that raises a TypeError up to transformers 5.23 and nothing is recorded after."""
+    """A failure that raises a TypeError from the current major release up to the current stack's
+    transformers, none before, and nothing is recorded after."""
     failure = Failure(
         id="toy_drift",
         notebook="01_toy",
         title="a toy failure",
         expectations=(
-            Expectation({"transformers": "<5"}, None, "", "nothing on 4.x"),
-            Expectation({"transformers": ">=5,<5.24"}, "TypeError", r"multiple values for 'x'", "5.x"),
+            Expectation({"transformers": f"<{MAJOR}"}, None, "", "nothing before"),
+            Expectation(
+                {"transformers": f">={MAJOR},<{NEXT}"}, "TypeError", r"multiple values for 'x'", "now"
+            ),
         ),
     )
     registry.REGISTRY[failure.id] = failure
@@ -61,7 +74,7 @@ def verdict(toy, versions, error=None):
 def test_as_documented(toy):
     row = verdict(toy, SAME, TypeError("f() got multiple values for 'x'"))
     assert (row.kind, row.verdict, row.expected) == ("as documented", "as documented", "TypeError")
-    assert verdict(toy, {**SAME, "transformers": "4.51.3"}).kind == "as documented"  # no error, as recorded
+    assert verdict(toy, {**SAME, "transformers": OLDER}).kind == "as documented"  # no error, as recorded
 
 
 def test_subclass_of_the_expected_type_is_as_documented(toy):
@@ -81,15 +94,18 @@ def test_changed_message_and_changed_type(toy):
 def test_no_longer_fails_names_the_release(toy):
     row = verdict(toy, NEWER)
     assert row.kind == "no longer fails"
-    assert row.verdict == "no longer fails (since transformers 5.24.0; current stack: 5.23.0)"
-    assert row.expected == "TypeError*"  # nothing recorded for 5.24: the current stack's expectation
+    assert (
+        row.verdict
+        == f"no longer fails (since transformers {NEXT}; current stack: {REFERENCE['transformers']})"
+    )
+    assert row.expected == "TypeError*"  # nothing recorded for NEXT: the current stack's expectation
     assert "another dependency changed" in verdict(toy, SAME).verdict
-    local = verdict(toy, {**NEWER, "torch": "2.13.0+cpu"})  # a local label is the same release
+    local = verdict(toy, {**NEWER, "torch": REFERENCE["torch"] + "+cpu"})  # a local label: the same release
     assert local.verdict == row.verdict
 
 
 def test_new_failure_where_none_was_expected(toy):
-    row = verdict(toy, {**SAME, "transformers": "4.51.3"}, RuntimeError("boom\nsecond line"))
+    row = verdict(toy, {**SAME, "transformers": OLDER}, RuntimeError("boom\nsecond line"))
     assert (row.kind, row.verdict) == ("new failure", "new failure: RuntimeError: boom")
 
 
@@ -108,8 +124,8 @@ def test_notebook_that_stops(toy):
 def test_reference_is_the_highest_pinned_stack():
     assert drift.reference_stack() == "current"
     pins = drift.pinned_versions("current")
-    assert pins["torch"] == "2.13.0" and pins["transformers"] == "5.23.0"
-    assert drift.torch_pin() == "==2.13.0"
+    assert pins["torch"] == REFERENCE["torch"] and pins["transformers"] == REFERENCE["transformers"]
+    assert drift.torch_pin() == f"=={REFERENCE['torch']}"
 
 
 # --- observe mode ------------------------------------------------------------------------------
@@ -131,7 +147,7 @@ def test_observe_mode_records_and_does_not_raise(toy, tmp_path, monkeypatch, cap
     with expect_failure("toy_drift", SAME):
         pass  # the failure did not reproduce: recorded, not raised
     shown()
-    with expect_failure("toy_drift", NEWER) as block:  # nothing recorded for 5.24: still no raise
+    with expect_failure("toy_drift", NEWER) as block:  # nothing recorded for NEXT: still no raise
         raise ValueError("x")
     assert block.expectation.raises is None and "No expectation is recorded" in block.expectation.reason
     shown()
@@ -175,10 +191,10 @@ def test_snippet_is_an_expectation_for_the_observed_versions(toy):
     snippet = drift.expectation_snippet(toy, seen(NEWER, error), REFERENCE, "current")
     code = "\n".join(line for line in snippet.splitlines() if not line.startswith("#"))
     expectation = eval(code.strip().rstrip(","), {"Expectation": Expectation})
-    assert expectation.when == {"transformers": ">=5.24.0"} and expectation.raises == "TypeError"
+    assert expectation.when == {"transformers": f">={NEXT}"} and expectation.raises == "TypeError"
     assert expectation.applies(NEWER) and not expectation.applies(SAME)
     assert re.search(expectation.match, str(error)) and expectation.reason.startswith("TODO")
-    assert expectation.measured == ("transformers 5.24.0",)
+    assert expectation.measured == (f"transformers {NEXT}",)
     no_error = drift.expectation_snippet(toy, seen(NEWER), REFERENCE, "current")
     assert "raises=None," in no_error and "match=" not in no_error
 
@@ -192,22 +208,24 @@ def test_message_pattern_matches_through_module_reprs():
 
 
 def test_nothing_recorded_anywhere(toy):
-    failure = Failure("f", "01_toy", "t", (Expectation({"transformers": "<5"}, None),))
+    failure = Failure("f", "01_toy", "t", (Expectation({"transformers": f"<{MAJOR}"}, None),))
     row = drift.classify(failure, {**seen(NEWER, KeyError("k")), "id": "f"}, REFERENCE)
     assert (row.expected, row.kind) == ("nothing recorded", "new failure")
 
 
 def test_snippet_says_which_expectation_to_end():
-    failure = Failure("f", "01_toy", "t", (Expectation({"transformers": ">=5"}, "TypeError", "a"),))
+    failure = Failure("f", "01_toy", "t", (Expectation({"transformers": f">={MAJOR}"}, "TypeError", "a"),))
     snippet = drift.expectation_snippet(failure, seen(NEWER), REFERENCE, "current")
-    assert 'when={"transformers": ">=5"} -> when={"transformers": ">=5,<5.24.0"}' in snippet
+    assert f'when={{"transformers": ">={MAJOR}"}} -> when={{"transformers": ">={MAJOR},<{NEXT}"}}' in snippet
 
 
 def test_record_command(toy, tmp_path, capsys):
     (tmp_path / "observations.jsonl").write_text(json.dumps(seen(NEWER)) + "\n")
     assert main(["drift", "--record", "toy_drift", "--build", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "no longer fails (since transformers 5.24.0" in out and 'when={"transformers": ">=5.24.0"}' in out
+    assert (
+        f"no longer fails (since transformers {NEXT}" in out and f'when={{"transformers": ">={NEXT}"}}' in out
+    )
     assert main(["drift", "--record", "toy_drift", "--build", str(tmp_path / "none")]) == 2
 
 
@@ -223,16 +241,14 @@ def test_venv_mode_builds_the_newest_stack_then_runs_in_it(monkeypatch, tmp_path
         drift.subprocess, "run", lambda command: calls.append(command) or SimpleNamespace(returncode=0)
     )
     assert main(["drift", "--venv", str(tmp_path / "v"), "--only", "01"]) == 0
-    assert calls[0] == (tmp_path / "v", "==2.13.0")  # torch held at the pin of stacks/current.txt
+    held = f"torch=={REFERENCE['torch']}"
+    assert calls[0] == (tmp_path / "v", held.removeprefix("torch"))  # held at the pin of stacks/current.txt
     command = calls[1]
     assert command[:4] == [str(tmp_path / "v" / "bin" / "python"), "-m", "peftlab", "drift"]
-    assert (
-        command[command.index("--only") + 1] == "01"
-        and "torch==2.13.0" in command[command.index("--held") + 1]
-    )
+    assert command[command.index("--only") + 1] == "01" and held in command[command.index("--held") + 1]
     assert main(["drift", "--venv", str(tmp_path / "v"), "--torch", ""]) == 0
     assert calls[2] == (tmp_path / "v", "") and "--held" not in calls[3]
-    assert "held back: torch==2.13.0" in drift.render([], SAME, "current", held="torch==2.13.0")
+    assert f"held back: {held}" in drift.render([], SAME, "current", held=held)
 
 
 # --- one run, end to end (one small notebook in a real kernel) ---------------------------------
@@ -241,7 +257,7 @@ TOY_NOTEBOOK = """
 from peftlab import registry
 from peftlab.capture import expect_failure
 from peftlab.registry import Expectation, Failure
-registry.register(Failure("toy_drift", "01_toy", "t", (Expectation({}, "TypeError", "old message"),)))
+registry.REGISTRY["toy_drift"] = Failure("toy_drift", "01_toy", "t", (Expectation({}, "TypeError", "old message"),))
 with expect_failure("toy_drift"):
     raise TypeError("new message")
 print("the notebook goes on")

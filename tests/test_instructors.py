@@ -96,3 +96,37 @@ def test_readme_agenda_and_faq_come_from_the_same_sources():
     assert f"[{len(instructors.exercises(PRIMER))}](solutions/{PRIMER}.py)" in agenda
     faq = instructors.readme_faq()
     assert all(f"**{q}**" in faq for q, _ in instructors.FAQ)
+
+
+def test_room_table_reads_each_cell_from_the_registry_and_the_recordings():
+    from peftlab.recordings import RECORDED
+    from peftlab.registry import REGISTRY
+
+    assert instructors.rooms() == [n for n in stack_names() if n.startswith("colab-")] + ["current"]
+    cell = lambda failure_id, stack: instructors.room_cell(REGISTRY[failure_id], stack, matrix={})  # noqa: E731
+    assert cell("blip2_causal_lm_inputs_embeds", "current") == "recording shown; live: no error"
+    assert cell("blip2_causal_lm_inputs_embeds", "colab-2025.07") == "recording shown; live: TypeError"
+    assert cell("second_stage_dropout", "current") == "recording shown; live: NoMatchingPeftModuleError"
+    assert cell("gc_enabled_after_peft_model", "colab-2026.01") == "live"  # its transformers (4.x) raises it
+    assert cell("clip_task_type", "colab-2026.04") == "live, other words (TypeError)"
+    assert cell("blip2_vision2seq_import", "current") == "ImportError (none on the documented stack)"
+    assert cell("blip2_vision2seq_import", "colab-2025.07") == "no error, as on the documented stack"
+    assert cell("llava_qv_vision_tower", "colab-2025.07") == "live *"  # no run on a Colab stack backs it
+    seen = {"second_stage_dropout": {"current": {"outcome": "TypeError"}}}
+    assert instructors.room_cell(REGISTRY["second_stage_dropout"], "current", seen).endswith(
+        "(the matrix saw TypeError)"
+    )
+    rows, live = instructors.room_rows()
+    shown = {row[1].strip("`") for row in rows}
+    assert set(RECORDED) <= shown and not shown & set(live) and shown | set(live) == set(REGISTRY)
+
+
+def test_room_plan_names_the_switch_and_its_pins_from_the_stack_file():
+    from peftlab.versions import switch_requirements
+
+    text = instructors.readme_room()
+    assert 'peftlab.versions.switch_to("documented")' in text and "If Colab breaks" in text
+    assert all(f"`{pin}`" in text for pin in switch_requirements("documented"))
+    assert "torch" not in " ".join(switch_requirements("documented"))
+    page = instructors.page_html()
+    assert '<table id="room">' in page and '<ol id="colab-breaks">' in page

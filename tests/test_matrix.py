@@ -5,6 +5,7 @@ import json
 from peftlab.registry import REGISTRY
 from peftlab.tools import matrix
 from peftlab.tools.cli import main
+from peftlab.versions import pinned_versions
 
 
 def fake_stack(folder, versions, kinds, raised="TypeError", stopped=None):
@@ -40,7 +41,7 @@ def fake_stack(folder, versions, kinds, raised="TypeError", stopped=None):
 
 def test_all_documented_passes(tmp_path, capsys):
     for stack in ("documented", "current"):
-        fake_stack(tmp_path / stack, {"transformers": "4.51.3", "peft": "0.15.2"}, {})
+        fake_stack(tmp_path / stack, pinned_versions(stack), {})
     code = main(["matrix", "--collect", "--build", str(tmp_path), "--stacks", "documented", "current"])
     assert code == 0
     table = json.loads((tmp_path / "matrix.json").read_text())

@@ -26,7 +26,7 @@ def colours(picture: np.ndarray) -> int:
 
 
 def test_a_blank_figure_fails_the_checks():
-    fig, (ax,) = plots._figure()
+    fig, (ax,) = plots.new_figure()
     ax.axis("off")
     assert colours(rendered(fig)) == 1 and not ax.lines and not ax.patches and not ax.images
 

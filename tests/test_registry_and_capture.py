@@ -1,11 +1,17 @@
+import re
+
 import pytest
 
 from peftlab import capture, registry, scorecard
 from peftlab.capture import expect_failure
 from peftlab.registry import Expectation, Failure, UnexpectedOutcome
+from peftlab.versions import CI_STACKS, newest_measured, pinned_versions, stack_pins
 
-DOCUMENTED = {"transformers": "4.51.3", "peft": "0.15.2"}
-CURRENT = {"transformers": "5.23.0", "peft": "0.21.2"}
+#: The two CI stacks' transformers and peft, read from their pin files.
+DOCUMENTED = {lib: stack_pins("documented")[lib] for lib in ("transformers", "peft")}
+CURRENT = {lib: stack_pins("current")[lib] for lib in ("transformers", "peft")}
+#: The toy failure changes at the current stack's transformers release.
+FIXED_IN = CURRENT["transformers"]
 
 
 @pytest.fixture
@@ -15,8 +21,10 @@ def toy_failure():
         notebook="00_toy",
         title="a toy failure",
         expectations=(
-            Expectation({"transformers": "<5"}, "TypeError", r"unexpected keyword argument 'x'", "old"),
-            Expectation({"transformers": ">=5"}, None, "", "fixed in 5.0"),
+            Expectation(
+                {"transformers": f"<{FIXED_IN}"}, "TypeError", r"unexpected keyword argument 'x'", "old"
+            ),
+            Expectation({"transformers": f">={FIXED_IN}"}, None, "", "fixed in the current release"),
         ),
     )
     registry.REGISTRY["toy"] = failure
@@ -66,20 +74,23 @@ def test_wrong_message_is_caught(toy_failure):
 def test_documented_non_failure(toy_failure, capsys):
     with expect_failure("toy", CURRENT):
         pass
-    assert "fixed in 5.0" in capsys.readouterr().out
+    assert "fixed in the current release" in capsys.readouterr().out
     with pytest.raises(UnexpectedOutcome, match="expected no error"), expect_failure("toy", CURRENT):
         raise_type_error()
 
 
 def test_unexpected_outcome_is_an_assertion_error_naming_versions(toy_failure):
-    with pytest.raises(AssertionError, match=r"transformers 4\.51\.3"), expect_failure("toy", DOCUMENTED):
+    named = re.escape(f"transformers {DOCUMENTED['transformers']}")
+    with pytest.raises(AssertionError, match=named), expect_failure("toy", DOCUMENTED):
         pass
 
 
 def test_unknown_failure_and_unknown_versions(toy_failure):
     with pytest.raises(KeyError, match="Unknown failure"):
         expect_failure("nope")
-    narrow = Failure("n", "00", "t", (Expectation({"transformers": "==4.51.3"}, None),))
+    narrow = Failure(
+        "n", "00", "t", (Expectation({"transformers": f"=={DOCUMENTED['transformers']}"}, None),)
+    )
     with pytest.raises(UnexpectedOutcome, match="No expectation is recorded"):
         narrow.expected(CURRENT)
 
@@ -94,11 +105,12 @@ def test_trim_message_collapses_module_reprs():
 
 def test_every_registered_failure_covers_both_stacks():
     for failure in registry.REGISTRY.values():
-        for stack in (DOCUMENTED, CURRENT):
-            failure.expected({**stack, "torch": "2.13.0", "accelerate": "1.6.0", "bitsandbytes": "0.50.2"})
+        for stack in CI_STACKS:
+            failure.expected(pinned_versions(stack))
 
 
-FUTURE = {"transformers": "99.0.0", "peft": "0.21.2"}  # newer than every pinned stack
+#: A transformers release newer than every pinned stack (the next major one), with the current peft.
+FUTURE = {"transformers": f"{newest_measured('transformers').major + 1}.0.0", "peft": CURRENT["peft"]}
 
 
 @pytest.fixture
@@ -112,15 +124,20 @@ def learner_env(monkeypatch):
 def test_unmeasured_names_libraries_past_every_stack():
     assert capture.unmeasured(CURRENT) == []
     assert capture.unmeasured(DOCUMENTED) == []
-    assert capture.unmeasured(FUTURE)[0].startswith("transformers 99.0.0 (newest measured: ")
+    assert capture.unmeasured(FUTURE)[0].startswith(
+        f"transformers {FUTURE['transformers']} (newest measured: "
+    )
 
 
 def test_change_on_unmeasured_versions_is_shown_and_the_notebook_goes_on(toy_failure, learner_env, capsys):
-    with expect_failure("toy", FUTURE) as seen:  # recorded: no error from 5.0 on; it raises here
+    with expect_failure("toy", FUTURE) as seen:  # recorded: no error from FIXED_IN on; it raises here
         raise_type_error()
     assert isinstance(seen.error, TypeError)
     out = capsys.readouterr().out
-    assert "changed after the notebook was last verified" in out and "transformers 99.0.0" in out
+    assert (
+        "changed after the notebook was last verified" in out
+        and f"transformers {FUTURE['transformers']}" in out
+    )
     assert "Recorded for toy: no error" in out
     assert scorecard.card()["failures"][0]["outcome"] == "changed after verification: TypeError"
 

@@ -1,32 +1,107 @@
-"""``peftlab sweep``: the spread table from scorecards (the runs themselves need papermill and minutes)."""
+"""``peftlab sweep``: the plan and its shards, the spread and failure-rate summary, combining sweeps."""
 
-import importlib.util
+import json
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 
 from peftlab import scorecard
+from peftlab.tools import sweep
 from peftlab.tools.cli import main
-from peftlab.tools.sweep import summarise
 
 
-def card(seed, value, passed=True):
+def card(seed, value, passed=True, stack="current", role="fit"):
     return {
         "notebook": "01_x",
         "seed": seed,
         "pretrain_seed": 0,
+        "stack": stack,
+        "role": role,
         "error": "" if passed else "AssertionError",
         "checks": [
-            {"claim": "gain", "passed": passed, "figure": f"closes {value:.0%}", "value": value},
+            {
+                "claim": "gain",
+                "passed": passed,
+                "figure": f"closes {value:.0%}",
+                "value": value,
+                "threshold": [">=", 0.2],
+                "learned": True,
+            },
             {"claim": "no value", "passed": True, "figure": "ok", "value": None},
         ],
     }
 
 
-def test_summary_gives_the_spread_and_a_failing_figure():
-    rows = summarise([card(0, 0.5), card(1, 0.3), card(2, 0.1, passed=False)])
-    gain = next(r for r in rows if r[1] == "gain")
-    assert gain[2:5] == ["3", "2", "0.1 / 0.3 / 0.5"] and gain[5] == "closes 10%"
-    assert next(r for r in rows if r[1] == "no value")[4] == "-"
+def test_summary_gives_the_spread_the_threshold_and_a_failing_figure():
+    entries = sweep.summary([card(0, 0.5), card(1, 0.3), card(2, 0.1, passed=False)])
+    gain = next(e for e in entries if e["claim"] == "gain")
+    assert (gain["runs"], gain["passed"], gain["min"], gain["median"], gain["max"]) == (3, 2, 0.1, 0.3, 0.5)
+    assert gain["threshold"] == (">=", 0.2) and gain["learned"] and gain["a_failing_figure"] == "closes 10%"
+    assert "min" not in next(e for e in entries if e["claim"] == "no value")
+
+
+def test_failure_bound_is_the_rule_of_three_without_failures_and_grows_with_them():
+    assert sweep.failure_bound(0, 100) == pytest.approx(0.0295, abs=0.001)  # about 3 / 100
+    assert sweep.failure_bound(0, 10) == pytest.approx(0.259, abs=0.002)
+    assert sweep.failure_bound(1, 100) > sweep.failure_bound(0, 100) and sweep.failure_bound(10, 10) == 1.0
+
+
+def test_normal_model_estimates_the_tail_beyond_the_threshold():
+    values = [0.5, 0.6, 0.7, 0.55, 0.65]
+    assert sweep.normal_failure_rate(values, (">=", 0.2)) < 1e-4
+    assert sweep.normal_failure_rate(values, ("<", 0.6)) == pytest.approx(0.5, abs=0.01)
+    assert sweep.normal_failure_rate(values[:3], (">=", 0.2)) is None  # too few runs for a model
+
+
+def test_shards_partition_the_plan():
+    runs = list(range(10))
+    parts = [sweep.shard(runs, f"{i}/3") for i in (1, 2, 3)]
+    assert sorted(sum(parts, [])) == runs and sweep.shard(runs, None) == runs
+    with pytest.raises(ValueError, match="1 <= i <= n"):
+        sweep.shard(runs, "4/3")
+
+
+def test_roles_and_stacks_are_kept_apart(tmp_path, capsys):
+    for stack, role, values in [("current", "fit", (0.5, 0.3)), ("documented", "held-back", (0.7, 0.6))]:
+        runs = [card(s, v, stack=stack, role=role) for s, v in enumerate(values)]
+        (tmp_path / stack).mkdir()
+        (tmp_path / stack / "sweep.json").write_text(json.dumps(runs))
+    record = tmp_path / "summary.json"
+    folders = [str(tmp_path / "current"), str(tmp_path / "documented")]
+    assert main(["sweep", "--combine", *folders, "--record", str(record)]) == 0
+    out = capsys.readouterr().out
+    assert "| current    | fit       | 2" in out and "| documented | held-back | 2" in out
+    assert "0.3 / 0.302 / 0.4 / 0.5" in out and "4 runs, 0 stopped" in out
+    recorded = json.loads(record.read_text())
+    assert ["01_x", "documented", "held-back", 0, 1] in recorded["runs"] and len(recorded["summary"]) == 4
+
+
+TOY = """
+from peftlab import scorecard
+scorecard.reset()
+scorecard.prove("a learned figure", (SEED * 7 % 5) / 10, needs_pretrained=True, at_least=0.0)
+scorecard.record("seed", SEED)
+scorecard.save()
+"""
+
+
+def test_two_shards_combined_equal_one_run(tmp_path, capsys):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = new_notebook(cells=[new_code_cell("SEED = 0"), new_code_cell(TOY)])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, notebooks / "01_toy.ipynb")
+    common = ["sweep", "--notebooks", str(notebooks), "--seeds", "0", "1", "2", "--pretrain-seeds", "0"]
+    assert main([*common, "--build", str(tmp_path / "one")]) == 0
+    assert main([*common, "--shard", "1/2", "--build", str(tmp_path / "a")]) == 0
+    assert main([*common, "--shard", "2/2", "--build", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    main(["sweep", "--combine", str(tmp_path / "one")])
+    single = capsys.readouterr().out
+    main(["sweep", "--combine", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert capsys.readouterr().out == single and "0 / 0.004 / 0.2 / 0.4" in single
 
 
 def test_checks_record_the_value_their_threshold_judges():
@@ -35,25 +110,3 @@ def test_checks_record_the_value_their_threshold_judges():
     scorecard.check_gain("gain", 0.5, 0.8, 0.2)
     assert [c["value"] for c in scorecard.card()["checks"]] == [pytest.approx(0.5), pytest.approx(0.3)]
     scorecard.reset()
-
-
-@pytest.mark.skipif(importlib.util.find_spec("papermill") is not None, reason="papermill is installed")
-def test_without_papermill_the_sweep_says_how_to_get_it(capsys):
-    assert main(["sweep", "--only", "01"]) == 2
-    assert "pip install papermill" in capsys.readouterr().err
-
-
-def test_combine_tabulates_earlier_sweeps_per_stack(tmp_path, capsys):
-    import json
-
-    for stack, values in {"current": (0.5, 0.3), "documented": (0.7, 0.6)}.items():
-        runs = [card(s, v) | {"stack": stack} for s, v in enumerate(values)]
-        (tmp_path / stack).mkdir()
-        (tmp_path / stack / "sweep.json").write_text(json.dumps(runs))
-    assert main(["sweep", "--combine", str(tmp_path / "current"), str(tmp_path / "documented")]) == 0
-    out = capsys.readouterr().out
-    assert (
-        "| current    | 2    | 2      | 0.3 / 0.4 / 0.5" in out
-        and "| documented | 2    | 2      | 0.6 / 0.65 / 0.7" in out
-    )
-    assert "4 runs, 0 stopped" in out

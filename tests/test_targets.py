@@ -7,6 +7,10 @@ from peft import LoraConfig, get_peft_model
 from peft.tuners.tuners_utils import check_target_module_exists
 
 from peftlab import tables, targets
+from peftlab.registry import change
+
+#: The PEFT rule that skips modules inside adapter layers (PR #2539), from the registry.
+SKIP = change("peft_skips_adapter_layers")
 
 
 class Toy(torch.nn.Module):
@@ -88,16 +92,17 @@ def test_old_and_new_peft_rules_for_a_partial_stage_one():
     model = with_lora(["lin0"])
     names = recipe(model)
     assert names == ["base_layer", "default", "lin1"]
-    old = targets.preview_targets(model, names, peft_version=Version("0.15.2"))
-    new = targets.preview_targets(model, names, peft_version=Version("0.16.0"))
+    before, since = SKIP.bracket()[0], SKIP.release  # the releases measured either side of the rule
+    old = targets.preview_targets(model, names, peft_version=Version(before))
+    new = targets.preview_targets(model, names, peft_version=Version(since))
     assert old.predicted_error == "ValueError" and "lin0.lora_dropout.default" in old.unsupported[0]
     assert new.predicted_error is None and new.wrapped == ["base_model.model.lin1"]
     assert new.skipped == 4 and "second time" in new.notes[1]  # base_layer, dropout, lora_A, lora_B
 
 
 def test_skip_rule_boundary_and_all_linear():
-    assert not targets.skips_adapter_internals(Version("0.15.2"))
-    assert targets.skips_adapter_internals(Version("0.16.0"))
+    assert not targets.skips_adapter_internals(Version(SKIP.bracket()[0]))
+    assert targets.skips_adapter_internals(Version(SKIP.release))
     with pytest.raises(ValueError, match="all-linear"):
         targets.preview_targets(Toy(), "all-linear")
 

@@ -3,8 +3,9 @@
 ``PeftModel.from_pretrained`` loads an adapter by key; keys that name no module of the model are
 reported only as a warning ("Found missing adapter keys"), and an adapter none of whose keys match
 does nothing at all. This happens when the model's module names moved between the release the adapter
-was saved on and the installed one (the image-text models of transformers 4.52 moved their language
-model under ``model.language_model``), or when the adapter was trained on another model class.
+was saved on and the installed one (between the documented and the current stack, the image-text
+models moved their language model under ``model.language_model``), or when the adapter was trained on
+another model class.
 
 The keys are read from the adapter file and mapped to module names as PEFT saves them; the renames the
 installed libraries apply on load (the model class's own ``_checkpoint_conversion_mapping``, where the

@@ -7,8 +7,9 @@
   what the model's own ``get_image_features`` returns for the batch's pixels, run on the ``meta`` device
   when the model is there (shapes only) and under ``no_grad`` otherwise.
 * **inputs required in training mode**: the installed code of the model's modules is read for a
-  ``raise`` under ``if <training> and <input> is None`` (transformers 5.0-5.8 did so for
-  ``token_type_ids`` in some image-text models); a batch without that input fails at the first step.
+  ``raise`` under ``if <training> and <input> is None`` (some transformers 5 releases did so for
+  ``token_type_ids`` in some image-text models, by public reports); a batch without that input fails at
+  the first step.
 """
 
 from __future__ import annotations

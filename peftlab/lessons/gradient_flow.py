@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from peftlab.detectors import SilentLossError
 from peftlab.models.blip2 import COMPONENTS
-from peftlab.plots import STYLE, _figure
+from peftlab.plots import STYLE, new_figure
 
 #: Short labels of BLIP-2's parts, in the order an image goes through them.
 PARTS = {
@@ -98,7 +98,7 @@ def gradient_norms_figure(setups: Mapping[str, Mapping[str, float | None]], titl
     import matplotlib.pyplot as plt
 
     with plt.style.context(STYLE):
-        fig, axes = _figure(width=4.2 * len(setups), height=3.6, ncols=len(setups))
+        fig, axes = new_figure(width=4.2 * len(setups), height=3.6, ncols=len(setups))
         for ax, (setup, norms) in zip(axes, setups.items()):
             names = list(norms)
             ys = range(len(names))
@@ -144,7 +144,7 @@ def memory_figure(measured: Mapping[str, int], title: str) -> Figure:
     import matplotlib.pyplot as plt
 
     with plt.style.context(STYLE):
-        fig, (ax,) = _figure(width=max(4.5, 1.6 * len(measured)))
+        fig, (ax,) = new_figure(width=max(4.5, 1.6 * len(measured)))
         names = list(measured)
         first = measured[names[0]]
         ax.bar(names, [measured[n] / 1e6 for n in names], color=[f"C{i}" for i in range(len(names))])

@@ -9,7 +9,7 @@ equals the measurement on the tiny model, then trusts it for ``Salesforce/blip2-
 The rules the arithmetic follows are the ones transformers and bitsandbytes apply:
 
 * ``fp16``: BLIP-2 keeps its Q-Former and query tokens in float32 (``_keep_in_fp32_modules``);
-  ``bf16`` converts everything on transformers 4.x and on the current stack (5.23), but
+  ``bf16`` converts everything on transformers 4.x and on the current stack, but
   transformers 5.0 keeps them in float32 in ``bf16`` too: its ``PreTrainedModel.__init__`` turns
   ``_keep_in_fp32_modules`` into a ``dtype_plan`` for every dtype, where 4.x and later 5.x apply it
   to float16 only (``_get_dtype_plan(dtype)``). :func:`kept_in_fp32` asks the installed version.
@@ -106,7 +106,7 @@ def quantised_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
 def kept_in_fp32(model: torch.nn.Module, dtype: torch.dtype) -> tuple[str, ...]:
     """The modules the installed transformers loads in float32 when ``model`` is loaded in ``dtype``.
 
-    transformers 4.x (and 5.x from the release with ``_get_dtype_plan``, 5.23 here) keeps
+    transformers 4.x (and the later 5.x releases, with ``_get_dtype_plan``, such as the current stack's) keeps
     ``_keep_in_fp32_modules`` in float32 for float16 only, ``_keep_in_fp32_modules_strict`` for
     float16 and bfloat16; transformers 5.0 builds one ``dtype_plan`` in ``__init__`` from both and
     applies it whatever the dtype (core_model_loading), so a bfloat16 BLIP-2 keeps its Q-Former in
@@ -174,10 +174,10 @@ def plot(tiny: dict[str, int | str], real: dict[str, int], real_name: str = "Sal
     """Two bar charts: the tiny model as measured (kB) and the real one by arithmetic (GB)."""
     import matplotlib.pyplot as plt
 
-    from peftlab.plots import STYLE, _figure
+    from peftlab.plots import STYLE, new_figure
 
     with plt.style.context(STYLE):
-        fig, (left, right) = _figure(width=9.0, height=3.3, ncols=2)
+        fig, (left, right) = new_figure(width=9.0, height=3.3, ncols=2)
         for ax, values, unit, scale, title in (
             (left, tiny, "kB", 1e3, "tiny BLIP-2: get_memory_footprint()"),
             (right, real, "GB", 1e9, f"{real_name}: arithmetic"),

@@ -73,7 +73,9 @@ def resize_position_embeddings(model: torch.nn.Module, image_size: int) -> torch
     embeddings.position_embeddings = torch.nn.Parameter(table, requires_grad=old.requires_grad)
     embeddings.patch_embeddings.image_size = (image_size, image_size)
     embeddings.patch_embeddings.num_patches = grid[0] * grid[1]
-    if hasattr(embeddings, "image_size"):  # transformers >= 5.9 checks the size here
+    if hasattr(
+        embeddings, "image_size"
+    ):  # the rewritten ViT (CHANGES["vit_attention_renamed"]) checks it here
         embeddings.image_size = (image_size, image_size)
     base_model(model).config.image_size = image_size
     return model

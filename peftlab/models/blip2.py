@@ -93,7 +93,7 @@ def tiny_blip2_config(tokenizer: PreTrainedTokenizerBase) -> Blip2Config:
     )
 
 
-def _caption_batches(
+def caption_batches(
     tokenizer: PreTrainedTokenizerBase, samples: list[data.Sample], batch_size: int
 ) -> list[dict]:
     """Text-only VQA: a caption, a question about it and its answer (reading comprehension)."""
@@ -121,7 +121,7 @@ class _VisionProbe(torch.nn.Module):
         return sum(F.cross_entropy(head(pooled), labels[:, i]) for i, head in enumerate(self.heads.values()))
 
 
-def _vision_batches(processor: Blip2Processor, samples: list[data.Sample], batch_size: int) -> list[dict]:
+def vision_batches(processor: Blip2Processor, samples: list[data.Sample], batch_size: int) -> list[dict]:
     """Images with their colour, shape and position labels, for the vision pre-training phase."""
     out = []
     for start in range(0, len(samples), batch_size):
@@ -172,7 +172,7 @@ def _build_tiny(folder: Path) -> None:
     seen = data.make_shapes(p["images"], size, seed=1000 + p["seed"])  # all four colours
     train(
         _VisionProbe(model.vision_model, TINY_BLIP2["width"]),
-        _vision_batches(processor, seen, p["batch_size"]),
+        vision_batches(processor, seen, p["batch_size"]),
         p["vision_steps"],
         lr=p["lr"],
         loss_fn=lambda m, b: m(**b),
@@ -181,7 +181,7 @@ def _build_tiny(folder: Path) -> None:
     text = data.make_shapes(64, size, seed=999 - p["seed"])
     train(
         model.language_model,
-        _caption_batches(tokenizer, text, p["batch_size"]),
+        caption_batches(tokenizer, text, p["batch_size"]),
         p["text_steps"],
         lr=p["lr"],
         desc="pre-training the tiny OPT on text (once, then cached)",
@@ -189,7 +189,7 @@ def _build_tiny(folder: Path) -> None:
     model.vision_model.requires_grad_(False)
     qa = interleave(
         vqa.batches(processor, samples, batch_size=p["batch_size"]),
-        _caption_batches(tokenizer, text, p["batch_size"]),
+        caption_batches(tokenizer, text, p["batch_size"]),
     )
     train(
         model,
@@ -242,7 +242,7 @@ def _tiny_path() -> Path:
         "blip2",
         {**TINY_BLIP2, **PRETRAIN, "seed": pretrain_seed()},
         _build_tiny,
-        sources=(data, vqa, _caption_batches, _vision_batches, _VisionProbe, _qa_or_text_loss, interleave),
+        sources=(data, vqa, caption_batches, vision_batches, _VisionProbe, _qa_or_text_loss, interleave),
     )
 
 

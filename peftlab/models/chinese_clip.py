@@ -34,7 +34,7 @@ from transformers import (
 from peftlab import data, retrieval
 from peftlab.device import pick_device
 from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
-from peftlab.models.vocab import _vocab_keyword, bert_char_tokenizer
+from peftlab.models.vocab import bert_char_tokenizer, vocab_keyword
 from peftlab.train import train, warmup_cosine
 
 #: The tiny pair. Like CN-CLIP ViT-B/16 and ViT-L/14 they share the text tower (RoBERTa-wwm-base
@@ -119,7 +119,7 @@ def chinese_tokenizer(folder: str | Path, vocabulary: str = "chars") -> PreTrain
 
     with tempfile.TemporaryDirectory() as tmp:  # copy: transformers 5 wants the keyword `vocab`
         path = Path(shutil.copy(source, Path(tmp, "vocab.txt")))
-        BertTokenizer(**{_vocab_keyword(BertTokenizer): str(path)}).save_pretrained(folder)
+        BertTokenizer(**{vocab_keyword(BertTokenizer): str(path)}).save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)
 
 

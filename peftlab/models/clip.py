@@ -43,13 +43,14 @@ def tiny_clip_config(
     )
 
 
-def _words() -> list[str]:
+def words() -> list[str]:
+    """Every word the tiny CLIP's tokenizer spells: the retrieval prompts and the scene captions."""
     return " ".join(retrieval.prompts() + [s.caption for s in data.make_shapes(64)]).split()
 
 
 def _build_tiny(folder: Path, recipe: dict) -> None:
     """Make the tiny CLIP, pre-train it on the base colours with ``recipe``, and save model + processor."""
-    tokenizer = clip_tokenizer(_words(), folder)
+    tokenizer = clip_tokenizer(words(), folder)
     size = TINY_CLIP["image_size"]
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": size}, crop_size={"height": size, "width": size}

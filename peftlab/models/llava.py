@@ -33,7 +33,7 @@ from transformers import (
 
 from peftlab import data, vqa
 from peftlab.device import pick_device, placement
-from peftlab.models.blip2 import _caption_batches, _vision_batches
+from peftlab.models.blip2 import caption_batches, vision_batches
 from peftlab.models.cache import TINY, pretrain_seed, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.train import interleave, train
@@ -152,7 +152,7 @@ def _build_tiny(folder: Path, seed: int) -> None:
     seen = data.make_shapes(p["images"], size, seed=1000 + seed)  # all four colours
     train(
         _PatchProbe(vision, TINY_LLAVA["width"]),
-        _vision_batches(vqa_processor, seen, p["batch_size"]),
+        vision_batches(vqa_processor, seen, p["batch_size"]),
         p["vision_steps"],
         lr=p["lr"],
         loss_fn=lambda m, b: m(**b),
@@ -161,7 +161,7 @@ def _build_tiny(folder: Path, seed: int) -> None:
     language = next(m for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == "language_model")
     language = getattr(language, "model", language)  # transformers 4.x: a LlamaForCausalLM around it
     text = data.make_shapes(64, size, seed=999)
-    text_model, captions = _TextModel(model, language), _caption_batches(tokenizer, text, p["batch_size"])
+    text_model, captions = _TextModel(model, language), caption_batches(tokenizer, text, p["batch_size"])
     train(
         text_model,
         captions,
@@ -226,8 +226,8 @@ def _tiny_path() -> Path:
             _TextModel,
             VQAProcessor,
             tiny_llava_config,
-            _caption_batches,
-            _vision_batches,
+            caption_batches,
+            vision_batches,
             _PatchProbe,
             interleave,
         ),

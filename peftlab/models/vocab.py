@@ -20,7 +20,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 ASCII_SYMBOLS = [c for c in string.printable if not c.isspace()]
 
 
-def _vocab_keyword(cls: type) -> str:
+def vocab_keyword(cls: type) -> str:
     """``vocab`` for transformers 5 tokenizer classes, ``vocab_file`` for 4.x ones."""
     return "vocab" if "vocab" in inspect.signature(cls.__init__).parameters else "vocab_file"
 
@@ -54,7 +54,7 @@ def clip_tokenizer(words: list[str], folder: str | Path) -> PreTrainedTokenizerB
         vocab_path, merges_path = Path(tmp, "vocab.json"), Path(tmp, "merges.txt")
         vocab_path.write_text(json.dumps(vocab))
         merges_path.write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-        key = _vocab_keyword(CLIPTokenizer)
+        key = vocab_keyword(CLIPTokenizer)
         merges_key = "merges" if key == "vocab" else "merges_file"
         tokenizer = CLIPTokenizer(**{key: str(vocab_path), merges_key: str(merges_path)})
         return _save_and_reload(tokenizer, folder)
@@ -73,7 +73,7 @@ def bert_char_tokenizer(chars: str, folder: str | Path) -> PreTrainedTokenizerBa
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "vocab.txt")
         path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        tokenizer = BertTokenizer(**{_vocab_keyword(BertTokenizer): str(path)})
+        tokenizer = BertTokenizer(**{vocab_keyword(BertTokenizer): str(path)})
         return _save_and_reload(tokenizer, folder)
 
 

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drift": ("drift", "run the notebooks on the newest releases: drift table"),
     "matrix": ("matrix", "every notebook on every stack: failure x stack table"),
     "sweep": ("sweep", "notebooks over seeds and pre-training seeds: each check's spread"),
+    "record": ("record", "on the documented stack: record the tracebacks the notebooks show elsewhere"),
 }
 
 

@@ -309,9 +309,11 @@ def matrix_html(path: Path) -> str:
     missing = [failure_id for failure_id in REGISTRY if failure_id not in table["rows"]]
     if missing:  # registered after the last run: say so rather than let the title claim them
         summary += f" Registered after this run, so not in it yet: {', '.join(missing)}."
+    torches = sorted({v["torch"] for v in table.get("versions", {}).values() if v.get("torch")})
     intro = (
         "Each notebook run in observe mode on each pinned stack (peftlab/stacks/*.txt: the CI stacks and "
-        "the Colab runtimes, over torch 2.13.0+cpu). A cell is the outcome and, where it differs from the "
+        f"the Colab runtimes, over torch {', '.join(torches) or '(not recorded)'}, as the run recorded it). "
+        "A cell is the outcome and, where it differs from the "
         "registry, the verdict. Written by <code>peftlab matrix</code>; this page shows its last run, "
         f"{html.escape(table.get('date', 'date not recorded'))}."
     )

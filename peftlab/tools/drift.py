@@ -19,7 +19,8 @@ drifted; only a broken tool exits non-zero. It writes ``drift.md`` (the table), 
 ``peftlab drift --venv .venvs/newest`` first builds (or refreshes) that virtual environment with the
 newest releases, torch held at the CPU wheel pinned in ``peftlab/stacks/current.txt`` unless ``--torch`` says
 otherwise, then runs the drift watch in it. ``peftlab drift --record ID`` prints, from the last run's
-observations, the ``Expectation`` to paste into ``peftlab/registry.py`` once a person has confirmed it.
+observations, the ``Expectation`` to paste into the failure's registry file
+(``peftlab/registry/nbNN_<notebook>.py``) once a person has confirmed it.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def expectation_for(failure: Failure, versions: Versions) -> Expectation | None:
 
 
 def release(version: str) -> str:
-    """``2.13.0+cpu`` -> ``2.13.0``: the release, without a local label (what a specifier can name)."""
+    """``1.2.3+cpu`` -> ``1.2.3``: the release, without a local label (what a specifier can name)."""
     return Version(version).public
 
 
@@ -110,7 +111,7 @@ def changed_libraries(failure: Failure, versions: Versions, reference: Versions)
 
 
 def since(failure: Failure, versions: Versions, reference: Versions, reference_name: str) -> str:
-    """Where the behaviour changed: ``since transformers 5.24.0; current stack: 5.23.0``."""
+    """Where the behaviour changed: ``since transformers <newer>; current stack: <its pin>``."""
     libs = changed_libraries(failure, versions, reference)
     if not libs:
         return f"since: same {', '.join(LIBRARIES)} as the {reference_name} stack; another dependency changed"
@@ -326,7 +327,7 @@ def expectation_snippet(failure: Failure, observation: dict, reference: Versions
         "        ),",
     ]
     notes = [
-        f"# {failure.id}: add to its expectations in peftlab/registry.py, once a person has confirmed it",
+        f"# {failure.id}: add to its expectations in {failure.source()}, once a person has confirmed it",
         "# (rerun the notebook on these versions; loosen the pattern so it matches on every version in `when`):",
     ]
     today = expectation_for(failure, versions)
@@ -374,7 +375,7 @@ def record(failure_id: str, build: Path) -> int:
 
 
 def torch_pin() -> str:
-    """The torch specifier of ``peftlab/stacks/current.txt`` (``==2.13.0``: the CPU wheel), or '' if none."""
+    """The torch specifier of ``peftlab/stacks/current.txt`` (``==<its pin>``: the CPU wheel), or '' if none."""
     version = pinned_versions("current")["torch"]
     return f"=={version}" if version else ""
 
@@ -382,7 +383,7 @@ def torch_pin() -> str:
 def build_venv(venv: Path, torch: str) -> Path:
     """Create or refresh ``venv`` with the newest releases of every dependency; return its python.
 
-    ``torch`` is a specifier (``==2.13.0``) that holds torch back, or '' for the newest one.
+    ``torch`` is a specifier (:func:`torch_pin`) that holds torch back, or '' for the newest one.
     """
     python = venv / "bin" / "python"
     if not python.exists():

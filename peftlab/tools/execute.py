@@ -23,10 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from peftlab.registry import for_notebook
 from peftlab.scorecard import NOTEBOOK_ENV, RESULTS_ENV
 
 #: Figures as PNG outputs in the executed notebook, as in Jupyter (whatever MPLBACKEND the shell has).
 INLINE = "module://matplotlib_inline.backend_inline"
+
+
+def failures_missing(notebook: str, card: dict) -> list[str]:
+    """The failures the registry says ``notebook`` teaches that its scorecard does not show."""
+    shown = {f["id"] for f in card.get("failures", [])}
+    return [f.id for f in for_notebook(notebook) if f.id not in shown]
 
 
 @dataclass

@@ -8,6 +8,9 @@ Everything the guide states is read at build time from the one place it lives:
 * the exercises, their intended answers and why: ``solutions/<notebook>.py`` (function docstrings,
   read with :mod:`ast`, never imported) and the ``### Exercise N: title`` headings of the notebook;
 * the stacks (the Colab runtimes' versions): the pin files, through :mod:`peftlab.versions`;
+* what each Colab runtime shows (live, or the documented stack's recording): the registry's version
+  ranges against the pin files, :data:`peftlab.recordings.RECORDED`, and ``docs/matrix/matrix.json``
+  (``peftlab matrix``'s runs);
 * CPU seconds: ``docs/instructors/timings.json``, written by :func:`record_timings` from the
   scorecards of a ``peftlab run`` (and, on the docs page, the seconds of the build itself).
 
@@ -28,13 +31,16 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from peftlab.registry import LESSONS, REGISTRY, Lesson
+from peftlab.recordings import RECORDED
+from peftlab.registry import LESSONS, REGISTRY, Failure, Lesson
 from peftlab.tools import ROOT
-from peftlab.versions import pinned_versions, stack_names
+from peftlab.tools.markdown import markdown_table
+from peftlab.tools.notebooks import NOTEBOOKS, title
+from peftlab.versions import pinned_versions, stack_names, switch_requirements
 
-NOTEBOOKS = ROOT / "notebooks"
 SOLUTIONS = ROOT / "solutions"
 TIMINGS = ROOT / "docs" / "instructors" / "timings.json"
+MATRIX_JSON = ROOT / "docs" / "matrix" / "matrix.json"
 REPO_URL = "https://github.com/peftlab/peftlab/blob/main"
 WORKSHOP_MINUTES = 180
 
@@ -251,7 +257,7 @@ def agenda_rows(seconds: dict[str, float] | None = None) -> list[dict]:
                 "minutes": slot.minutes,
                 "number": slot.number,
                 "notebook": name,
-                "title": found.title if found else "",
+                "title": title(name) if name else "",
                 "activity": slot.activity,
                 "seconds": seconds.get(name) if name else None,
             }
@@ -266,8 +272,6 @@ def _md_escape(text: str) -> str:
 
 def readme_agenda() -> str:
     """The README's agenda table (Markdown): time, notebook, CPU seconds, the real checkpoint, exercises."""
-    from peftlab.tools.readme import markdown_table
-
     timings = load_timings()
     rows = []
     for row in agenda_rows(timings.get("seconds", {})):
@@ -330,6 +334,131 @@ def readme_faq() -> str:
     return "\n\n".join(f"**{q}** {answer()}" for q, answer in FAQ)
 
 
+# --- what your room will see -------------------------------------------------------------------
+
+DOCUMENTED = "documented"
+
+
+def rooms() -> list[str]:
+    """The runtimes a room may have: the Colab stacks, then the current stack."""
+    return [n for n in stack_names() if n.startswith("colab-")] + ["current"]
+
+
+def _matrix() -> dict:
+    """``peftlab matrix``'s table (``{failure: {stack: {"outcome": ...}}}``), or {} when none is recorded."""
+    return json.loads(MATRIX_JSON.read_text(encoding="utf-8")).get("rows", {}) if MATRIX_JSON.exists() else {}
+
+
+def room_cell(failure: Failure, stack: str, matrix: dict | None = None) -> str:
+    """What a learner on ``stack`` sees of ``failure``: "live" (as on the documented stack), "recording
+    shown" (and what happens there), or what happens instead; "*" where no run on that stack backs it."""
+    documented, here = failure.expected(pinned_versions(DOCUMENTED)), failure.expected(pinned_versions(stack))
+    outcome = here.raises or "no error"
+    if here == documented:
+        text = "live" if here.raises else "no error, as on the documented stack"
+    elif failure.id in RECORDED:
+        text = f"recording shown; live: {outcome}"
+    elif documented.raises is None:
+        text = f"{outcome} (none on the documented stack)"
+    elif here.raises == documented.raises:
+        text = f"live, other words ({outcome})"
+    else:
+        text = outcome if here.raises is None else f"{outcome} instead"
+    seen = (matrix if matrix is not None else _matrix()).get(failure.id, {}).get(stack)
+    if seen and seen["outcome"] != outcome:
+        text += f" (the matrix saw {seen['outcome']})"
+    elif not seen and stack not in here.measured:
+        text += " *"
+    return text
+
+
+def room_rows() -> tuple[list[list[str]], list[str]]:
+    """The table's rows (failures that some room sees otherwise than the documented stack) and the ids
+    of the failures every room sees live."""
+    matrix, rows, live = _matrix(), [], []
+    for failure in REGISTRY.values():
+        cells = [room_cell(failure, stack, matrix) for stack in rooms()]
+        if all(c.rstrip(" *") == "live" for c in cells):  # raised live everywhere, as documented
+            live.append(failure.id)
+            continue
+        rows.append([failure.notebook[:2], f"`{failure.id}`", *cells])
+    return rows, live
+
+
+def room_notes(live: list[str]) -> list[str]:
+    """The lines under the table: what "live everywhere", "*" and "recording shown" mean."""
+    unrun = [f"`{i}`" for i in live if any(room_cell(REGISTRY[i], s).endswith("*") for s in rooms())]
+    return [
+        f"Live, as on the documented stack, in every room above: {', '.join(f'`{i}`' for i in live)}.",
+        "*: from the registry's version ranges; no run on that stack backs it yet"
+        + (f" (of those live everywhere: {', '.join(unrun)})." if unrun else "."),
+        '"recording shown": the notebook shows what happens on these versions and, beside it, the documented '
+        "stack's traceback, recorded there by running the same block and re-checked on every CI run "
+        "(`peftlab/recordings/`).",
+    ]
+
+
+def room_plan() -> list[tuple[str, str]]:
+    """If Colab breaks: (what, how) from the switch to the offline site (Markdown with `code`)."""
+    pins = " ".join(switch_requirements(DOCUMENTED))
+    return [
+        (
+            "The switch",
+            "on Colab or any Jupyter, after the notebook's first cell, run "
+            f'`peftlab.versions.switch_to("{DOCUMENTED}")` in a cell. It installs '
+            + ", ".join(f"`{r}`" for r in switch_requirements(DOCUMENTED))
+            + f" (`peftlab/stacks/{DOCUMENTED}.txt`) and holds the runtime's torch with a constraint; pip adds "
+            "only what those pins need and the runtime lacks. Restart the runtime as it says, then run the "
+            "notebook from the top: its versions cell names the stack.",
+        ),
+        (
+            "A local virtual environment",
+            "from the stack files: `python3 -m venv .venvs/documented && .venvs/documented/bin/pip install -r "
+            'peftlab/stacks/documented.txt -e ".[dev]"`, then `.venvs/documented/bin/jupyter lab notebooks/`.',
+        ),
+        (
+            "The executed site, offline",
+            "build it before the day (`peftlab docs --out build/docs`), put the folder on a stick or a shared "
+            "drive, and open `index.html` in any browser: every notebook with its outputs, figures and error "
+            "boxes, no kernel needed.",
+        ),
+        (
+            "When pip fails",
+            "no network, a blocked index or a conflict: the switch stops with pip's last lines and the runtime "
+            "keeps its own versions: carry on there, the recordings show the documented failures. A runtime "
+            "left half-installed: Runtime > Disconnect and delete runtime gives a fresh one. A room without "
+            f"the index: `pip download --no-deps -d wheels {pins}` beforehand, then "
+            f"`pip install --no-index --find-links wheels {pins}`.",
+        ),
+    ]
+
+
+def readme_room() -> str:
+    """The README's "what your room will see" table and the "if Colab breaks" plan (Markdown)."""
+    rows, live = room_rows()
+    plan = "\n".join(f"{i}. *{what}*: {how}" for i, (what, how) in enumerate(room_plan(), 1))
+    return (
+        markdown_table(["#", "failure", *rooms()], rows)
+        + "\n\n"
+        + "\n\n".join(room_notes(live))
+        + "\n\n**If Colab breaks**, or the room must see every failure live:\n\n"
+        + plan
+    )
+
+
+def _room_html() -> str:
+    """The "what your room will see" table and the "if Colab breaks" plan, for the docs page."""
+    rows, live = room_rows()
+    head = "".join(f"<th>{html.escape(s)}</th>" for s in ["#", "failure", *rooms()])
+    body = "\n".join("<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>" for row in rows)
+    notes = "".join(f"<p>{_html(n)}</p>" for n in room_notes(live))
+    plan = "".join(f"<li><b>{_html(what)}</b>: {_html(how)}</li>" for what, how in room_plan())
+    return (
+        f'<table id="room"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>{notes}'
+        f'<h3>If Colab breaks</h3><ol id="colab-breaks">{plan}</ol>'
+    )
+
+
 # --- common questions -------------------------------------------------------------------------
 
 
@@ -365,8 +494,10 @@ FAQ: tuple[tuple[str, Callable[[], str]], ...] = (
             "No. Every notebook prints the versions it runs on first, and asks the failure registry what those "
             f"versions do. Colab's default runtimes are pinned as stacks: {_colab_stacks()}; "
             f"{_measured_on_colab()} (the matrix page). On releases newer than every stack, a difference is shown in an "
-            "orange box and the notebook goes on to the fix. Pinning versions on Colab means reinstalling and "
-            "restarting the runtime; the notebooks do not need it."
+            "orange box and the notebook goes on to the fix. Where a runtime does not raise a failure as the "
+            "documented stack does, the notebook shows the documented stack's recording beside what happens "
+            '("What your room will see"); to see it live, the switch installs the documented libraries '
+            '("If Colab breaks") and the runtime restarts.'
         ),
     ),
     (
@@ -456,7 +587,7 @@ code {{ font-size: 90%; background: #f4f4f4; padding: 0 3px; }} details {{ margi
 <body><nav><a href="index.html">&larr; peftlab: all notebooks</a></nav>
 <h1>Instructor's guide</h1>
 <p>A 3-hour workshop on the notebooks, 00 first. Everything below is read from the sources when the site is built:
-the lessons (<code>peftlab/registry.py</code>), each notebook's first cell and parameters cell, the stack files and
+the lessons (<code>peftlab/registry/</code>), each notebook's first cell and parameters cell, the stack files and
 <code>solutions/</code>.</p>
 <h2>Agenda ({total} minutes)</h2>
 <table id="agenda"><thead><tr><th>start</th><th>min</th><th>notebook</th><th>what to stress</th></tr></thead>
@@ -471,6 +602,11 @@ the lessons (<code>peftlab/registry.py</code>), each notebook's first cell and p
 {needs}
 </tbody></table>
 <p>{recorded}</p>
+<h2>What your room will see</h2>
+<p>Per Colab runtime (and the current stack), what each failure shows that some room sees otherwise than the
+documented stack: read from the failure registry's version ranges, <code>peftlab/recordings/</code> and the
+matrix page.</p>
+{room}
 <h2>Exercises and the intended answers</h2>
 <p>The answers are in <code>solutions/&lt;notebook&gt;.py</code> (one <code>exercise_N(ns)</code> each); the
 pages of this site show the learner's view. Open an answer below.</p>
@@ -555,6 +691,7 @@ def page_html(built: dict[str, float] | None = None) -> str:
         agenda=_agenda_html(agenda_rows()),
         needs=_needs_html(built),
         recorded=recorded,
+        room=_room_html(),
         exercises=_exercises_html(),
         faq=faq,
     )

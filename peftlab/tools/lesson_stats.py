@@ -90,7 +90,7 @@ def noise(executed: dict) -> tuple[int, int]:
     """(lines of non-lesson output, progress bars) of an executed notebook.
 
     Non-lesson output: every stderr line (warnings, logs), every progress bar (a line each), a bare
-    True/False/None shown as a cell's value, and the last cell's output (the scorecard).
+    True/False/None shown as a cell's value, and all the last cell (the scorecard) prints or returns.
     """
     lines = bars = 0
     code = [c for c in executed["cells"] if c["cell_type"] == "code"]
@@ -99,17 +99,15 @@ def noise(executed: dict) -> tuple[int, int]:
             text = output.get("text", "")
             text = text if isinstance(text, str) else "".join(text)
             data = output.get("data", {})
-            if output["output_type"] == "stream" and (output.get("name") == "stderr" or i == len(code) - 1):
+            plain = str(data.get("text/plain", ""))
+            last = i == len(code) - 1
+            if output["output_type"] == "stream" and (output.get("name") == "stderr" or last):
                 lines += len(text.splitlines())
             elif _PROGRESS in data:
                 bars += 1
                 lines += 1
-            elif output["output_type"] == "execute_result" and str(data.get("text/plain", "")) in (
-                "True",
-                "False",
-                "None",
-            ):
-                lines += 1
+            elif output["output_type"] == "execute_result" and (last or plain in ("True", "False", "None")):
+                lines += len(plain.splitlines())
     return lines, bars
 
 

@@ -151,7 +151,7 @@ def markdown(table: dict) -> str:
 
 
 def versions_label(versions: dict | None) -> str:
-    """``transformers 5.0.0 / peft 0.18.1`` for a stack's column, or ``not run``."""
+    """``transformers <release> / peft <release>`` for a stack's column, or ``not run``."""
     if not versions:
         return "not run"
     return f"transformers {versions.get('transformers')} / peft {versions.get('peft')}"

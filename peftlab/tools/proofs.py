@@ -92,11 +92,14 @@ class Proof:
     claim: str
     fact: str
     threshold: Threshold | Judge | None = None
+    learned: bool = False  # a figure training produces (seed-dependent): its threshold needs a sweep
 
     def judge(self, facts: dict[str, Any]) -> dict[str, Any]:
         """The verdict on ``facts``: claim, passed (None when the fact is missing), the value, the rule."""
         rule = str(self.threshold) if isinstance(self.threshold, Threshold) else self.rule_text()
-        verdict = {"claim": self.claim, "fact": self.fact, "rule": rule}
+        verdict = {"claim": self.claim, "fact": self.fact, "rule": rule, "learned": self.learned}
+        if isinstance(self.threshold, Threshold):
+            verdict["threshold"] = self.threshold.as_pair()
         if self.fact not in facts:
             return verdict | {"passed": None, "value": None, "figure": f"{self.fact}: not recorded"}
         value = facts[self.fact]

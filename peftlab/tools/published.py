@@ -225,10 +225,10 @@ def build_on_meta(name: str) -> torch.nn.Module:
 def _save_clip(folder: Path) -> None:
     from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from peftlab.models.clip import _words
+    from peftlab.models.clip import words
     from peftlab.models.vocab import clip_tokenizer
 
-    tokenizer = clip_tokenizer(_words(), folder)
+    tokenizer = clip_tokenizer(words(), folder)
     cfg = config("clip-vit-base-patch32")
     ids = {
         "eos_token_id": tokenizer.eos_token_id,

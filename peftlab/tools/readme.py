@@ -19,20 +19,13 @@ from packaging.version import Version
 
 from peftlab.registry import CHANGES, LESSONS, REGISTRY, Failure
 from peftlab.tools import ROOT
-from peftlab.tools.instructors import readme_agenda, readme_faq
+from peftlab.tools.instructors import readme_agenda, readme_faq, readme_room
+from peftlab.tools.markdown import markdown_table
+from peftlab.tools.notebooks import title
 from peftlab.versions import CI_STACKS, pinned_versions, real_runtime, stack_description, stack_names
 
 COLAB = "https://colab.research.google.com"
 REPO = "peftlab/peftlab"
-
-
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub Markdown table (cells may hold Markdown; ``|`` is escaped)."""
-    return "\n".join([_row(header), "|" + "---|" * len(header), *map(_row, rows)])
 
 
 def stacks_table() -> str:
@@ -61,19 +54,19 @@ def stacks_table() -> str:
 
 
 def notebooks_table() -> str:
-    """One row per notebook: its title with a Colab link, the failures it shows, the fix it proves."""
+    """One row per notebook: its title (its first heading) with a Colab link, the failures it shows, the fix."""
     rows = []
     for name, lesson in LESSONS.items():
         path = f"notebooks/{name}.ipynb"
         badge = f"[![Colab]({COLAB}/assets/colab-badge.svg)]({COLAB}/github/{REPO}/blob/main/{path})"
         failures = ", ".join(f"`{f.id}`" for f in REGISTRY.values() if f.notebook == name)
         failures = failures or ("none (a primer)" if lesson.primer else "")
-        rows.append([name.split("_", 1)[0], f"[{lesson.title}]({path}) {badge}", failures, lesson.fix])
+        rows.append([name.split("_", 1)[0], f"[{title(name)}]({path}) {badge}", failures, lesson.fix])
     return markdown_table(["#", "notebook", "failures shown (see below)", "the fix it proves"], rows)
 
 
 def _measured(measured: tuple[str, ...]) -> str:
-    """Stack names stay as they are; single releases (``peft 0.16.0``) are grouped per library."""
+    """Stack names stay as they are; single releases (``peft <release>``) are grouped per library."""
     stacks = [m for m in measured if " " not in m]
     releases: dict[str, list[str]] = {}
     for m in measured:
@@ -179,6 +172,7 @@ TABLES = {
     "failures-table": failures_table,
     "changes-table": changes_table,
     "instructors-agenda": readme_agenda,
+    "instructors-room": readme_room,
     "instructors-faq": readme_faq,
 }
 

@@ -176,7 +176,7 @@ def row(stem: str, seconds: float, card: dict | None, error: str) -> list[str]:
 def ok(stem: str, card: dict | None, error: str) -> bool:
     """True when the notebook ran to its end, showed every failure it teaches and every judged check
     passed; "not judged" checks never count as passed, and at least one check must have been judged."""
-    from peftlab.tools.runner import failures_missing
+    from peftlab.tools.execute import failures_missing
 
     if error or card is None or failures_missing(stem, card):
         return False

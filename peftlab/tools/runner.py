@@ -19,13 +19,7 @@ from pathlib import Path
 
 from peftlab.registry import for_notebook
 from peftlab.scorecard import MODE_ENV, REAL_SIZE
-from peftlab.tools.execute import execute
-
-
-def failures_missing(notebook: str, card: dict) -> list[str]:
-    """The failures the registry says ``notebook`` teaches that its scorecard does not show."""
-    shown = {f["id"] for f in card.get("failures", [])}
-    return [f.id for f in for_notebook(notebook) if f.id not in shown]
+from peftlab.tools.execute import execute, failures_missing
 
 
 @dataclass

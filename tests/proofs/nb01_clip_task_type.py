@@ -47,5 +47,6 @@ PROOFS = [
         "text-to-image retrieval does not fall (one caption of 16 allowed)",
         "text to image change",
         at_least(-1 / 16),
+        learned=True,
     ),
 ]
