@@ -106,12 +106,17 @@ def required_input_findings(model: torch.nn.Module, batch: Mapping | None) -> li
 
 
 def image_token_id(model: torch.nn.Module) -> int | None:
-    """The image placeholder token id of an image-text model's config, or None."""
+    """The image placeholder token id of an image-text model's config, or None: one of
+    ``IMAGE_TOKEN_KEYS``, else the ``"<image>"`` entry of a token map the config holds (a dict of token
+    strings to ids, as Chameleon's ``vocabulary_map`` on transformers 4.x)."""
     config = getattr(base_model(model), "config", None)
     for key in IMAGE_TOKEN_KEYS:
         value = getattr(config, key, None)
         if isinstance(value, int):
             return value
+    for value in vars(config).values() if config is not None else ():
+        if isinstance(value, dict) and isinstance(value.get("<image>"), int):
+            return value["<image>"]
     return None
 
 
