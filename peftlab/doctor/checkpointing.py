@@ -274,14 +274,20 @@ def dead_stacks(
 def checkpointing_findings(model: torch.nn.Module, batch: Mapping | None = None) -> list[Finding]:
     """Class 6: reentrant checkpointing where no input requires grad (an error) or one tower's does
     not (a silent loss). With a batch, a trainable layer whose output the model never uses
-    (:mod:`~peftlab.doctor.image_path`) is no source of a gradient."""
+    (:mod:`~peftlab.doctor.image_path`) is no source of a gradient: one whose output the image
+    features do not use, or one inside a pixel tower that the image path never runs (a pooling head
+    that the model's code skips)."""
     unused: frozenset[str] = frozenset()
     if batch is not None and any(checkpointed_layers(model).values()):
         from peftlab.doctor.image_path import run
 
-        trainable = {n.rsplit(".", 1)[0] for n, p in base_model(model).named_parameters() if p.requires_grad}
+        base = base_model(model)
+        trainable = {n.rsplit(".", 1)[0] for n, p in base.named_parameters() if p.requires_grad}
         path = run(model, batch, sorted(trainable))
-        unused = frozenset(path.unused) if path is not None else frozenset()
+        if path is not None:
+            towers = anatomy(base).towers
+            skipped = {n for n in trainable - path.ran if any(inside(n, t) for t in towers)}
+            unused = frozenset(path.unused | skipped)
     found = flow(model, unused)
     dead, sources = found.dead, found.sources
     if not dead:
