@@ -36,16 +36,19 @@ DETAILS = {
         "layers as the fix); nothing matched; layers that already carry an adapter (the double wrap); a "
         "contrastive two-tower model with only one tower adapted; an image-text generator whose targets also "
         "land in its vision tower (notebook 07); LoRA inside a VQ image tokenizer (discrete codes: no "
-        "gradient). Every diagnosis counts each `target_modules` entry's matches per part of the model",
+        "gradient); with a batch, LoRA layers whose output the model never uses (a pooling head that the "
+        "image features skip, an image-generation head). Every diagnosis counts each `target_modules` "
+        "entry's matches per part of the model",
         "PEFT's own matching rules for the installed version (`peftlab.targets`); a vision tower is what "
-        "consumes the pixels, not a name; every fix proposed is matched before it is printed",
+        "consumes the pixels, not a name; every fix proposed is matched before it is printed; the model's "
+        "image path run once on the batch, with a probe on each adapted layer",
     ),
     "unsaved": (
         "`modules_to_save` naming a parameter, or matching a module nested in another; parameters unfrozen "
         "outside PEFT; a PeftModel with nothing to train; an output layer tied to the input embeddings in "
-        "the targets or `modules_to_save`",
+        "the targets, or in `modules_to_save` where a reload ties it again",
         "module and parameter names; what `save_pretrained` writes; whether the head's weight is the "
-        "embeddings' weight",
+        "embeddings' weight; whether the installed `tie_weights` ties a pair that the checkpoint holds both of",
     ),
     "checkpoint": (
         "every tensor whose shape disagrees, folded by family, and the config that matches, searched for any "
@@ -61,16 +64,21 @@ DETAILS = {
     "checkpointing": (
         "reentrant gradient checkpointing where no input of a checkpointed block requires grad "
         "(`RuntimeError: element 0 of tensors does not require grad`), and the silent case: one tower's "
-        "adapters that get no gradient (notebook 06)",
+        "adapters that get no gradient (notebook 06); the hook that makes inputs require grad on a module "
+        "that returns a tuple, or whose frozen output its caller changes in place; `get_peft_model` with "
+        "checkpointing on, on a model without input embeddings",
         "which layers are checkpointed and with which `use_reentrant`, the hooks that make inputs require "
         "grad, which parameters train, and how image features reach the language model's layers (the "
-        "installed code, read)",
+        "installed code, read); with a batch, which trainable layers the image path runs and uses",
     ),
     "inputs": (
         "a batch whose image placeholder tokens differ from the image features the model makes (truncation "
-        "by `max_length`); an input the model requires in training mode (`token_type_ids`) missing",
-        "`doctor(..., batch=...)`: the batch, the model's `get_image_features` run on the meta device, and the "
-        "installed code's `raise` under `if training and <input> is None`",
+        "by `max_length`): a `ValueError` where the installed code compares the counts, else a shape error, "
+        "or a silent loss where `masked_scatter` drops the extra features; an input the model requires in "
+        "training mode (`token_type_ids`) missing",
+        "`doctor(..., batch=...)`: the batch, the model's `get_image_features` run once (on the meta device "
+        "when the model is there), the installed merge code, and its `raise` under "
+        "`if training and <input> is None`",
     ),
     "adapter": (
         "a saved adapter whose keys name no module of the model: it loads with a warning and does nothing "
