@@ -29,4 +29,14 @@ __all__ = [
     "stack_name",
     "start",
     "versions_table",
+    "DoctorCallback",
 ]
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    """``peftlab.DoctorCallback``, imported on first use (it imports transformers' Trainer machinery)."""
+    if name == "DoctorCallback":
+        from peftlab.callback import DoctorCallback
+
+        return DoctorCallback
+    raise AttributeError(f"module 'peftlab' has no attribute {name!r}")

@@ -13,7 +13,6 @@ import warnings
 import pytest
 import torch
 from families import altclip, blip, deit, idefics3, llava, paligemma, qwen2_vl, siglip, swin
-from packaging.version import Version
 from peft import LoraConfig, PeftModel, get_peft_model
 
 import peftlab
@@ -21,7 +20,6 @@ from peftlab import checkpoints
 from peftlab.doctor import Diagnosis, Finding, advisories, shapes
 from peftlab.module_names import linear_layer_names
 from peftlab.registry import change
-from peftlab.versions import version_of
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 NEW_NAMES = change("vit_attention_renamed").holds()
@@ -442,7 +440,7 @@ def test_renamed_attention_table_holds_on_the_installed_version(model_type: str)
     names = set(linear_layer_names(model))
     expected = (
         set(advisories.OLD_TO_NEW.values())
-        if version_of("transformers") >= Version("5")
+        if change("vit_attention_renamed").holds()
         else set(advisories.OLD_TO_NEW)
     )
     assert expected <= names
@@ -476,7 +474,7 @@ def test_removed_auto_class_advised_only_where_it_still_exists() -> None:
     d_llava = peftlab.doctor(llava()[0])
     d_deit = peftlab.doctor(deit()[0])
     assert "versions.removed_auto_class" not in d_deit.codes()
-    if version_of("transformers") >= Version("5"):
+    if change("vision2seq_removed").holds():
         assert "versions.removed_auto_class" not in d_llava.codes()
         with pytest.raises(ImportError):
             from transformers import AutoModelForVision2Seq  # noqa: F401

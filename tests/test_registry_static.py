@@ -284,10 +284,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("notebooks/02_blip2_inputs_embeds.py", "Q-Former in float32 too. transformers 5.0 also ties"): (
         "the same lesson text"
     ),
-    ("tests/test_doctor.py", 'version_of("transformers") >= Version("5")'): (
-        "tests/test_doctor*.py belong to the doctor's work: it should read the boundary from CHANGES "
-        '(e.g. change("vision2seq_removed").holds())'
-    ),
 }
 
 

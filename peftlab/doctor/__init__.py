@@ -36,6 +36,9 @@ def doctor(
     model: torch.nn.Module,
     peft_config: Any = None,
     checkpoint: str | Path | Mapping | None = None,
+    *,
+    batch: Mapping | None = None,
+    adapter: str | Path | None = None,
 ) -> Diagnosis:
     """Inspect ``model`` (a transformers model or a PeftModel) before training; return the findings.
 
@@ -43,12 +46,27 @@ def doctor(
       Leave it out for a PeftModel you are about to train (checks what it trains and saves).
     * ``checkpoint``: a checkpoint about to be loaded into this model (a ``save_pretrained`` folder,
       a weights file or a state dict): every tensor whose shape disagrees, and the config that fits.
+    * ``batch``: a batch about to be trained on (a dict of tensors): image placeholder tokens against
+      the image features the model makes, and inputs the model requires in training mode.
+    * ``adapter``: a saved adapter folder about to be loaded: keys that match no module of this model.
 
     Nothing is trained, loaded or changed. Used by every notebook ("the doctor would have told you").
     """
     from peft import PeftModel
 
-    from peftlab.doctor import advisories, checkpointing, saving, shapes, signatures, targeting
+    from peftlab.doctor import (
+        adapters,
+        advisories,
+        checkpointing,
+        image_path,
+        input_hooks,
+        inputs,
+        saving,
+        shapes,
+        signatures,
+        targeting,
+    )
+    from peftlab.targets import adapter_layers
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"doctor() needs a torch model, not {type(model).__name__}.")
@@ -57,16 +75,33 @@ def doctor(
     is_peft = isinstance(model, PeftModel)
     if peft_config is not None or is_peft:
         findings += signatures.wrapper_findings(model, peft_config)
+    counts: dict = {}
     if peft_config is not None:
         findings += targeting.target_findings(model, peft_config)
         findings += saving.modules_to_save_findings(model, peft_config)
+        findings += input_hooks.prepare_findings(model, peft_config)
+        targets, _ = targeting.resolve_targets(model, peft_config)
+        wrapped = targeting.wrapped_by(model, targets, getattr(peft_config, "exclude_modules", None)) or []
+        findings += saving.tied_head_findings(model, peft_config, wrapped)
+        findings += image_path.unused_findings(model, wrapped, batch, peft_config)
+        counts = targeting.entry_counts(model, peft_config)
     elif is_peft:
         findings += saving.trainable_findings(model)
+        findings += image_path.unused_findings(model, adapter_layers(base_model(model)), batch)
     if checkpoint is not None:
         findings += shapes.checkpoint_findings(model, checkpoint)
+    if adapter is not None:
+        findings += adapters.adapter_findings(model, adapter)
+    if peft_config is not None or is_peft or batch is not None:
+        findings += inputs.required_input_findings(model, batch)
+    if batch is not None:
+        findings += inputs.image_token_findings(model, batch)
     findings += advisories.advisory_findings(model, peft_config)
-    findings += checkpointing.checkpointing_findings(model)
-    return Diagnosis(_subject(model, peft_config, checkpoint), findings, time.perf_counter() - start)
+    findings += advisories.installed_pairing()
+    findings += checkpointing.checkpointing_findings(model, batch)
+    findings += input_hooks.hook_findings(model)
+    subject = _subject(model, peft_config, checkpoint)
+    return Diagnosis(subject, findings, time.perf_counter() - start, counts)
 
 
 def _subject(model: torch.nn.Module, peft_config: Any, checkpoint: Any) -> str:

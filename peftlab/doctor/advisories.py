@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from packaging.version import Version
 
 from peftlab.doctor.findings import Finding
 from peftlab.module_names import base_model, linear_layer_names
@@ -95,3 +96,36 @@ def removed_auto_class(model: torch.nn.Module) -> list[Finding]:
 def advisory_findings(model: torch.nn.Module, peft_config: Any) -> list[Finding]:
     """Class 5: every advisory that applies."""
     return renamed_attention(model, peft_config) + removed_auto_class(model)
+
+
+def installed_pairing() -> list[Finding]:
+    """The installed transformers' own minimum PEFT for its adapter API, against the installed PEFT.
+
+    Read from the installed transformers (``MIN_PEFT_VERSION`` of its PEFT integration), never typed:
+    ``get_peft_model`` and ``PeftModel`` do not check it, but ``model.add_adapter``/``load_adapter``/
+    ``set_adapter`` and a Trainer resuming a PEFT checkpoint raise below it.
+    """
+    try:
+        from transformers.integrations import peft as integration
+    except ImportError:
+        return []
+    minimum = getattr(integration, "MIN_PEFT_VERSION", None)
+    have = version_of("peft")
+    if minimum is None or have is None or have >= Version(minimum):
+        return []
+    return [
+        Finding(
+            "versions",
+            "versions.peft_below_transformers_minimum",
+            "warning",
+            "ValueError: The version of PEFT you are using is not compatible, please use a version >= "
+            f"{minimum}, from transformers' own adapter API (add_adapter, load_adapter, set_adapter, a "
+            "Trainer resuming a PEFT checkpoint); get_peft_model and PeftModel are not affected.",
+            f"The installed transformers {version_of('transformers')} sets MIN_PEFT_VERSION = {minimum!r} "
+            f"(transformers.integrations.peft); the installed peft is {have}.",
+            f"Install peft >= {minimum} where it exists; otherwise use the transformers release before this "
+            "minimum was raised, or stay with get_peft_model / PeftModel.from_pretrained (which do not check it).",
+            raises="ValueError",
+            when="model.load_adapter / add_adapter / Trainer resume",
+        )
+    ]

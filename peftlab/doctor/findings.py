@@ -16,9 +16,99 @@ CLASSES = {
     "targets": "bad targets",
     "unsaved": "unsaved trainables",
     "checkpoint": "checkpoint/config mismatch",
-    "versions": "version advisory",
+    "versions": "library versions",  # advisories about other releases, and the installed pairing
     "checkpointing": "checkpointing with frozen inputs",  # notebook 06
+    "inputs": "batch/model input mismatch",
+    "adapter": "adapter/model key mismatch",
 }
+
+#: Per class: what the doctor finds, and what it decides from (the README's doctor table is made from this).
+DETAILS = {
+    "wrapper": (
+        "a `task_type` wrapper that passes keywords the model rejects (`unexpected keyword`), or that collide "
+        "further down (`got multiple values`); a required argument such as `pixel_values` that the wrapper does "
+        "not name",
+        "the wrapper's call and the model's signatures. Where a keyword goes into `**kwargs`, the installed "
+        "source is followed down to the submodule call that receives it",
+    ),
+    "targets": (
+        "types LoRA cannot wrap (a Dropout matched by `default`; a module around `nn.Linear`, with the inner "
+        "layers as the fix); nothing matched; layers that already carry an adapter (the double wrap); a "
+        "contrastive two-tower model with only one tower adapted; an image-text generator whose targets also "
+        "land in its vision tower (notebook 07); LoRA inside a VQ image tokenizer (discrete codes: no "
+        "gradient); with a batch, LoRA layers whose output the model never uses (a pooling head that the "
+        "image features skip, an image-generation head). Every diagnosis counts each `target_modules` "
+        "entry's matches per part of the model",
+        "PEFT's own matching rules for the installed version (`peftlab.targets`); a vision tower is what "
+        "consumes the pixels, not a name; every fix proposed is matched before it is printed; the model's "
+        "image path run once on the batch, with a probe on each adapted layer",
+    ),
+    "unsaved": (
+        "`modules_to_save` naming a parameter, or matching a module nested in another; parameters unfrozen "
+        "outside PEFT; a PeftModel with nothing to train; an output layer tied to the input embeddings in "
+        "the targets, or in `modules_to_save` where a reload ties it again",
+        "module and parameter names; what `save_pretrained` writes; whether the head's weight is the "
+        "embeddings' weight; whether the installed `tie_weights` ties a pair that the checkpoint holds both of",
+    ),
+    "checkpoint": (
+        "every tensor whose shape disagrees, folded by family, and the config that matches, searched for any "
+        "model class (no list of models) and checked on the meta device before it is proposed",
+        "tensor shapes read from the file header (`peftlab.checkpoints`)",
+    ),
+    "versions": (
+        "target names that transformers 5 renamed (ViT, DeiT, Swin, BEiT, DINOv2, ...), models loaded through "
+        "`AutoModelForVision2Seq` (removed in 5.0); an installed peft below the installed transformers' own "
+        "minimum for its adapter API",
+        "measured on both stacks; the installed transformers' `MIN_PEFT_VERSION`",
+    ),
+    "checkpointing": (
+        "reentrant gradient checkpointing where no input of a checkpointed block requires grad "
+        "(`RuntimeError: element 0 of tensors does not require grad`), and the silent case: one tower's "
+        "adapters that get no gradient (notebook 06); the hook that makes inputs require grad on a module "
+        "that returns a tuple, or whose frozen output its caller changes in place; `get_peft_model` with "
+        "checkpointing on, on a model without input embeddings",
+        "which layers are checkpointed and with which `use_reentrant`, the hooks that make inputs require "
+        "grad, which parameters train, and how image features reach the language model's layers (the "
+        "installed code, read); with a batch, which trainable layers the image path runs and uses",
+    ),
+    "inputs": (
+        "a batch whose image placeholder tokens differ from the image features the model makes (truncation "
+        "by `max_length`): a `ValueError` where the installed code compares the counts, else a shape error, "
+        "or a silent loss where `masked_scatter` drops the extra features; an input the model requires in "
+        "training mode (`token_type_ids`) missing",
+        "`doctor(..., batch=...)`: the batch, the model's `get_image_features` run once (on the meta device "
+        "when the model is there), the installed merge code, and its `raise` under "
+        "`if training and <input> is None`",
+    ),
+    "adapter": (
+        "a saved adapter whose keys name no module of the model: it loads with a warning and does nothing "
+        "(module names moved between releases, or another model class)",
+        "`doctor(..., adapter=folder)`: the adapter file's keys, after the renames the installed libraries "
+        "apply on load",
+    ),
+}
+
+NUMBERS = (
+    "no",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+)
+
+
+def class_count() -> str:
+    """How many failure classes the doctor checks, in words (``"eight"``): read from :data:`CLASSES`."""
+    return NUMBERS[len(CLASSES)] if len(CLASSES) < len(NUMBERS) else str(len(CLASSES))
+
 
 #: Severities, worst first. An advisory is about another library version, not about this run.
 SEVERITIES = ("error", "silent loss", "warning", "advisory")
@@ -59,6 +149,8 @@ class Diagnosis:
     subject: str
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    #: Per ``target_modules`` entry, the modules it matches per part of the model (peft #3658).
+    target_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.findings.sort(key=lambda f: SEVERITIES.index(f.severity))
@@ -101,11 +193,22 @@ class Diagnosis:
             "subject": self.subject,
             "ok": self.ok,
             "seconds": round(self.seconds, 3),
+            "target_counts": self.target_counts,
             "findings": [asdict(f) for f in self.findings],
         }
 
+    def counts_line(self) -> str:
+        """``target_modules: 'q_proj' 6 (vision tower 4, language model 2); 'qkv' matches nothing``."""
+        shown = []
+        for entry, per_part in self.target_counts.items():
+            total = sum(per_part.values())
+            where = ", ".join(f"{part} {n}" for part, n in per_part.items() if n)
+            shown.append(f"{entry!r} {total} ({where})" if total else f"{entry!r} matches nothing")
+        return "target_modules: " + "; ".join(shown) if shown else ""
+
     def __str__(self) -> str:
-        return "\n\n".join([self.headline()] + [str(f) for f in self.findings])
+        head = "\n".join(filter(None, [self.headline(), self.counts_line()]))
+        return "\n\n".join([head] + [str(f) for f in self.findings])
 
     __repr__ = __str__
 
@@ -127,4 +230,5 @@ class Diagnosis:
             for c in ("finding", "what will happen", "evidence", "fix")
         )
         table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
-        return f"<div><b>{html.escape(self.headline())}</b>{table}</div>"
+        counts = f"<br><small>{html.escape(self.counts_line())}</small>" if self.target_counts else ""
+        return f"<div><b>{html.escape(self.headline())}</b>{counts}{table}</div>"

@@ -8,6 +8,7 @@ and a PeftModel with nothing trainable at all (loaded without ``is_trainable=Tru
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -158,5 +159,78 @@ def trainable_findings(model: torch.nn.Module) -> list[Finding]:
             "Put the module that owns them in modules_to_save (by its full path), or save them beside the adapter "
             "(peftlab.lessons.position_embeddings.save_extra_parameters) and load them back before the adapter.",
             when="save and reload",
+        )
+    ]
+
+
+def reload_keeps_a_saved_head(model: torch.nn.Module) -> bool:
+    """True when the installed transformers, loading a checkpoint that holds both the head and the
+    embeddings with different values, keeps both (it ties only what the checkpoint lacks). Read from
+    the installed code: the model's ``tie_weights`` takes the checkpoint's ``missing_keys`` and ties a
+    pair only where one of the two is missing (transformers 5); 4.x ties whatever the config says."""
+    tie = getattr(type(model), "tie_weights", None)
+    try:
+        accepted = inspect.signature(tie).parameters if callable(tie) else {}
+        source = inspect.getsource(tie) if "missing_keys" in accepted else ""
+    except (OSError, TypeError, ValueError):
+        return False
+    return "not in missing_keys" in source
+
+
+def tied_head_findings(model: torch.nn.Module, peft_config: Any, wrapped: list[str]) -> list[Finding]:
+    """The output layer, tied to the input embeddings, adapted or put in ``modules_to_save``.
+
+    Read from the model: ``get_output_embeddings().weight is get_input_embeddings().weight``. A LoRA on
+    the head merges into the one shared matrix (the input embeddings change too); a ``modules_to_save``
+    copy unties the head for training, and a merged model saved with ``tie_word_embeddings=True``
+    reloads with the untrained embeddings as its head. PEFT's ``ensure_weight_tying`` (where the
+    installed PEFT has it) keeps the two together. Where the installed transformers reloads a saved head
+    that differs from the embeddings untied (:func:`reload_keeps_a_saved_head`), a ``modules_to_save``
+    copy survives the reload and is not flagged.
+    """
+    base = base_model(model)
+    head_fn, embed_fn = (
+        getattr(base, "get_output_embeddings", None),
+        getattr(base, "get_input_embeddings", None),
+    )
+    try:
+        head = head_fn() if callable(head_fn) else None
+        embed = embed_fn() if callable(embed_fn) else None
+    except (NotImplementedError, AttributeError):
+        return []
+    if head is None or embed is None or getattr(head, "weight", None) is not getattr(embed, "weight", 0):
+        return []
+    name = next(n for n, m in base.named_modules() if m is head)
+    saved = [
+        e for e in getattr(peft_config, "modules_to_save", None) or [] if name == e or name.endswith(f".{e}")
+    ]
+    adapted = [w for w in wrapped if w == name]
+    if not adapted and saved and reload_keeps_a_saved_head(base):
+        saved = []  # the trained copy is saved beside the embeddings and reloads untied
+    if not saved and not adapted:
+        return []
+    has_tying = "ensure_weight_tying" in getattr(type(peft_config), "__dataclass_fields__", {})
+    tying = bool(getattr(peft_config, "ensure_weight_tying", False))
+    if tying:
+        return []
+    how = f"modules_to_save={saved!r}" if saved else "target_modules"
+    return [
+        Finding(
+            "unsaved",
+            "unsaved.tied_head",
+            "silent loss",
+            "No error, and the trained output layer is lost: it shares its weight with the input embeddings "
+            "(tie_word_embeddings), so after merge_and_unload and a save, the reloaded model ties the head "
+            "to the embeddings again and the head's training is gone (or the embeddings changed with it).",
+            f"{how} adapts {name!r}, whose weight is the input embeddings' weight "
+            f"(config.tie_word_embeddings={getattr(getattr(base, 'config', None), 'tie_word_embeddings', None)}).",
+            (
+                "Set LoraConfig(ensure_weight_tying=True) (the installed PEFT has it), or "
+                if has_tying
+                else "The installed PEFT has no ensure_weight_tying: "
+            )
+            + f"leave {name!r} out of the adapter, or untie the weights (tie_word_embeddings=False) before "
+            "training and save both.",
+            when="merge and reload",
         )
     ]

@@ -106,6 +106,20 @@ def _callees(owner: torch.nn.Module, tree: ast.FunctionDef, var_kw: str) -> list
     return [item[2:] for item in sorted(found, key=lambda item: item[:2])]
 
 
+def _decorator_taking(fn: Any, keyword: str) -> str | None:
+    """The decorator around ``fn`` whose wrapper handles ``keyword`` by name (transformers'
+    ``can_return_tuple`` pops ``return_dict`` before the function sees it), or None."""
+    while hasattr(fn, "__wrapped__"):
+        try:  # the wrapper's own code (inspect.getsource(fn) would unwrap it)
+            source = textwrap.dedent(inspect.getsource(fn.__code__))
+        except (AttributeError, OSError, TypeError):
+            source = ""
+        if any(isinstance(n, ast.Constant) and n.value == keyword for n in ast.walk(ast.parse(source))):
+            return fn.__qualname__.split(".<locals>")[0]
+        fn = fn.__wrapped__
+    return None
+
+
 def keyword_fate(module: torch.nn.Module, keyword: str, fn: Any = None, depth: int = 0) -> Fate:
     """Follow ``keyword`` from ``module``'s ``forward`` (or ``fn``) through ``**kwargs`` to where it ends."""
     fn = fn or type(module).forward
@@ -113,6 +127,9 @@ def keyword_fate(module: torch.nn.Module, keyword: str, fn: Any = None, depth: i
     signature = inspect.signature(fn)
     if keyword in signature.parameters:
         return Fate("accepted", name)
+    decorator = _decorator_taking(fn, keyword)
+    if decorator:
+        return Fate("accepted", f"{name} (taken by its decorator {decorator})")
     var_kw = _var_keyword(fn)
     if var_kw is None:
         return Fate("unexpected", name)

@@ -16,11 +16,18 @@ from peftlab.hub import OfflineError
 
 def add_arguments(cmd: argparse.ArgumentParser) -> None:
     """The options of ``peftlab doctor``."""
+    from peftlab.doctor.findings import CLASSES, class_count
+
+    cmd.description = (
+        f"The doctor on a model folder and an adapter config, before training: {class_count()} failure "
+        f"classes ({', '.join(CLASSES.values())})."
+    )
     cmd.add_argument("model", help="a folder written by save_pretrained (config.json), or a Hub id")
     cmd.add_argument("--peft-config", help="adapter folder or adapter_config.json about to be applied")
     cmd.add_argument(
         "--checkpoint", help="weights to load into the model (default: the folder's own, if any)"
     )
+    cmd.add_argument("--adapter", help="a saved adapter folder about to be loaded onto the model")
     cmd.add_argument("--json", action="store_true", help="print the findings as JSON")
 
 
@@ -33,6 +40,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     checkpoint = args.checkpoint or (args.model if has_weights(args.model) else None)
-    diagnosis = doctor(model, config, checkpoint)
+    diagnosis = doctor(model, config, checkpoint, adapter=args.adapter)
     print(json.dumps(diagnosis.as_dict(), indent=2) if args.json else diagnosis)
     return 0 if diagnosis.ok else 1

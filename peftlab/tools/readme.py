@@ -150,7 +150,24 @@ def real_size_table(facts_file: Path = REAL_SIZE_FACTS) -> str:
     return markdown_table(header, rows)
 
 
+def doctor_table() -> str:
+    """The doctor's classes: what each finds and what it decides from (``peftlab.doctor.findings``)."""
+    from peftlab.doctor.findings import CLASSES, DETAILS
+
+    rows = [[label, *DETAILS[key]] for key, label in CLASSES.items()]
+    return markdown_table(["class", "finds", "decided from"], rows)
+
+
+def doctor_heading() -> str:
+    """The README's doctor heading, with the class count read from the doctor's own list."""
+    from peftlab.doctor.findings import class_count
+
+    return f"## `peftlab doctor`: {class_count()} failure classes, predicted before training"
+
+
 TABLES = {
+    "doctor-heading": doctor_heading,
+    "doctor-table": doctor_table,
     "stacks-table": stacks_table,
     "real-size-table": real_size_table,
     "notebooks-table": notebooks_table,
