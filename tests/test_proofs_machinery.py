@@ -64,4 +64,6 @@ def test_every_proofs_file_names_a_notebook_and_lists_both():
         assert (proofs.ROOT / "notebooks" / f"{notebook}.py").exists(), f"{path.name}: no notebook {notebook}"
         module = proofs.load(notebook)
         assert isinstance(module.SHOWN, list) and isinstance(module.PROOFS, list)
-        assert len({p.fact for p in module.PROOFS}) == len(module.PROOFS), "one proof per fact"
+        assert len({p.claim for p in module.PROOFS}) == len(module.PROOFS), (
+            "one proof per claim"
+        )  # a fact may hold several
