@@ -96,6 +96,27 @@ def tiny_checkpoint(family: str, recipe: dict, build: Callable[[Path], None], so
     return folder
 
 
+@contextlib.contextmanager
+def quiet_loading(quiet: bool) -> Iterator[None]:
+    """Load without transformers' "Loading weights" bar and its warnings when ``quiet`` (the tiny models:
+    read from the local cache in a blink, several times a notebook, with nothing to warn about that the
+    notebook does not say itself). A real checkpoint keeps its bars and warnings; errors are still raised."""
+    from transformers.utils import logging as hf_logging
+
+    if not quiet:
+        yield
+        return
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity(hf_logging.CRITICAL)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def resolve(checkpoint: str, family: str, make_tiny: Callable[[], Path]) -> str:
     """Turn a ``checkpoint`` argument into something ``from_pretrained`` can load.
 
