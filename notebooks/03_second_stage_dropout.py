@@ -658,7 +658,7 @@ scorecard.check_same(
 # adapter only makes sense on top of the merged weights.
 
 # %%
-del merged_again, reloaded_c  # no later cell uses them: keep few models in memory
+del merged_again, reloaded_c, merged, fresh  # no later cell uses them: keep few models in memory
 
 
 def size_on_disk(*folders):
@@ -840,7 +840,6 @@ clear
 # `lora_B.default`? Give the class name.
 
 # %%
-del merged, fresh  # no later cell uses them: keep few models in memory
 answer = None  # your answer: a class name, e.g. "Dropout"
 
 # %%
@@ -856,9 +855,9 @@ matched_types = sorted(
     }
 )
 print("besides lora_A.default and lora_B.default, 'default' matches:", matched_types)
+del no_dropout  # no later cell uses it: keep few models in memory
 
 # %%
-del no_dropout  # no later cell uses it: keep few models in memory
 exercises.check(
     "03.1",
     answer,

@@ -13,6 +13,11 @@ them), one function ``exercise_<n>(ns)`` per exercise, given the notebook's name
 ``PEFTLAB_SOLUTIONS=1`` in the environment (the test suite sets it), :func:`check`
 ignores the learner's cell, takes the solution instead, and raises :class:`SolutionError` unless
 the solution is judged correct: a solution that stops working turns CI red.
+
+``tests/test_learner.py`` answers every exercise wrongly, then with its stored solution, re-running
+the cells as a learner would; it finds an exercise by its cells. The convention it relies on (the
+answer line ``NAME = None  # your ...``, a ``check("NN.k", ...)`` call, cells that can be re-run) is
+written out in ``tests/learner.py``.
 """
 
 from __future__ import annotations

@@ -10,13 +10,12 @@ extra) or the built site is missing; with ``$PEFTLAB_DOCS_REQUIRED=1`` (CI) that
 Each page leaves a full-page screenshot in ``<site>/screenshots/``.
 """
 
-import base64
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
+from browser import MAX_HEIGHT, chrome, missing_browser, screenshot
 
 from peftlab import recordings
 from peftlab.detectors import DETECTORS
@@ -26,25 +25,8 @@ from peftlab.versions import pinned_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("PEFTLAB_DOCS_SITE", ROOT / "build" / "docs")).resolve()
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 NOTEBOOKS = [p.stem for p in find_notebooks(ROOT / "notebooks")]
-# Without these Chromium hangs on network look-ups here; the resolver rule makes any remote fetch
-# fail at once, so a page that needs the network shows it (and its console says so).
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-    "--window-size=1280,1000",
-    "--hide-scrollbars",
-]
 DOCUMENTED = pinned_versions(recordings.STACK)  # the recordings' stack
-MAX_HEIGHT = 16000  # px: Chromium cannot capture a taller screenshot in one piece
 
 #: Set by CI (`.ci/run`, ci.yml): a missing browser or site fails instead of skipping.
 REQUIRED = os.environ.get("PEFTLAB_DOCS_REQUIRED") == "1"
@@ -52,8 +34,8 @@ REQUIRED = os.environ.get("PEFTLAB_DOCS_REQUIRED") == "1"
 
 def _missing() -> str:
     """Why this file cannot run here, or ''."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        return "needs the system Chromium: apt-get install -y chromium chromium-driver"
+    if missing_browser():
+        return missing_browser()
     if not (SITE / "index.html").exists():
         return f"no docs site at {SITE}: run `peftlab docs` first"
     return ""
@@ -88,25 +70,10 @@ return {
 @pytest.fixture(scope="module")
 def browser():
     assert not _missing(), _missing()  # only reached when REQUIRED: skipping would hide it
-    if REQUIRED:
-        from selenium import webdriver
-    else:
-        webdriver = pytest.importorskip(
-            "selenium.webdriver", reason="needs selenium: pip install -e '.[docs]'"
-        )
-    from selenium.webdriver.chrome.service import Service
-
-    with tempfile.TemporaryDirectory() as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    if not REQUIRED:
+        pytest.importorskip("selenium.webdriver", reason="needs selenium: pip install -e '.[docs]'")
+    with chrome() as driver:
+        yield driver
 
 
 def open_page(driver, name: str) -> dict:
@@ -118,12 +85,7 @@ def open_page(driver, name: str) -> dict:
     width, height = driver.execute_script(
         "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
     )
-    clip = {"x": 0, "y": 0, "width": width, "height": min(height, MAX_HEIGHT), "scale": 1}
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
-    )
-    (SITE / "screenshots").mkdir(exist_ok=True)
-    (SITE / "screenshots" / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+    screenshot(driver, SITE / "screenshots" / f"{name}.png", width, min(height, MAX_HEIGHT))
     return seen
 
 

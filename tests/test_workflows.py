@@ -69,6 +69,14 @@ def test_ci_builds_the_docs_and_opens_them_in_chromium():
     )
 
 
+def test_ci_runs_the_notebooks_in_jupyterlab_with_the_browser_required():
+    steps = load("ci.yml")["jobs"]["docs"]["steps"]
+    lab = next(s for s in steps if "tests/test_jupyterlab.py" in s.get("run", ""))
+    assert lab["env"]["PEFTLAB_BROWSER_REQUIRED"] == "1" and ".[docs,dev]" in lab["run"]
+    ci_run = (WORKFLOWS.parents[1] / ".ci" / "run").read_text()
+    assert "PEFTLAB_BROWSER_REQUIRED=1 .venvs/current/bin/python -m pytest tests/test_jupyterlab.py" in ci_run
+
+
 def test_weekly_matrix_runs_one_job_per_stack_file_then_collects():
     from peftlab.versions import stack_names
 
