@@ -23,12 +23,12 @@
 # `task_type="CAUSAL_LM"`, or the first training step stops with
 # `TypeError: Blip2ForConditionalGeneration.forward() got an unexpected keyword argument 'inputs_embeds'`.
 #
-# **Live or recorded.** The report's transformers raises this error, and so do the releases of the
-# *documented stack*: the library versions this collection is written and checked against. Newer
-# transformers accept the call. There, the failure's box says so and, beside it, shows the traceback
-# the same cell raised on the documented stack: recorded there, re-checked on every CI run, its
-# versions named in the box. The recap names the releases; the instructor's guide lists what each
-# Colab runtime shows ([What your room will see](https://github.com/peftlab/peftlab#what-your-room-will-see)).
+# **Live or recorded.** The report's transformers raises this error, and so does the *documented
+# stack* (the library versions this collection is written and checked against). Newer transformers
+# accept the call: there, the failure's box says so and shows beside it the traceback the same cell
+# raised on the documented stack, with its versions (re-checked on every CI run). The recap names the
+# releases; [What your room will see](https://github.com/peftlab/peftlab#what-your-room-will-see) lists
+# each Colab runtime.
 #
 # **Learning goals**
 #
@@ -55,7 +55,7 @@ import peftlab
 peftlab.start("02_blip2_inputs_embeds")
 
 # %% tags=["parameters"]
-CHECKPOINT = "tiny"  # or "Salesforce/blip2-opt-2.7b" on a Colab GPU (then set GRADIENT_CHECKPOINTING to True): about 2.5 GB of weights in 4-bit NF4, worked out in the memory deep dive
+CHECKPOINT = "tiny"  # or "Salesforce/blip2-opt-2.7b" on a Colab GPU (then set GRADIENT_CHECKPOINTING to True; about 2.5 GB in 4-bit NF4, scales included: the memory deep dive's arithmetic)
 DEVICE = None  # None picks CUDA, then MPS, then the CPU
 QUANTIZE = True  # 4-bit NF4 wherever the installed libraries and the device allow it
 AUTOCAST = True  # mixed precision where it pays (a GPU); the CPU computes in float32
@@ -70,10 +70,9 @@ SEED = 0
 # %% [markdown]
 # ## The model and the data
 #
-# BLIP-2 has three parts: a ViT reads the image; the Q-Former (a small transformer with 8 learned
-# query tokens; 32 in the real model) turns its features into 8 "soft words"; an OPT language model
-# reads them before the question and writes the answer. The tiny BLIP-2 was trained to answer
-# questions about red, green and blue shapes only: it has never answered "yellow".
+# BLIP-2 has three parts: a ViT reads the image; the Q-Former, a small transformer, turns its
+# features into a few "soft words"; an OPT language model reads them before the question and writes
+# the answer. The tiny BLIP-2 was trained on red, green and blue shapes only: it never answered "yellow".
 #
 # `load_blip2_4bit` loads it in 4-bit **NF4** (each weight stored in 4 bits, as one of 16 values,
 # with a scale per block of 64 weights) where the libraries and the device allow it; LoRA trained on
@@ -142,8 +141,8 @@ wrong_model = get_peft_model(
 print(type(wrong_model).__name__)
 
 # %% [markdown]
-# The error comes with the first forward pass, i.e. the first training step. On your versions, the
-# box shows the error live, or says that none came and shows the documented stack's recording beside it.
+# The error comes with the first forward pass (the first training step). The box shows it live, or
+# says none came here and shows the documented stack's recording.
 
 # %%
 batch = peftlab.train.to_device(train_batches[0], device)
@@ -159,8 +158,7 @@ with expect_failure("blip2_causal_lm_inputs_embeds") as seen:
 # declares `inputs_embeds` nor takes `**kwargs`, so Python rejects the keyword. Later releases changed
 # BLIP-2's `forward` (exercise 3 and a deep dive follow that history).
 #
-# Left: the wrapper's `forward` (red: names that the installed BLIP-2's `forward` does not declare).
-# Right: BLIP-2's own parameters.
+# Left: the wrapper's `forward` (in red: names the installed BLIP-2 does not declare); right: BLIP-2's.
 
 # %%
 plots.signature_comparison(
@@ -220,9 +218,8 @@ scorecard.check(
 #
 # Without a `task_type`, `get_peft_model` returns the plain `PeftModel`, whose `forward` passes on
 # exactly what it is given: BLIP-2 keeps its own signature on every release. The model is loaded
-# afresh (`get_peft_model` changes the model it is given). With 4-bit weights,
-# `prepare_model_for_kbit_training` is the usual QLoRA preparation: it freezes them, casts the
-# remaining half-precision parameters to float32 and, when asked, switches gradient checkpointing on.
+# afresh (`get_peft_model` changes the model it is given). `prepare_model_for_kbit_training`, the
+# usual QLoRA preparation, freezes the 4-bit weights and casts the other half-precision ones to float32.
 
 # %%
 from peft import prepare_model_for_kbit_training
@@ -329,8 +326,7 @@ scorecard.check_headroom(
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a cell for your answer and a cell that checks it (*correct*, or a hint). Answer,
-# run, and try again as often as you like.
+# Each exercise has a cell for your answer and a cell that checks it. Answer, run, retry at will.
 #
 # ### Exercise 1: other target names (predict first)
 #
@@ -386,12 +382,11 @@ exercises.check(
 # %% [markdown]
 # ### Exercise 3: the releases in between (predict first)
 #
-# Between the report's transformers and the release that declares `inputs_embeds`, BLIP-2's `forward`
-# took `**kwargs` but did not yet declare `inputs_embeds`. Inside, it builds the OPT's input from the
-# image and the text and calls `self.language_model(inputs_embeds=..., **kwargs)`. **Predict**: what
-# does the report's call raise there? Answer `"unexpected keyword"`, `"multiple values"` or
-# `"no error"`; the check compares with the registry's record of those releases (peftlab's table of
-# what each release does, from runs of this cell).
+# For a few releases after the report's, BLIP-2's `forward` took `**kwargs` but did not yet declare
+# `inputs_embeds`; it built the OPT's input from image and text and called
+# `self.language_model(inputs_embeds=..., **kwargs)`. **Predict**: what did the report's call raise
+# there? Answer `"unexpected keyword"`, `"multiple values"` or `"no error"`; the check compares with
+# what those releases raised when peftlab ran this cell on them.
 
 # %%
 answer = None  # your answer: "unexpected keyword", "multiple values" or "no error"
@@ -649,6 +644,7 @@ print(f"Salesforce/blip2-opt-2.7b: {sum(p.numel() for p in real.parameters()):,}
 for scheme, value in real_bytes.items():
     print(f"  {scheme}: {value / 1e9:5.2f} GB")
 print(f"  plus the NF4 scales get_memory_footprint() does not count: {scales / 1e9:.2f} GB")
+scorecard.record("real model in 4-bit NF4 with its scales, GB", (real_bytes["nf4"] + scales) / 1e9)
 memory.plot(measured, real_bytes)
 display(
     Markdown(

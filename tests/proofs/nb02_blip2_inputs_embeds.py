@@ -41,6 +41,11 @@ def _zero_or_not_run(value: object) -> bool:
     return value == 0 or value == NOT_RUN
 
 
+def _about_the_parameters_cells_figure(gigabytes: float) -> bool:
+    """rounds to the "about 2.5 GB in 4-bit NF4" that the parameters cell (and the README's agenda) states"""
+    return round(gigabytes, 1) == 2.5
+
+
 SHOWN = [
     Shown("the signatures predict what the call did"),
     Shown("the fixed model runs the call, by keyword and by position alike", at_most(0.0)),
@@ -88,5 +93,10 @@ PROOFS = [
         "the memory arithmetic equals get_memory_footprint()",
         "memory arithmetic minus get_memory_footprint(), per precision",
         _arithmetic_exact,
+    ),
+    Proof(
+        "the real model's size in 4-bit is what the parameters cell says",
+        "real model in 4-bit NF4 with its scales, GB",
+        _about_the_parameters_cells_figure,
     ),
 ]
