@@ -34,7 +34,7 @@
 #
 # * Explain why a text `task_type` (`CAUSAL_LM`) is the wrong wrapper for BLIP-2, an image-text model.
 # * Predict the error from two `forward` signatures before training, on any transformers release.
-# * Fix it (no `task_type`) and train LoRA on a 4-bit BLIP-2 that learns to name a new colour.
+# * Fix it (no `task_type`) and train LoRA (in 4-bit where possible) so BLIP-2 names a new colour.
 #
 # **Prerequisites**: notebook 01 (`task_type` picks the wrapper class and its `forward`).
 
@@ -169,7 +169,7 @@ plots.signature_comparison(
 )
 
 # %% [markdown]
-# **Check before you train.** The same ten lines of `inspect` as in notebook 01: the keywords the
+# **Check before you train.** The same few lines of `inspect` as in notebook 01: the keywords the
 # wrapper's `forward` names that BLIP-2's does not, and whether BLIP-2 takes `**kwargs`, predict what
 # the call does on the installed versions: no error, or which `TypeError`.
 
@@ -304,8 +304,8 @@ plots.bars(
 )
 
 # %% [markdown]
-# What a user sees: the answers each model *writes* (greedy decoding, no list of candidates), for two
-# held-out images of each colour, then the share of right answers it writes over all held-out images.
+# What a user sees: the answers each model *writes* (greedy decoding, no candidate list) for two
+# held-out images per colour, then its share of right written answers over all of them.
 
 # %%
 lora_answers = vqa.generate_answers(peft_model, processor, shown, "colour", batch_size=EVAL_BATCH_SIZE)
@@ -418,8 +418,8 @@ exercises.check(
 #   BLIP-2 and other image-text models, leave it out; the plain `PeftModel` keeps the model's signature.
 # * Two signatures predict the outcome before training (`forward_mismatch`, as in notebook 01); then
 #   run one forward pass of the model you will train.
-# * LoRA on a frozen 4-bit BLIP-2 (QLoRA) taught it a colour it had never named, in its answers and in
-#   the text it writes.
+# * LoRA on the frozen BLIP-2 (QLoRA where it loaded in 4-bit) taught it a colour it had never named,
+#   in the answers it picks and writes.
 #
 # Which transformers raise the report's error live, and which show it recorded:
 
@@ -514,8 +514,8 @@ flagged
 # %% [markdown]
 # ## Deep dive: where the 4-bit layers and LoRA went
 #
-# bitsandbytes replaces the `nn.Linear` layers of the ViT, the projection and the OPT with
-# `Linear4bit`; the Q-Former stays in full precision (BLIP-2 lists it in `_keep_in_fp32_modules`),
+# Where the model loads in 4-bit (the line under the model says whether it did), bitsandbytes
+# replaces the `nn.Linear` layers of the ViT, the projection and the OPT with `Linear4bit`; the Q-Former stays in full precision (BLIP-2 lists it in `_keep_in_fp32_modules`),
 # and so does the OPT's output layer `lm_head`. The report's `q_proj`/`v_proj` are names of the OPT's
 # attention layers only, so its LoRA adapts the language model alone, reading the same image
 # features as before.
