@@ -49,3 +49,5 @@ WRONG = {
     2: [6553600, 13107200],
     3: ["unexpected keyword", "no error"],
 }
+#: The wrong answer the one-kernel learner test gives first (tests/learner.py).
+WRONG_ANSWERS = {k: answers[0] for k, answers in WRONG.items()}
