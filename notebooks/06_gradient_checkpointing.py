@@ -260,9 +260,9 @@ print("modules whose output is made to require grad:", *hooked, sep="\n  ")
 default_change, towers_change = change("gc_default_non_reentrant"), change("input_grads_every_tower")
 display(
     Markdown(
-        f"`gradient_checkpointing_enable()` defaults to `use_reentrant=False` from {default_change.phrase()}, "
+        f"`gradient_checkpointing_enable()` defaults to `use_reentrant=False` from transformers {default_change.release}, "
         f"and `enable_input_require_grads()` hooks the input embeddings of every sub-model that has them "
-        f"(here: {', '.join(f'`{name}`' for name in hooked)}) from {towers_change.phrase()}; before that it "
+        f"(here: {', '.join(f'`{name}`' for name in hooked)}) from transformers {towers_change.release}; before that it "
         "hooks the language model's token embeddings only. "
         + (
             "On this stack the defaults are reentrant and only the OPT's input is hooked: the ViT's layers see "
@@ -344,7 +344,7 @@ with warnings.catch_warnings(
     record=True
 ) as said:  # torch's only symptom, once per step: counted, not repeated
     warnings.simplefilter("always", UserWarning)
-    silent_losses = peftlab.train.train(silent_model, train_batches, LORA_STEPS, lr=LR, desc="LoRA, defaults")
+    silent_losses = peftlab.train.train(silent_model, train_batches, LORA_STEPS, lr=LR, progress=False)
 none_warnings = [w for w in said if "None of the inputs have requires_grad" in str(w.message)]
 print(
     f"torch warned {len(none_warnings)} times while training with the defaults"
@@ -606,9 +606,11 @@ from peftlab.doctor.checkpointing import makes_grad
 
 probe = fresh()
 probe.is_loaded_in_4bit = True  # the flag bitsandbytes sets: the only thing the preparation asks about 4-bit
-prepare_model_for_kbit_training(
-    probe, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
-)
+with warnings.catch_warnings():  # newer transformers announce a rename of gradient_checkpointing_enable
+    warnings.simplefilter("ignore", FutureWarning)
+    prepare_model_for_kbit_training(
+        probe, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
+    )
 prepared_hooks = [n for n, m in probe.named_modules() if any(map(makes_grad, m._forward_hooks.values()))]
 peftlab.exercises.check(
     "06.3",
