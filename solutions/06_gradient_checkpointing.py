@@ -20,7 +20,28 @@ def exercise_2(ns: dict) -> str:
     return "b"
 
 
-def exercise_3(ns: dict) -> float:
-    """The ratio of the two 'saved for backward' figures (checkpointing on / off), measured in the
-    notebook: a checkpointed layer keeps only its input for the backward pass."""
-    return ns["share"]
+def exercise_3(ns: dict) -> str:
+    """no: with ``use_reentrant=False``, prepare_model_for_kbit_training switches checkpointing on but skips
+    enable_input_require_grads() (peft ``utils/other.py``: "When having `use_reentrant=False` +
+    gradient_checkpointing, there is no need for this hack").
+
+    It adds the hook only for reentrant checkpointing, which needs it. The notebook's fix calls
+    enable_input_require_grads() itself: the hook costs nothing and covers a later switch to reentrant.
+    """
+    return "yes" if ns["prepared_hooks"] else "no"
+
+
+#: Right answers in other forms, per exercise (exercise 1's right answer depends on the installed
+#: transformers, so its forms are checked by the learner test against the notebook's own run).
+VARIANTS = {
+    2: ["B", " b ", "'b'"],
+    3: ["No", " no ", "'no'"],
+}
+#: Plausible wrong answers, per exercise ("error" is wrong on every stack: backward runs in exercise 1).
+WRONG = {
+    1: ["error"],
+    2: ["a", "c"],
+    3: ["yes"],
+}
+#: The wrong answer the one-kernel learner test gives first (tests/learner.py).
+WRONG_ANSWERS = {k: answers[0] for k, answers in WRONG.items()}

@@ -277,13 +277,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("peftlab/lessons/memory.py", "saved with transformers 4.47"): (
         "what the published checkpoint's config.json on the Hub records, not a version of any stack"
     ),
-    ("notebooks/02_blip2_inputs_embeds.py", "while transformers 5.0 applies it to every dtype"): (
-        "notebook 02's lesson text on the same 5.0.0 dtype history (lesson text is edited by the notebooks' "
-        "text work, not here)"
-    ),
-    ("notebooks/02_blip2_inputs_embeds.py", "Q-Former in float32 too. transformers 5.0 also ties"): (
-        "the same lesson text"
-    ),
 }
 
 

@@ -29,7 +29,7 @@ from transformers import (
 
 from peftlab import data, vqa
 from peftlab.device import pick_device, placement
-from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, quiet_loading, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.registry import change
 from peftlab.train import interleave, train
@@ -281,10 +281,12 @@ def load_blip2(
     if dtype is not None:
         kwargs["dtype" if change("dtype_keyword").holds() else "torch_dtype"] = dtype
     kwargs |= placement(target, quantization_config)
-    model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+    with quiet_loading(checkpoint == TINY):
+        model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+        processor = Blip2Processor.from_pretrained(path)
     if quantization_config is None:
         model = model.to(target)
-    return model.eval(), Blip2Processor.from_pretrained(path)
+    return model.eval(), processor
 
 
 #: Devices on which this process already saw transformers refuse 4-bit, with the reason.

@@ -170,6 +170,27 @@ def build_into(folder: Path, build: Callable[[Path], None]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def quiet_loading(quiet: bool) -> Iterator[None]:
+    """Load without transformers' "Loading weights" bar and its warnings when ``quiet`` (the tiny models:
+    read from the local cache in a blink, several times a notebook, with nothing to warn about that the
+    notebook does not say itself). A real checkpoint keeps its bars and warnings; errors are still raised."""
+    from transformers.utils import logging as hf_logging
+
+    if not quiet:
+        yield
+        return
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity(hf_logging.CRITICAL)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def resolve(
     checkpoint: str,
     family: str,
@@ -235,19 +256,3 @@ def _checked_folder(folder: Path, parameter: str, fix: str, weights: bool) -> Pa
             f"pytorch_model*.bin): {fix}."
         )
     return folder
-
-
-@contextlib.contextmanager
-def no_loading_bar(quiet: bool) -> Iterator[None]:
-    """transformers 5 draws a "Loading weights" bar on every load: noise for a tiny model, read from the
-    local cache in a blink and loaded several times by a notebook (03, 07). A real checkpoint keeps its bars."""
-    from transformers.utils import logging as hf_logging
-
-    shown = hf_logging.is_progress_bar_enabled()
-    if quiet and shown:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if quiet and shown:
-            hf_logging.enable_progress_bar()

@@ -34,7 +34,7 @@ from transformers import (
 from peftlab import data, vqa
 from peftlab.device import pick_device, placement
 from peftlab.models.blip2 import caption_batches, vision_batches
-from peftlab.models.cache import TINY, TinyRecipe, no_loading_bar, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, quiet_loading, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.train import interleave, train
 
@@ -249,7 +249,7 @@ def load_llava(
     """
     target = pick_device(device)
     path = resolve(checkpoint, "LLaVA", lambda: tiny_checkpoint(*tiny_recipe()))
-    with no_loading_bar(checkpoint == TINY):
+    with quiet_loading(checkpoint == TINY):
         model = LlavaForConditionalGeneration.from_pretrained(path, **placement(target, quantization_config))
     if quantization_config is None:
         model = model.to(target)

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, OPTConfig, OPTForCausalLM, PreTrainedTok
 
 from peftlab import data
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, TinyRecipe, no_loading_bar, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, quiet_loading, resolve, tiny_checkpoint
 from peftlab.models.vocab import word_tokenizer
 from peftlab.parameters import check_batch_size
 from peftlab.train import model_device, to_device, train
@@ -169,7 +169,7 @@ def load_opt(
     """
     target = pick_device(device)
     path = resolve(checkpoint, "OPT", lambda: tiny_checkpoint(*tiny_recipe()))
-    with no_loading_bar(checkpoint == TINY):
+    with quiet_loading(checkpoint == TINY):
         model = OPTForCausalLM.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
