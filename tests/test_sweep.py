@@ -110,3 +110,10 @@ def test_checks_record_the_value_their_threshold_judges():
     scorecard.check_gain("gain", 0.5, 0.8, 0.2)
     assert [c["value"] for c in scorecard.card()["checks"]] == [pytest.approx(0.5), pytest.approx(0.3)]
     scorecard.reset()
+
+
+def test_combine_refuses_a_folder_without_a_sweep(tmp_path, capsys):
+    from peftlab.tools.sweep import combine
+
+    assert combine([tmp_path]) == 2
+    assert "no sweep.json" in capsys.readouterr().err

@@ -211,7 +211,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def combine(folders: list[Path], record: Path | None = None) -> int:
-    """Print one table over the runs recorded in ``folders``; exit 1 if any run stopped or failed."""
+    """Print one table over the runs recorded in ``folders``; exit 1 if any run stopped or failed, 2 if a
+    folder holds no sweep."""
+    missing = [str(f) for f in folders if not (f / "sweep.json").exists()]
+    if missing:
+        print(
+            f"error: no sweep.json in {', '.join(missing)} (give the --build folders of earlier sweeps)",
+            file=sys.stderr,
+        )
+        return 2
     runs = [run for folder in folders for run in json.loads((folder / "sweep.json").read_text())]
     entries = summary(runs)
     print(render(entries))
