@@ -33,7 +33,7 @@ from transformers import (
 
 from peftlab import data, retrieval
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, quiet_loading, resolve, tiny_checkpoint
 from peftlab.models.vocab import bert_char_tokenizer, vocab_keyword
 from peftlab.parameters import ParameterError
 from peftlab.train import train, warmup_cosine
@@ -241,7 +241,8 @@ def load_chinese_clip(
     """
     target = pick_device(device)
     path = resolve(checkpoint, "Chinese-CLIP", lambda: tiny_folder(size, vocabulary))
-    model = ChineseCLIPModel.from_pretrained(path)
+    with quiet_loading(checkpoint == TINY):
+        model = ChineseCLIPModel.from_pretrained(path)
     processor = ChineseCLIPProcessor.from_pretrained(path)
     return model.to(target).eval(), processor
 

@@ -9,7 +9,7 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcesso
 
 from peftlab import data, retrieval
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, quiet_loading, resolve, tiny_checkpoint
 from peftlab.models.vocab import clip_tokenizer
 from peftlab.train import train
 
@@ -84,6 +84,7 @@ def load_clip(checkpoint: str = TINY, device: str | None = None) -> tuple[CLIPMo
     """
     target = pick_device(device)
     path = resolve(checkpoint, "CLIP", lambda: tiny_checkpoint(*tiny_recipe()))
-    model = CLIPModel.from_pretrained(path)
+    with quiet_loading(checkpoint == TINY):
+        model = CLIPModel.from_pretrained(path)
     processor = CLIPProcessor.from_pretrained(path)
     return model.to(target).eval(), processor

@@ -18,7 +18,7 @@ from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from peftlab import data
 from peftlab.device import pick_device
-from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, resolve, tiny_checkpoint
+from peftlab.models.cache import TINY, TinyRecipe, pretrain_seed, quiet_loading, resolve, tiny_checkpoint
 from peftlab.parameters import check_batch_size
 from peftlab.train import model_device, train
 
@@ -144,7 +144,8 @@ def load_vit(
     target = pick_device(device)
     path = resolve(checkpoint, "ViT", lambda: tiny_checkpoint(*tiny_recipe()))
     if checkpoint == TINY:
-        model = ViTForImageClassification.from_pretrained(path)
+        with quiet_loading(True):
+            model = ViTForImageClassification.from_pretrained(path)
     else:
         names = class_names()
         model, info = ViTForImageClassification.from_pretrained(
