@@ -90,3 +90,15 @@ def test_ensure_weight_tying_clears_the_finding_where_peft_has_it(tmp_path) -> N
     )
     kept, diagnosis = _head_kept_after_reload(TIED[0], config, tmp_path)
     assert "unsaved.tied_head" not in diagnosis.codes() and kept
+
+
+def test_an_in_place_change_under_no_grad_is_not_a_hook_failure():
+    """``generate`` runs under ``torch.no_grad()``: changing a hooked output in place there raises nothing
+    (notebook 06's fix calls ``enable_input_require_grads`` on BLIP-2, whose ``generate`` does so)."""
+    import ast
+
+    from peftlab.doctor.input_hooks import runs_with_grad
+
+    source = "@torch.no_grad()\ndef generate(self):\n    x[m] = y\n\ndef forward(self):\n    x[m] = y\n"
+    generate, forward = ast.parse(source).body
+    assert not runs_with_grad(generate) and runs_with_grad(forward)

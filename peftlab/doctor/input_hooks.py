@@ -91,6 +91,15 @@ def _in_place_on(function: ast.FunctionDef, variable: str, after: int) -> ast.AS
     return None
 
 
+#: Decorators under which a function runs without autograd: an in-place change there raises nothing.
+NO_GRAD = {"torch.no_grad", "no_grad", "torch.inference_mode", "inference_mode"}
+
+
+def runs_with_grad(function: ast.FunctionDef) -> bool:
+    """False for a function decorated with ``torch.no_grad()`` or ``torch.inference_mode()`` (``generate``)."""
+    return not any(ast.unparse(d).removesuffix("()") in NO_GRAD for d in function.decorator_list)
+
+
 @functools.cache
 def _class_functions(cls: type) -> tuple[ast.FunctionDef, ...]:
     try:
@@ -98,7 +107,7 @@ def _class_functions(cls: type) -> tuple[ast.FunctionDef, ...]:
     except (OSError, TypeError, SyntaxError):
         return ()
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    return tuple(n for n in body if isinstance(n, ast.FunctionDef))
+    return tuple(n for n in body if isinstance(n, ast.FunctionDef) and runs_with_grad(n))
 
 
 def modified_in_place(base: torch.nn.Module, name: str) -> str | None:
