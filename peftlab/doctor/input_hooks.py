@@ -110,6 +110,19 @@ def _class_functions(cls: type) -> tuple[ast.FunctionDef, ...]:
     return tuple(n for n in body if isinstance(n, ast.FunctionDef) and runs_with_grad(n))
 
 
+def embedding_calls(modules: dict[str, torch.nn.Module], owner: str, rest: list[str]) -> set[str]:
+    """How code in module ``owner`` can call the module ``owner.<rest>`` through ``get_input_embeddings``:
+    ``self.get_input_embeddings()``, ``self.language_model.get_input_embeddings()``, ..."""
+    found = set()
+    for k in range(len(rest)):
+        holder = ".".join(rest[:k])
+        if module_name(
+            modules[".".join(p for p in (owner, holder) if p)], "get_input_embeddings"
+        ) == ".".join(rest[k:]):
+            found.add(f"self.{holder + '.' if holder else ''}get_input_embeddings()")
+    return found
+
+
 def modified_in_place(base: torch.nn.Module, name: str) -> str | None:
     """Where the code that calls module ``name`` modifies its output in place: ``"GitEmbeddings.forward:
     embeddings += position_embeddings"``, or None. Each module around ``name`` is read, as far as its
@@ -119,9 +132,7 @@ def modified_in_place(base: torch.nn.Module, name: str) -> str | None:
     for depth in range(len(parts) - 1, -1, -1):
         owner_name = ".".join(parts[:depth])
         owner = modules[owner_name]
-        calls = {f"self.{'.'.join(parts[depth:])}"}
-        if module_name(owner, "get_input_embeddings") == ".".join(parts[depth:]):
-            calls.add("self.get_input_embeddings()")
+        calls = {f"self.{'.'.join(parts[depth:])}"} | embedding_calls(modules, owner_name, parts[depth:])
         for cls in type(owner).__mro__:
             if cls.__module__.startswith(("torch.", "builtins", "transformers.modeling_utils")):
                 break  # the shared base classes: no model's own code
