@@ -45,10 +45,12 @@ SHOTS = ROOT / "build" / "jupyterlab"
 #: Set by CI (`.ci/run`): a missing browser, selenium or JupyterLab fails instead of skipping.
 REQUIRED = os.environ.get("PEFTLAB_BROWSER_REQUIRED") == "1"
 NOTEBOOK_TIMEOUT = 900  # seconds for Run All of one notebook (they take 10-60 s on a 2-core CPU)
-#: A peftlab box is an element with a class ``peftlab-...-box`` (today ``peftlab-error-box``; a
-#: detector's box may get its own); it is an expected outcome when it also has the class ``expected``.
-BOXES = '[class^="peftlab-"][class*="-box"], [class*=" peftlab-"][class*="-box"]'
-EXPECTED_BOXES = ":is(" + BOXES + ").expected"
+#: A peftlab box is an element with the class ``peftlab-box`` (``peftlab.capture.BOX_KINDS``: a library's
+#: error, peftlab's detector, the documented stack's recording, a documented non-error); it is an expected
+#: outcome when it also has the class ``expected``. ``peftlab-boxes``, the row that holds a box beside its
+#: recording, is no box.
+BOXES = ".peftlab-box"
+EXPECTED_BOXES = ".peftlab-box.expected"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 #: JupyterLab settings for a reproducible page: every cell in the page (no windowing, so each output
 #: can be inspected and the screenshot is whole), no news or update pop-ups.
