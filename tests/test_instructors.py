@@ -137,7 +137,14 @@ def test_room_table_reads_each_cell_from_the_registry_and_the_recordings():
     assert cell("clip_task_type", "colab-2026.04") == "live, other words (TypeError)"
     assert cell("blip2_vision2seq_import", "current") == "ImportError (none on the documented stack)"
     assert cell("blip2_vision2seq_import", "colab-2025.07") == "no error, as on the documented stack"
-    assert cell("llava_qv_vision_tower", "colab-2025.07") == "live *"  # no run on a Colab stack backs it
+    assert cell("llava_qv_vision_tower", "colab-2025.07") == "live"  # the matrix ran 07 on every Colab stack
+    import dataclasses
+
+    qv = REGISTRY["llava_qv_vision_tower"]
+    unrun = dataclasses.replace(
+        qv, expectations=tuple(dataclasses.replace(e, measured=()) for e in qv.expectations)
+    )
+    assert instructors.room_cell(unrun, "colab-2025.07", {}) == "live *"  # no run backs it: starred
     seen = {"second_stage_dropout": {"current": {"outcome": "TypeError"}}}
     assert instructors.room_cell(REGISTRY["second_stage_dropout"], "current", seen).endswith(
         "(the matrix saw TypeError)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from peftlab.registry.changes import change
 from peftlab.registry.schema import Expectation, Failure, Lesson
-from peftlab.versions import CI_STACKS
+from peftlab.versions import stacks_where
 
 LESSON = Lesson(
     notebook="07_lora_in_vision_tower",
@@ -32,7 +32,7 @@ FAILURES = (
                 reason="A list entry matches every module whose name ends in '.q_proj' or '.v_proj': the CLIP "
                 "vision tower names its attention layers exactly like the Llama does, so get_peft_model "
                 "wraps both, silently.",
-                measured=CI_STACKS + ("peft 0.13.2", "peft 0.14.0"),
+                measured=stacks_where() + ("peft 0.13.2", "peft 0.14.0"),
             ),
         ),
     ),
@@ -47,7 +47,7 @@ FAILURES = (
                 match=VISION_TOWER_ADAPTED,
                 reason="PEFT expands 'all-linear' to every linear layer of the model except the output layer "
                 "(get_output_embeddings()), whatever tower it lies in.",
-                measured=CI_STACKS + ("peft 0.13.2", "peft 0.14.0"),
+                measured=stacks_where() + ("peft 0.13.2", "peft 0.14.0"),
             ),
         ),
     ),
@@ -71,7 +71,7 @@ FAILURES = (
                 "name (equal to an entry, or ending in '.' + entry): 'vision_tower' names the tower, not the "
                 "q_proj layers inside it, so nothing is excluded. A regular expression (a string) over the "
                 "whole name does exclude them.",
-                measured=CI_STACKS + ("peft 0.14.0",),
+                measured=stacks_where(peft=change("peft_exclude_modules").since) + ("peft 0.14.0",),
             ),
         ),
     ),
