@@ -21,7 +21,8 @@ def _pixels(size: int = 32, batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(SEED))
 
 
-def _vision(**extra: object) -> dict:
+def vision_config(**extra: object) -> dict:
+    """A tiny ViT-style vision config (32 px images in 8 px patches), with ``extra`` settings over it."""
     return (
         dict(
             hidden_size=32,
@@ -50,7 +51,7 @@ def siglip(hidden: int = 32, layers: int = 2, image_size: int = 32) -> tuple[tor
     )
     config = SiglipConfig(
         text_config=text,
-        vision_config=_vision(
+        vision_config=vision_config(
             hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, image_size=image_size
         ),
     )
@@ -72,7 +73,7 @@ def altclip() -> tuple[torch.nn.Module, dict]:
         max_position_embeddings=40,
         pad_token_id=1,
     )
-    config = AltCLIPConfig(text_config=text, vision_config=_vision(), projection_dim=32)
+    config = AltCLIPConfig(text_config=text, vision_config=vision_config(), projection_dim=32)
     return AltCLIPModel(config).eval(), {"input_ids": _ids(), "pixel_values": _pixels()}
 
 
@@ -91,7 +92,7 @@ def blip() -> tuple[torch.nn.Module, dict]:
         num_attention_heads=4,
         max_position_embeddings=40,
     )
-    config = BlipConfig(text_config=text, vision_config=_vision(), projection_dim=32)
+    config = BlipConfig(text_config=text, vision_config=vision_config(), projection_dim=32)
     return BlipForConditionalGeneration(config).eval(), {"pixel_values": _pixels(), "input_ids": _ids()}
 
 
@@ -111,7 +112,7 @@ def llava() -> tuple[torch.nn.Module, dict]:
         max_position_embeddings=64,
     )
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(**_vision(projection_dim=32)),
+        vision_config=CLIPVisionConfig(**vision_config(projection_dim=32)),
         text_config=text,
         image_token_index=image_token,
         projector_hidden_act="gelu",
@@ -127,7 +128,7 @@ def deit(layers: int = 2) -> tuple[torch.nn.Module, dict]:
     from transformers import DeiTConfig, DeiTForImageClassification
 
     torch.manual_seed(SEED)
-    config = DeiTConfig(**_vision(num_hidden_layers=layers), num_labels=3)
+    config = DeiTConfig(**vision_config(num_hidden_layers=layers), num_labels=3)
     return DeiTForImageClassification(config).eval(), {"pixel_values": _pixels()}
 
 
@@ -178,7 +179,7 @@ def paligemma() -> torch.nn.Module:
     torch.manual_seed(SEED)
     text = GemmaConfig(**_llama_like(num_key_value_heads=1, head_dim=8))
     config = PaliGemmaConfig(
-        vision_config=SiglipVisionConfig(**_vision()).to_dict(),
+        vision_config=SiglipVisionConfig(**vision_config()).to_dict(),
         text_config=text.to_dict(),
         image_token_index=VOCAB - 1,
         projection_dim=32,
@@ -192,7 +193,7 @@ def idefics3() -> torch.nn.Module:
 
     torch.manual_seed(SEED)
     config = Idefics3Config(
-        vision_config=_vision(),
+        vision_config=vision_config(),
         text_config=LlamaConfig(**_llama_like()).to_dict(),
         image_token_id=VOCAB - 1,
         scale_factor=2,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from families import vision_config
 
 SEED = 0
 VOCAB = 99
@@ -72,20 +73,6 @@ def _llama(**extra: object) -> dict:
     )
 
 
-def _vision(**extra: object) -> dict:
-    return (
-        dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=32,
-            patch_size=8,
-        )
-        | extra
-    )
-
-
 def kosmos2() -> tuple[torch.nn.Module, dict]:
     """Kosmos-2: a CLIP-style vision model, a latent-query projection, a text decoder registered first."""
     (config_cls, model_cls) = _need("Kosmos2Config", "Kosmos2ForConditionalGeneration")
@@ -100,7 +87,7 @@ def kosmos2() -> tuple[torch.nn.Module, dict]:
         max_position_embeddings=64,
         pad_token_id=1,
     )
-    config = config_cls(text_config=text, vision_config=_vision(), latent_query_num=latent)
+    config = config_cls(text_config=text, vision_config=vision_config(), latent_query_num=latent)
     ids = _ids(12)
     mask = torch.zeros_like(ids, dtype=torch.bool)
     mask[:, 1 : 1 + latent] = True
@@ -219,7 +206,7 @@ def janus() -> tuple[torch.nn.Module, dict]:
     (config_cls, model_cls) = _need("JanusConfig", "JanusForConditionalGeneration")
     torch.manual_seed(SEED)
     image_token = VOCAB - 1
-    vision = _vision(
+    vision = vision_config(
         image_size=32, patch_size=8, num_image_tokens=16, projection_dim=32, depth=2, mlp_ratio=2.0
     )
     vq = dict(
@@ -249,7 +236,7 @@ def gemma3() -> tuple[torch.nn.Module, dict]:
     text = _llama(head_dim=8, num_key_value_heads=1, sliding_window=16)
     config = config_cls(
         text_config=text,
-        vision_config=_vision(),
+        vision_config=vision_config(),
         mm_tokens_per_image=4,
         image_token_index=image_token,
         boi_token_index=VOCAB - 2,
@@ -308,7 +295,7 @@ def aya_vision() -> tuple[torch.nn.Module, dict]:
     text = _llama(model_type="cohere2", head_dim=8, sliding_window=16, layer_types=None)
     text.pop("layer_types")
     config = config_cls(
-        vision_config=_vision(model_type="siglip_vision_model"),
+        vision_config=vision_config(model_type="siglip_vision_model"),
         text_config=text,
         image_token_index=token,
         downsample_factor=2,
@@ -347,7 +334,7 @@ def mistral3() -> tuple[torch.nn.Module, dict]:
 
 
 def _clip_vision(**extra: object) -> dict:
-    return _vision(model_type="clip_vision_model", projection_dim=32) | extra
+    return vision_config(model_type="clip_vision_model", projection_dim=32) | extra
 
 
 def llava_next() -> tuple[torch.nn.Module, dict]:
@@ -377,7 +364,7 @@ def llava_onevision() -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(SEED)
     token = VOCAB - 1
     config = config_cls(
-        vision_config=_vision(model_type="siglip_vision_model"),
+        vision_config=vision_config(model_type="siglip_vision_model"),
         text_config=_llama(model_type="qwen2"),
         image_token_index=token,
         image_grid_pinpoints=[[32, 32]],
@@ -422,7 +409,7 @@ def idefics2() -> tuple[torch.nn.Module, dict]:
         num_key_value_heads=1,
     )
     config = config_cls(
-        vision_config=_vision(),
+        vision_config=vision_config(),
         perceiver_config=perceiver,
         text_config=_llama(model_type="mistral"),
         image_token_id=token,
@@ -498,7 +485,7 @@ def git() -> tuple[torch.nn.Module, dict]:
     (config_cls, model_cls) = _need("GitConfig", "GitForCausalLM")
     torch.manual_seed(SEED)
     config = config_cls(
-        vision_config=_vision(),
+        vision_config=vision_config(),
         vocab_size=VOCAB,
         hidden_size=32,
         num_hidden_layers=2,
@@ -536,7 +523,7 @@ def instructblip() -> tuple[torch.nn.Module, dict]:
         pad_token_id=1,
     )
     config = config_cls(
-        vision_config=_vision(),
+        vision_config=vision_config(),
         qformer_config=qformer,
         text_config=text,
         num_query_tokens=queries,
@@ -676,34 +663,36 @@ def _classifier(
 
 def beit() -> tuple[torch.nn.Module, dict]:
     """BEiT: a ViT with relative position biases and layer scale."""
-    return _classifier("BeitConfig", "BeitForImageClassification", **_vision(use_relative_position_bias=True))
+    return _classifier(
+        "BeitConfig", "BeitForImageClassification", **vision_config(use_relative_position_bias=True)
+    )
 
 
 def dinov2() -> tuple[torch.nn.Module, dict]:
     """DINOv2: a ViT with layer scale and interpolated position embeddings."""
-    return _classifier("Dinov2Config", "Dinov2ForImageClassification", **_vision(mlp_ratio=2))
+    return _classifier("Dinov2Config", "Dinov2ForImageClassification", **vision_config(mlp_ratio=2))
 
 
 def data2vec_vision() -> tuple[torch.nn.Module, dict]:
     """Data2Vec-Vision: BEiT's architecture under another family."""
-    return _classifier("Data2VecVisionConfig", "Data2VecVisionForImageClassification", **_vision())
+    return _classifier("Data2VecVisionConfig", "Data2VecVisionForImageClassification", **vision_config())
 
 
 def vit_msn() -> tuple[torch.nn.Module, dict]:
     """ViT-MSN: a ViT pre-trained with masked siamese networks."""
-    return _classifier("ViTMSNConfig", "ViTMSNForImageClassification", **_vision())
+    return _classifier("ViTMSNConfig", "ViTMSNForImageClassification", **vision_config())
 
 
 def ijepa() -> tuple[torch.nn.Module, dict]:
     """I-JEPA: a ViT without a class token."""
-    return _classifier("IJepaConfig", "IJepaForImageClassification", **_vision())
+    return _classifier("IJepaConfig", "IJepaForImageClassification", **vision_config())
 
 
 def yolos() -> tuple[torch.nn.Module, dict]:
     """YOLOS: a ViT with detection tokens (object detection; the loss here is on its logits)."""
     (config_cls, model_cls) = _need("YolosConfig", "YolosForObjectDetection")
     torch.manual_seed(SEED)
-    config = config_cls(**_vision(image_size=[32, 32]), num_detection_tokens=4, num_labels=3)
+    config = config_cls(**vision_config(image_size=[32, 32]), num_detection_tokens=4, num_labels=3)
     return model_cls(config).eval(), {"pixel_values": _pixels(32)}
 
 
@@ -712,7 +701,7 @@ def vit_mae() -> tuple[torch.nn.Module, dict]:
     (config_cls, model_cls) = _need("ViTMAEConfig", "ViTMAEForPreTraining")
     torch.manual_seed(SEED)
     config = config_cls(
-        **_vision(),
+        **vision_config(),
         decoder_num_attention_heads=4,
         decoder_hidden_size=32,
         decoder_num_hidden_layers=1,
