@@ -8,7 +8,10 @@ taken with ``torch.autograd.grad`` against zero probes added to the watched laye
 accumulated into ``.grad``. A watched layer whose probe gets no gradient (None; with real weights, also
 all zeros) does not feed the image features: a layer after the one the model reads (LLaVA-NeXT reads
 the second-to-last), a pooling head whose output is dropped, the text half of a Q-Former's last layer.
-A model without ``get_image_features`` on the installed transformers gets no verdict.
+A model without ``get_image_features`` on the installed transformers (Idefics2, InstructBLIP and
+Qwen2.5-VL on transformers 4.x) is run through its own ``forward`` instead, stopped where it calls its
+language model: its image features are the last output, in the language model's width, of a module
+outside the language model (:func:`features_by_forward`).
 """
 
 from __future__ import annotations
@@ -150,15 +153,15 @@ def count(tensors: list[torch.Tensor]) -> int:
 
 def run(model: torch.nn.Module, batch: Mapping, watch: Iterable[str] = ()) -> ImagePath | None:
     """Run the image path on ``batch``; watch the modules named in ``watch`` (names in the base model).
-    None when the model has no ``get_image_features``, the batch no ``pixel_values``, or the run fails."""
+    None when the batch has no ``pixel_values``, or the run fails."""
     base = base_model(model)
-    found = getter(base)
-    if found is None or batch.get("pixel_values") is None:
+    if batch.get("pixel_values") is None:
         return None
-    owner, fn = found
+    found = getter(base)
     on_meta = any(p.is_meta for p in base.parameters())
     modules = dict(base.named_modules())
-    path = ImagePath(f"{type(owner).__name__}.{fn.__name__}", None)
+    label = f"{type(found[0]).__name__}.{found[1].__name__}" if found else f"{type(base).__name__}.forward"
+    path = ImagePath(label, None)
     probes: dict[str, torch.Tensor] = {}
 
     def hook(name: str):  # noqa: ANN202
@@ -176,11 +179,20 @@ def run(model: torch.nn.Module, batch: Mapping, watch: Iterable[str] = ()) -> Im
     try:
         base.eval()
         with torch.enable_grad():
-            output = follow_up(owner, fn(**_arguments(base, fn, batch, on_meta)), batch)
-            found = feature_tensors(output)
-            tensors = [t for t in found if t.is_floating_point()]
-        codes = fn.__name__ == "get_image_tokens"  # one code per image token
-        path.features = sum(t.numel() for t in found) if codes else count(tensors) if tensors else None
+            if found is None:
+                found_tensors = features_by_forward(base, batch, on_meta)
+                codes = False
+            else:
+                owner, fn = found
+                output = follow_up(owner, fn(**_arguments(base, fn, batch, on_meta)), batch)
+                found_tensors = feature_tensors(output)
+                codes = fn.__name__ == "get_image_tokens"  # one code per image token
+            tensors = [t for t in found_tensors if t.is_floating_point()]
+        if not found_tensors:
+            return None
+        path.features = (
+            sum(t.numel() for t in found_tensors) if codes else count(tensors) if tensors else None
+        )
         path.unused = _unused(tensors, probes, on_meta)
     except Exception:  # noqa: BLE001  (features that need more than the batch gives: no verdict)
         return None
@@ -189,6 +201,91 @@ def run(model: torch.nn.Module, batch: Mapping, watch: Iterable[str] = ()) -> Im
             handle.remove()
         base.train(was_training)
     return path
+
+
+class _AtTheLanguageModel(Exception):
+    """Raised when the forward calls the language model: the image features are made by then."""
+
+
+def features_by_forward(base: torch.nn.Module, batch: Mapping, on_meta: bool) -> list[torch.Tensor]:
+    """The image features as the model's own ``forward`` makes them, for a model without a getter: run
+    on the batch and stopped where it calls its language model. They are the last output, in the
+    language model's width (its input embeddings'), of a module outside the language model, not around
+    it, not the output head. Empty when none was made, or when the run failed inside such a module (the
+    image path itself did not complete), or when the language model is handed them beside its input
+    embeddings (cross-attention: no placeholder tokens to count). An error after the image path (the
+    merge's own count check) is the failure being predicted, not a reason to give up."""
+    from peftlab.doctor.anatomy import anatomy, inside, module_name
+
+    parts, embed = anatomy(base), module_name(base, "get_input_embeddings")
+    if parts.language is None or embed is None:
+        return []
+    width = base.get_submodule(embed).embedding_dim
+    head = module_name(base, "get_output_embeddings")
+    owner = embed.rpartition(".")[0]
+    text_side = owner if owner and not inside(owner, parts.language) else None
+    image_side = [
+        m
+        for n, m in base.named_modules()
+        if n
+        and not inside(n, parts.language)
+        and not inside(parts.language, n)
+        and not inside(embed, n)  # what holds the token embeddings
+        and not (text_side and inside(n, text_side))  # GIT's text embeddings, beside its image path
+        and not (head and inside(n, head))
+    ]
+    seen: list[torch.Tensor] = []
+    running = [0]  # image-side forwards started and not finished
+
+    def started(module: torch.nn.Module, args: Any) -> None:
+        running[0] += 1
+
+    def finished(module: torch.nn.Module, args: Any, output: Any) -> None:
+        running[0] -= 1
+        wide = [t for t in _tensors(output) if t.is_floating_point() and t.ndim >= 2 and t.shape[-1] == width]
+        if wide:
+            seen[:] = wide[:1]
+
+    def stop(module: torch.nn.Module, args: Any, kwargs: dict) -> None:
+        beside = [v for k, v in kwargs.items() if k != "inputs_embeds" and isinstance(v, torch.Tensor)]
+        if seen and any(v.is_floating_point() and v.numel() == seen[0].numel() for v in [*args, *beside]):
+            seen.clear()  # the features enter beside the tokens (cross-attention: Mllama), not in placeholders
+        raise _AtTheLanguageModel
+
+    handles = [m.register_forward_pre_hook(started) for m in image_side]
+    handles += [m.register_forward_hook(finished) for m in image_side]
+    handles.append(base.get_submodule(parts.language).register_forward_pre_hook(stop, with_kwargs=True))
+    accepted = inspect.signature(base.forward).parameters
+    kwargs = {
+        k: (v.to("meta") if on_meta and isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+        for k, v in batch.items()
+        if k in accepted and k != "labels"
+    }
+    try:
+        base(**kwargs)
+    except _AtTheLanguageModel:
+        pass
+    except Exception:  # noqa: BLE001  (the merge's error comes after the image path; one inside it does not)
+        if running[0]:
+            return []
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+def _tensors(output: Any) -> list[torch.Tensor]:
+    """The tensors a module returned: itself, or the tensors of a tuple or model output."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    values = (
+        output.values()
+        if isinstance(output, Mapping)
+        else output
+        if isinstance(output, (list, tuple))
+        else ()
+    )
+    return [t for v in values if isinstance(v, torch.Tensor) for t in [v]]
 
 
 def _unused(tensors: list[torch.Tensor], probes: dict[str, torch.Tensor], on_meta: bool) -> set[str]:

@@ -120,13 +120,6 @@ def image_token_id(model: torch.nn.Module) -> int | None:
     return None
 
 
-def image_features(model: torch.nn.Module, batch: Mapping) -> int | None:
-    """How many image features the model makes for the batch's pixels, or None if it cannot be told
-    (:func:`peftlab.doctor.image_path.run`: the model's own ``get_image_features``, run once)."""
-    path = image_path.run(model, batch)
-    return path.features if path is not None else None
-
-
 def merge_checked(model: torch.nn.Module) -> tuple[str | None, bool]:
     """How the installed code puts image features into the token embeddings: ``(the message of its
     count check, or None; uses masked_scatter)``. Read from the source files of the model's classes (and
@@ -165,7 +158,8 @@ def image_token_findings(model: torch.nn.Module, batch: Mapping | None) -> list[
     if token is None or not isinstance(ids, torch.Tensor):
         return []
     tokens = int((ids == token).sum())
-    features = image_features(model, batch)
+    path = image_path.run(model, batch)
+    features = path.features if path is not None else None
     if features is None or features == tokens:
         return []
     per_row = [int(n) for n in (ids == token).sum(dim=-1)]
@@ -173,7 +167,7 @@ def image_token_findings(model: torch.nn.Module, batch: Mapping | None) -> list[
     checked = checked.strip() if checked else None
     evidence = (
         f"The batch's input_ids hold {tokens} image placeholder tokens (id {token}; per row {per_row}, "
-        f"sequence length {ids.shape[-1]}); get_image_features makes {features} features for its pixel_values."
+        f"sequence length {ids.shape[-1]}); {path.getter} makes {features} features for its pixel_values."
         + (" Fewer tokens than features: truncation (max_length) cut some." if tokens < features else "")
     )
     fix = (
