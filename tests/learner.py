@@ -30,6 +30,12 @@ participant does in Jupyter, and nothing may raise:
   mistake as ``WRONG_ANSWERS = {k: value}``; without it the wrong answer is :data:`GENERIC_WRONG`,
   a value of a kind no exercise asks for (an instance of a class made for the purpose, equal to
   nothing): every check must call it "not yet" without raising.
+* It also has ``VARIANTS = {k: [...]}`` (right answers in other forms: case, spaces, prefixes,
+  separators, another correct implementation) and ``WRONG = {k: [...]}`` (plausible wrong answers),
+  at least one of each per exercise, answers being values or, for a code exercise, functions of the
+  solutions file. :meth:`Learner.try_exercise` gives every one of them in the same kernel, through
+  the cells as they stand, and the check must say "not yet" to each wrong one and "correct" to each
+  right one; a string solution is also tried in upper case with spaces around it.
 """
 
 from __future__ import annotations
@@ -87,15 +93,44 @@ def find_exercises(nb: nbformat.NotebookNode) -> list[Exercise]:
 
 def wrong_answer(key: str, solutions: Path | None = None) -> str:
     """Python source of a wrong answer: the solutions file's ``WRONG_ANSWERS[k]``, else GENERIC_WRONG."""
+    _, module = _solutions_module(key, solutions)
+    given = getattr(module, "WRONG_ANSWERS", {})
+    number = int(key.split(".")[1])
+    return repr(given[number]) if number in given else GENERIC_WRONG
+
+
+def _solutions_module(key: str, solutions: Path | None = None) -> tuple[Path, object]:
     from peftlab.exercises import solutions_file
 
     path = solutions_file(key, solutions)
     spec = importlib.util.spec_from_file_location(f"_learner_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    given = getattr(module, "WRONG_ANSWERS", {})
+    return path, module
+
+
+def answer_source(value: object, path: Path) -> str:
+    """Python source of one answer: ``repr`` of a value; a function of the solutions file ``path``
+    (a code exercise's answer) is loaded from that file in the kernel."""
+    if callable(value):
+        return f"__import__('runpy').run_path({str(path)!r})[{value.__name__!r}]"
+    return repr(value)
+
+
+def listed_answers(key: str, solutions: Path | None = None) -> tuple[list[str], list[str]]:
+    """The solutions file's ``VARIANTS[k]`` (right) and ``WRONG[k]`` (wrong) answers, as sources."""
+    path, module = _solutions_module(key, solutions)
     number = int(key.split(".")[1])
-    return repr(given[number]) if number in given else GENERIC_WRONG
+    rights = getattr(module, "VARIANTS", {}).get(number, [])
+    wrongs = getattr(module, "WRONG", {}).get(number, [])
+    return [answer_source(v, path) for v in rights], [answer_source(v, path) for v in wrongs]
+
+
+def solution_forms(key: str, solutions: Path | None = None) -> list[str]:
+    """The stored solution in other wordings, as sources, when it is a string: upper case, and with
+    spaces around it (the check must not mind either)."""
+    source = solution_source(key, solutions)
+    return [f"str({source}).upper()", f"'  ' + str({source}) + ' '"]
 
 
 def solution_source(key: str, solutions: Path | None = None) -> str:
@@ -166,12 +201,36 @@ class Learner:
         return output_text(self.nb.cells[exercise.last])
 
     def try_exercise(self, exercise: Exercise) -> None:
-        """Wrong answer -> "not yet", stored solution -> "correct", re-running the cells as they stand."""
-        verdict = f"Exercise {exercise.key}: "
-        said = self.answer(exercise, wrong_answer(exercise.key, self.solutions))
-        assert verdict + "not yet" in said, f"{exercise.key}: a wrong answer is not judged 'not yet':\n{said}"
-        said = self.answer(exercise, solution_source(exercise.key, self.solutions))
-        assert verdict + "correct" in said, f"{exercise.key}: the stored solution is not 'correct':\n{said}"
+        """Wrong answers -> "not yet", right ones -> "correct", re-running the cells as they stand: the
+        typical mistake, the stored solution, then every listed wrong answer and right variant (each
+        wrong one followed by a right one), ending on the stored solution."""
+        key, solutions = exercise.key, self.solutions
+        rights, wrongs = listed_answers(key, solutions)
+        if self.is_string_solution(exercise):
+            rights += solution_forms(key, solutions)
+        steps = [(wrong_answer(key, solutions), "not yet"), (solution_source(key, solutions), "correct")]
+        for i in range(max(len(rights), len(wrongs))):
+            steps += [(wrongs[i], "not yet")] if i < len(wrongs) else []
+            steps += [(rights[i], "correct")] if i < len(rights) else []
+        steps.append((solution_source(key, solutions), "correct"))
+        for source, expected in steps:
+            said = self.answer(exercise, source)
+            assert f"Exercise {key}: {expected}" in said, (
+                f"{key}: {source} is not judged {expected!r}:\n{said}"
+            )
+        self.log.append(f"exercise {key}: {len(steps)} answers judged")
+
+    def is_string_solution(self, exercise: Exercise) -> bool:
+        """Whether the stored solution, computed in the kernel, is a string (a scratch cell, removed)."""
+        probe = nbformat.v4.new_code_cell(
+            f"print(isinstance({solution_source(exercise.key, self.solutions)}, str))"
+        )
+        self.nb.cells.append(probe)
+        try:
+            self.client.execute_cell(probe, len(self.nb.cells) - 1)
+        finally:
+            self.nb.cells.pop()
+        return output_text(probe).strip() == "True"
 
     def restart(self) -> None:
         """Restart the kernel (same manager and client, a fresh process), as Jupyter's Restart does."""

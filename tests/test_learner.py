@@ -5,6 +5,7 @@ sessions take a few minutes (each notebook is run three times, plus its exercise
 leaves its step timings in ``build/learner/<stack>/<notebook>.json``.
 """
 
+import importlib.util
 import json
 import re
 import textwrap
@@ -111,3 +112,41 @@ def test_the_harness_fails_a_check_that_accepts_anything(tmp_path, tiny_solution
     path = _tiny(tmp_path, "answer = None  # your answer: a number", lenient)
     with pytest.raises(AssertionError, match="not judged 'not yet'"):
         Learner(path, learner_env(), tiny_solutions).session()
+
+
+def test_the_harness_fails_a_check_that_rejects_a_listed_right_variant(tmp_path, tiny_solutions):
+    (tiny_solutions / "99_tiny.py").write_text(
+        "def exercise_1(ns):\n    return ns['data'] + 1\n\nVARIANTS = {1: ['42']}\nWRONG = {1: [41]}\n"
+    )
+    strict = (
+        'from peftlab import exercises\nexercises.check("99.1", answer, test=lambda a: a == 42, hint="h")'
+    )
+    path = _tiny(tmp_path, "answer = None  # your answer: a number", strict)
+    with pytest.raises(AssertionError, match="'42' is not judged 'correct'"):
+        Learner(path, learner_env(), tiny_solutions).session()
+
+
+def test_the_harness_fails_a_check_that_accepts_a_listed_wrong_answer(tmp_path, tiny_solutions):
+    (tiny_solutions / "99_tiny.py").write_text(
+        "def exercise_1(ns):\n    return ns['data'] + 1\n\nVARIANTS = {1: [42.0]}\nWRONG = {1: [43]}\n"
+    )
+    loose = 'from peftlab import exercises\nexercises.check("99.1", answer, test=lambda a: a in (42, 43), hint="h")'
+    path = _tiny(tmp_path, "answer = None  # your answer: a number", loose)
+    with pytest.raises(AssertionError, match="43 is not judged 'not yet'"):
+        Learner(path, learner_env(), tiny_solutions).session()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_lists_wrong_answers_and_right_variants(path):
+    """Each exercise names plausible wrong answers and other forms of the right one (tests/learner.py
+    tries them all); an empty list of variants only where the right answer depends on the run, whose
+    string forms the learner test makes itself."""
+    keys = stored_keys(path)
+    module = importlib.util.module_from_spec(
+        importlib.util.spec_from_file_location("solutions_under_test", solutions_file(f"{path.stem[:2]}.1"))
+    )
+    module.__spec__.loader.exec_module(module)
+    for key in keys:
+        k = int(key.split(".")[1])
+        assert getattr(module, "WRONG", {}).get(k), f"{key}: no wrong answers listed in WRONG"
+        assert k in getattr(module, "VARIANTS", {}), f"{key}: no right variants listed in VARIANTS"
