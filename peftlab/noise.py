@@ -37,6 +37,17 @@ KNOWN = (
         "an optional CPU kernel that bitsandbytes would download from the Hub; 4-bit works without it.",
     ),
     Noise(
+        "transformers.modeling_layers",  # transformers 5
+        r"`use_cache=True` is incompatible with gradient checkpointing",
+        "transformers switches the generation cache off while checkpointing; notebook 06 trains, it never "
+        "generates, so the cache is not what its lesson is about.",
+    ),
+    Noise(
+        "transformers.models.opt.modeling_opt",  # transformers 4: each model logs it itself
+        r"`use_cache=True` is incompatible with gradient checkpointing",
+        "the same message from OPT's own code on transformers 4.",
+    ),
+    Noise(
         "transformers.utils.import_utils",
         r"`\w+ImageProcessor` requires torchvision \(not installed\)",
         "the PIL image processor it falls back to gives the same pixels for these images.",

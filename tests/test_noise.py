@@ -45,3 +45,15 @@ def test_captured_transformers_log_keeps_the_lines_and_restores_the_handlers(cap
     assert log.lines == ["a LOAD REPORT line", "MISMATCH row"]
     assert "LOAD REPORT" not in capfd.readouterr().err
     assert logging.getLogger("transformers").handlers == before  # the library's own handlers are back
+
+
+def test_the_checkpointing_cache_line_is_silenced_on_both_releases_loggers(caplog):
+    quiet_known_noise()
+    for source in ("transformers.modeling_layers", "transformers.models.opt.modeling_opt"):
+        logger = logging.getLogger(source)
+        with caplog.at_level(logging.WARNING, logger=source):
+            logger.warning(
+                "`use_cache=True` is incompatible with gradient checkpointing. Setting `use_cache=False`."
+            )
+            logger.warning("`use_cache=True` is something else")
+    assert [r.getMessage() for r in caplog.records] == ["`use_cache=True` is something else"] * 2

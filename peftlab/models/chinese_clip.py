@@ -203,8 +203,14 @@ def tiny_recipe(size: str = "base", vocabulary: str = "chars") -> TinyRecipe:
 def checkpoint_folder(checkpoint: str = TINY, size: str = "base", vocabulary: str = "chars") -> Path:
     """The local folder of a checkpoint: the tiny one of ``size``, a folder, or a Hub id's snapshot
     (downloaded into the Hub cache; offline that raises ``OfflineError``). Notebook 05 reads the
-    checkpoint's tensors from it."""
+    checkpoint's tensors from it and loads it with ``from_pretrained`` several times: for the tiny
+    one, which loads in a blink, transformers' "Loading weights" bar is switched off for the session
+    (a real checkpoint keeps it)."""
     path = resolve(checkpoint, "Chinese-CLIP", lambda: tiny_folder(size, vocabulary))
+    if checkpoint == TINY:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     if Path(path).is_dir():
         return Path(path)
     from huggingface_hub import snapshot_download
