@@ -75,6 +75,11 @@ def test_roles_and_stacks_are_kept_apart(tmp_path, capsys):
     assert "0.3 / 0.302 / 0.4 / 0.5" in out and "4 runs, 0 stopped" in out
     recorded = json.loads(record.read_text())
     assert ["01_x", "documented", "held-back", 0, 1] in recorded["runs"] and len(recorded["summary"]) == 4
+    page = record.with_suffix(".md").read_text()
+    assert (
+        "* documented, held-back: 2 combinations (pre-training seeds [0], SEED [0, 1])" in page
+        and "| current    | fit       | 2" in page
+    )
 
 
 TOY = """

@@ -234,8 +234,102 @@ def combine(folders: list[Path], record: Path | None = None) -> int:
             }
         )
         record.write_text(json.dumps({"runs": [list(s) for s in seeds], "summary": entries}, indent=1) + "\n")
-        print(f"summary recorded in {record}")
+        record.with_suffix(".md").write_text(record_page(entries, runs), encoding="utf-8")
+        print(f"summary recorded in {record} and {record.with_suffix('.md')}")
     return 1 if stopped else 0
+
+
+#: Where ``--record`` keeps the summary that ``tests/test_sweep_record.py`` judges.
+RECORD = Path("docs/sweep/summary.json")
+#: Held-back seed combinations each learned claim needs per stack, all passed.
+MIN_HELD_BACK = 10
+STACKS = ("documented", "current")
+
+
+def _thresholds(notebook: str) -> dict[str, tuple[str, float] | None]:
+    """Every claim of ``notebook``'s proofs file with a numeric threshold, and that threshold."""
+    module = proofs.load(notebook)
+    out = {s.claim: s.threshold.as_pair() for s in getattr(module, "SHOWN", []) if s.threshold}
+    for proof in getattr(module, "PROOFS", []):
+        if isinstance(proof.threshold, proofs.Threshold):
+            out[proof.claim] = proof.threshold.as_pair()
+    return out
+
+
+def _learned(notebook: str, entries: list[dict]) -> set[str]:
+    """The claims of ``notebook`` whose figures training makes: marked so in its proofs file, or
+    reported so by the runs (a shown check that needs pre-trained weights)."""
+    module = proofs.load(notebook)
+    marked = {p.claim for p in getattr(module, "PROOFS", []) if p.learned}
+    return marked | {e["claim"] for e in entries if e["notebook"] == notebook and e["learned"]}
+
+
+def record_problems(record: dict, notebooks: list[str], stacks: tuple[str, ...] = STACKS) -> list[str]:
+    """What a recorded summary lacks for ``notebooks``' current claims (empty when nothing): each
+    thresholded claim swept on each stack with its current threshold, every run passed; each learned
+    claim also judged on at least ``MIN_HELD_BACK`` held-back seed combinations per stack, none of them
+    a combination the thresholds were fitted on."""
+    entries, problems = record["summary"], []
+    runs = {tuple(r) for r in record["runs"]}
+    index = {(e["notebook"], e["claim"], e["stack"], e["role"]): e for e in entries}
+    for notebook in notebooks:
+        learned = _learned(notebook, entries)
+        for claim, threshold in _thresholds(notebook).items():
+            roles = ("fit", "held-back") if claim in learned else ("fit",)
+            for stack in stacks:
+                for role in roles:
+                    entry = index.get((notebook, claim, stack, role))
+                    where = f"{notebook} {stack} {role}: {claim!r}"
+                    if entry is None:
+                        problems.append(f"{where}: not in the sweep's record")
+                        continue
+                    if tuple(entry["threshold"] or ()) != tuple(threshold or ()):
+                        problems.append(f"{where}: swept against {entry['threshold']}, now {threshold}")
+                    if entry["passed"] != entry["runs"]:
+                        problems.append(
+                            f"{where}: {entry['runs'] - entry['passed']} of {entry['runs']} runs failed"
+                        )
+                    if role == "held-back" and entry["runs"] < MIN_HELD_BACK:
+                        problems.append(f"{where}: {entry['runs']} held-back runs, needs {MIN_HELD_BACK}")
+        for stack in stacks:
+            seeds = {role: {r[3:] for r in runs if r[:3] == (notebook, stack, role)} for role in ROLES}
+            if seeds["fit"] & seeds["held-back"]:
+                problems.append(
+                    f"{notebook} {stack}: held-back seeds the thresholds were fitted on: "
+                    f"{sorted(seeds['fit'] & seeds['held-back'])}"
+                )
+    return problems
+
+
+def record_page(entries: list[dict], runs: list[dict]) -> str:
+    """The recorded summary as a page: which seeds, per role and stack, then the table."""
+    plans = {}
+    for run in runs:
+        key = (run.get("stack", "?"), run.get("role", "fit"))
+        plans.setdefault(key, set()).add((run["pretrain_seed"], run["seed"]))
+    lines = [
+        "# The seed sweep: each check's spread and failure-rate bound",
+        "",
+        "Written by `peftlab sweep --combine <folders> --record docs/sweep/summary.json`; judged by",
+        "`tests/test_sweep_record.py`. Runs per stack and role (pre-training seed x SEED combinations):",
+        "",
+    ]
+    for (stack, role), pairs in sorted(plans.items()):
+        pretrain = sorted({p for p, _ in pairs})
+        seeds = sorted({s for _, s in pairs})
+        lines.append(
+            f"* {stack}, {role}: {len(pairs)} combinations (pre-training seeds {pretrain}, SEED {seeds})"
+        )
+    lines += [
+        "",
+        "`failure rate < (95%)`: the one-sided Clopper-Pearson bound on how often a learner would see the",
+        "check fail, from its runs and failures; `normal model`: the rate a normal fit of the values gives",
+        "(a model, stated as such).",
+        "",
+        render(entries),
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def main(args: argparse.Namespace) -> int:
