@@ -16,7 +16,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from peftlab import registry
-from peftlab.registry import CHANGES, LESSONS, REGISTRY, Expectation, Failure
+from peftlab.registry import CHANGES, DOCTOR_FAILURES, LESSONS, REGISTRY, Expectation, Failure
 from peftlab.tools.readme import TABLES
 from peftlab.versions import LIBRARIES, STACK_LIBRARIES, pinned_versions, stack_pins
 
@@ -59,7 +59,7 @@ def read_by_name(key: str) -> bool:
 
 def test_expectations_name_known_libraries_and_changes_are_used():
     used = set()
-    for failure in REGISTRY.values():
+    for failure in [*REGISTRY.values(), *DOCTOR_FAILURES.values()]:
         for e in failure.expectations:
             assert set(e.when) <= set(LIBRARIES), (failure.id, e.when)
             assert e.measured, f"{failure.id}: an expectation records no run ({e.when})"
@@ -87,7 +87,9 @@ def test_each_notebook_has_its_registry_module_and_nothing_else_registers():
     assert not hasattr(registry, "register")  # entries are data: no function adds one after the fact
 
 
-@pytest.mark.parametrize("module", registry.notebook_modules(), ids=lambda m: m.__name__.rsplit(".", 1)[1])
+@pytest.mark.parametrize(
+    "module", [*registry.notebook_modules(), registry.doctor], ids=lambda m: m.__name__.rsplit(".", 1)[1]
+)
 def test_a_notebook_module_is_data_on_the_schema_the_changes_and_the_stacks(module):
     """It imports only these (so the package's own collection can never close an import circle)."""
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
@@ -99,7 +101,8 @@ def test_a_notebook_module_is_data_on_the_schema_the_changes_and_the_stacks(modu
         "peftlab.registry.changes",
         "peftlab.versions",
     }
-    assert isinstance(module.LESSON, registry.Lesson) and isinstance(module.FAILURES, tuple)
+    assert isinstance(module.FAILURES, tuple)
+    assert module is registry.doctor or isinstance(module.LESSON, registry.Lesson)
 
 
 def test_collect_refuses_a_misnamed_lesson_a_stray_failure_and_a_repeated_id():
@@ -158,6 +161,25 @@ def unrecorded(matrix: dict) -> list[str]:
 def test_every_measured_stack_lies_in_its_expectations_range():
     for failure, e, stack in stack_claims():
         assert e.applies(pinned_versions(stack)), f"{failure.id}: {stack} is outside {e.when}"
+
+
+def test_every_doctor_failure_claim_lies_in_its_range_and_the_collection_refuses_a_stray():
+    """The doctor's failures are not in the matrix (tests/test_doctor_registry.py runs them): each stack
+    and each single release they claim lies in the range it is claimed for."""
+    for failure in DOCTOR_FAILURES.values():
+        assert not failure.notebook and failure.source() == "peftlab/registry/doctor.py"
+        for e in failure.expectations:
+            for claim in e.measured:
+                lib, _, release = claim.partition(" ")
+                versions = {lib: release} if release else pinned_versions(claim)
+                assert release or claim in registry.doctor.RUN_ON, (failure.id, claim)
+                assert e.applies(versions), f"{failure.id}: {claim} is outside {e.when}"
+    assert not set(DOCTOR_FAILURES) & set(REGISTRY)
+    taught = next(iter(REGISTRY.values()))
+    with pytest.raises(ValueError, match="needs notebook=''"):
+        registry.collect_doctor((taught,))
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.collect_doctor((Failure(taught.id, "", "t", taught.expectations, finding="x.y"),))
 
 
 def test_every_measured_stack_is_recorded_in_the_matrix_or_listed_with_why():

@@ -8,7 +8,9 @@ This package is data, and the one place where a version boundary is written. Its
   looks (each with the releases it was run on, either side);
 * one module per notebook, ``nbNN_<notebook>.py`` (``nb01_clip_task_type.py``), holding that
   notebook's ``LESSON`` and ``FAILURES``: each :class:`Failure` says, per range of versions, which
-  exception (type and message pattern) must be raised, or that none is, why, and where it was run.
+  exception (type and message pattern) must be raised, or that none is, why, and where it was run;
+* :mod:`~peftlab.registry.doctor`: the failures that the doctor predicts and no notebook teaches
+  (``notebook=""``), collected in :data:`DOCTOR_FAILURES`, apart from :data:`REGISTRY`.
 
 This module collects the notebook modules itself (every ``nbNN_*`` module, in name order), so a new
 notebook adds its own module and touches nothing here. The notebooks, the doctor,
@@ -24,11 +26,13 @@ import pkgutil
 import re
 from types import ModuleType
 
+from peftlab.registry import doctor
 from peftlab.registry.changes import CHANGES, change
 from peftlab.registry.schema import Change, Expectation, Failure, Lesson, UnexpectedOutcome
 
 __all__ = [
     "CHANGES",
+    "DOCTOR_FAILURES",
     "LESSONS",
     "REGISTRY",
     "Change",
@@ -77,6 +81,23 @@ def collect(modules: tuple[ModuleType, ...]) -> tuple[dict[str, Lesson], dict[st
 
 #: The notebooks (in order) and every documented failure (in notebook order, then as each module lists them).
 LESSONS, REGISTRY = collect(notebook_modules())
+
+
+def collect_doctor(failures: tuple[Failure, ...]) -> dict[str, Failure]:
+    """The doctor's failures by id, checked: no notebook, a finding code, an id used once (here or in
+    :data:`REGISTRY`)."""
+    found: dict[str, Failure] = {}
+    for failure in failures:
+        if failure.notebook or not failure.finding:
+            raise ValueError(f"Doctor failure {failure.id!r} needs notebook='' and a finding code.")
+        if failure.id in found or failure.id in REGISTRY:
+            raise ValueError(f"Failure id {failure.id!r} is registered twice.")
+        found[failure.id] = failure
+    return found
+
+
+#: The failures the doctor predicts and no notebook teaches (``peftlab/registry/doctor.py``), by id.
+DOCTOR_FAILURES = collect_doctor(doctor.FAILURES)
 
 
 def get(failure_id: str) -> Failure:

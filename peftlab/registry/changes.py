@@ -2,9 +2,9 @@
 boundary is written.
 
 Each :class:`~peftlab.registry.schema.Change` names the first release with the new behaviour and the
-releases the failing code was run on, either side. The notebooks' registry modules build their
-version ranges from these (``change("clip_forward_kwargs").before``), and so do the doctor,
-``peftlab.targets`` and the model loaders.
+releases the failing code was run on, either side. The notebooks' registry modules and ``doctor.py``
+build their version ranges from these (``change("clip_forward_kwargs").before``), and so do the
+doctor, ``peftlab.targets`` and the model loaders.
 """
 
 from __future__ import annotations
@@ -165,6 +165,73 @@ CHANGES: dict[str, Change] = {
         "0.14.0",
         "LoraConfig takes exclude_modules (names or a regular expression that target_modules must not match)",
         measured=("0.13.2", "0.14.0", "0.15.2", "0.21.2"),
+        bisected=True,
+    ),
+    # The doctor's failures that no notebook teaches (peftlab/registry/doctor.py); the single releases
+    # 5.2.0 to 5.10.1 and 5.24.0 were run as wheels in front of a stack's own environment.
+    "tied_head_kept_if_saved_apart": Change(
+        "transformers",
+        "5.0.0",
+        "from_pretrained keeps a saved output layer that differs from the input embeddings it is tied to "
+        "(with a warning) instead of tying it again",
+        measured=(
+            "4.51.3",
+            "4.53.2",
+            "4.57.0",
+            "4.57.6",
+            "5.0.0",
+            "5.13.1",
+            "5.15.0",
+            "5.23.0",
+            "5.24.0",
+            "5.25.0",
+        ),
+        bisected=True,
+    ),
+    "paligemma_token_type_ids_required": Change(
+        "transformers",
+        "5.0.0",
+        "PaliGemma's forward raises in training mode without token_type_ids",
+        measured=("4.51.3", "4.53.2", "4.57.0", "4.57.6", "5.0.0", "5.2.0", "5.6.0", "5.8.0", "5.8.1"),
+        bisected=True,
+    ),
+    "paligemma_token_type_ids_optional": Change(
+        "transformers",
+        "5.9.0",
+        "PaliGemma trains without token_type_ids again",
+        measured=(
+            "5.0.0",
+            "5.2.0",
+            "5.6.0",
+            "5.8.0",
+            "5.8.1",
+            "5.9.0",
+            "5.10.1",
+            "5.13.1",
+            "5.15.0",
+            "5.23.0",
+            "5.24.0",
+            "5.25.0",
+        ),
+        bisected=True,
+    ),
+    "min_peft_above_released": Change(
+        "transformers",
+        "5.24.0",
+        "transformers' adapter API (add_adapter, load_adapter) requires peft 0.22.0 (MIN_PEFT_VERSION), above the "
+        "newest peft released (0.21.2)",
+        measured=(
+            "4.51.3",
+            "4.53.2",
+            "4.57.0",
+            "4.57.6",
+            "5.0.0",
+            "5.13.1",
+            "5.15.0",
+            "5.23.0",
+            "5.24.0",
+            "5.25.0",
+        ),
         bisected=True,
     ),
 }

@@ -103,12 +103,17 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Failure:
-    """A documented failure: where it is taught and what happens on each range of versions."""
+    """A documented failure: where it is taught and what happens on each range of versions.
+
+    A failure taught in no notebook (``notebook == ""``) is one the doctor predicts: ``finding`` names
+    the doctor's finding code for it, and :mod:`peftlab.registry.doctor` holds it.
+    """
 
     id: str
-    notebook: str
+    notebook: str  # file name without suffix; "" for a failure that only the doctor predicts
     title: str
     expectations: tuple[Expectation, ...]
+    finding: str = ""  # the doctor's finding code that predicts it ("inputs.required_in_training")
 
     def expected(self, versions: Versions | None = None) -> Expectation:
         """The expectation for ``versions`` (the installed ones by default)."""
@@ -122,8 +127,9 @@ class Failure:
         )
 
     def source(self) -> str:
-        """The registry file that records this failure: ``peftlab/registry/nb01_clip_task_type.py``."""
-        return f"peftlab/registry/nb{self.notebook}.py"
+        """The registry file that records this failure: ``peftlab/registry/nb01_clip_task_type.py``
+        (``peftlab/registry/doctor.py`` for one that no notebook teaches)."""
+        return f"peftlab/registry/nb{self.notebook}.py" if self.notebook else "peftlab/registry/doctor.py"
 
     def reproduces_on(self) -> str:
         """Where it raises: each version range with its exception, or a note when it never does."""
