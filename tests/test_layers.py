@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from peftlab.tools.module_map import module_name
+
 PACKAGE = Path(__file__).resolve().parents[1] / "peftlab"
 
 #: (from room, to room): the arrows no module may draw.
@@ -33,12 +35,6 @@ FORBIDDEN = {
 }
 
 Graph = dict[str, set[str]]
-
-
-def module_name(path: Path, root: Path) -> str:
-    """``peftlab/models/clip.py`` -> ``peftlab.models.clip``; a package's ``__init__.py`` -> the package."""
-    parts = list(path.relative_to(root.parent).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def targets(node: ast.AST, package_of_here: str, modules: set[str], package: str) -> set[str]:
@@ -60,10 +56,10 @@ def targets(node: ast.AST, package_of_here: str, modules: set[str], package: str
 def import_graph(root: Path = PACKAGE) -> Graph:
     """``{module: the package modules it imports}`` for every ``.py`` under ``root``."""
     paths = sorted(root.rglob("*.py"))
-    modules = {module_name(p, root) for p in paths}
+    modules = {module_name(p, root.parent) for p in paths}
     graph: Graph = {}
     for path in paths:
-        here = module_name(path, root)
+        here = module_name(path, root.parent)
         package_of_here = here if path.name == "__init__.py" else here.rpartition(".")[0]
         tree = ast.parse(path.read_text(encoding="utf-8"))
         graph[here] = set().union(*(targets(n, package_of_here, modules, root.name) for n in ast.walk(tree)))
@@ -181,7 +177,7 @@ def private_names_taken(root: Path = PACKAGE) -> list[str]:
     found = []
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        here = module_name(path, root)
+        here = module_name(path, root.parent)
         local = {}  # local name -> the package module it stands for
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == root.name:

@@ -43,9 +43,10 @@ def modules(room: str) -> list[Path]:
     return sorted(folder.glob("*.py"))
 
 
-def module_name(path: Path) -> str:
-    """``peftlab/doctor/shapes.py`` -> ``peftlab.doctor.shapes``; a package's ``__init__`` is the package."""
-    parts = path.relative_to(ROOT).with_suffix("").parts
+def module_name(path: Path, top: Path = ROOT) -> str:
+    """``peftlab/doctor/shapes.py`` -> ``peftlab.doctor.shapes``; a package's ``__init__`` is the package.
+    ``top`` is the folder that holds the package (the repository; a planted package's folder in tests)."""
+    parts = path.relative_to(top).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
