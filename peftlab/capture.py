@@ -314,13 +314,15 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
             and (self.missing is not None or self.expectation != documented)
         )
 
-    def keep(self, name: str, data: Any) -> None:
+    def keep(self, name: str, data: Any, seed: int | None = None) -> None:
         """Attach ``data`` (JSON-able: a figure's numbers) to this failure's recording.
 
         ``peftlab record`` stores it; on the documented stack every run compares it with the stored
         value (numbers to a relative ``recordings.REL_TOL``, a zero exactly) and raises UnexpectedOutcome
-        on a difference; elsewhere it does nothing. Read the stored value with :meth:`recorded`. Returns
-        nothing, so that a notebook cell ending with it prints nothing.
+        on a difference; elsewhere it does nothing. Figures that training draws from ``seed`` (the
+        notebook's ``SEED``) are stored with it and the pre-training seed; a run with other seeds
+        compares only which of the numbers are zero (or missing), not their values. Read the stored
+        value with :meth:`recorded`. Returns nothing, so that a notebook cell ending with it prints nothing.
         """
         if self.failure.id not in recordings.RECORDED:
             raise KeyError(f"{self.failure.id} has no recording (peftlab.recordings.RECORDED)")
@@ -330,16 +332,22 @@ class expect_failure:  # noqa: N801  (used as a lower-case context manager, like
             raise UnexpectedOutcome(f"{self.failure.id}: call keep() after its expect_failure block has run")
         value = recordings.jsonable(data)
         self._live.data[name] = value
+        made_with = f"{name}, made with"
+        if seed is not None:
+            from peftlab.models.cache import pretrain_seed
+
+            self._live.data[made_with] = {"SEED": seed, "PEFTLAB_PRETRAIN_SEED": pretrain_seed()}
         folder = recordings.record_folder()
         if folder is not None:
             recordings.save(self._live, folder)
             return
         stored = self.recording.data if self.recording is not None else {}
-        problems = (
-            recordings.data_differences(stored[name], value)
-            if name in stored
-            else [f"{name!r} is not in the stored recording"]
-        )
+        if name not in stored:
+            problems = [f"{name!r} is not in the stored recording"]
+        elif stored.get(made_with) == self._live.data.get(made_with):
+            problems = recordings.data_differences(stored[name], value)
+        else:  # other seeds: which figures are zero, not their values
+            problems = recordings.data_differences(recordings.zeros(stored[name]), recordings.zeros(value))
         if problems:
             self._differs(problems, f"{name!r}, kept on the documented stack,")
 

@@ -382,3 +382,19 @@ def test_switch_to_holds_torch_with_a_constraint_and_says_to_restart(capsys):
 
     with pytest.raises(RuntimeError, match=r"pip failed \(1\)[\s\S]*No matching distribution"):
         versions.switch_to("documented", run=failing_pip)
+
+
+def test_a_figure_made_with_other_seeds_is_compared_by_its_zeros():
+    """A kept figure drawn from SEED (06's gradient norms): with the recording's seeds its values are
+    compared; with others only which entries are zero or missing, and a layer that gains or loses its
+    gradient still differs."""
+    from peftlab import recordings
+
+    stored = {"vision.lora_B": None, "opt.lora_B": 0.306}
+    other_seed = {"vision.lora_B": None, "opt.lora_B": 0.021}
+    assert recordings.data_differences(stored, other_seed)  # the values differ...
+    assert (
+        recordings.data_differences(recordings.zeros(stored), recordings.zeros(other_seed)) == []
+    )  # ...not the zeros
+    learns = {"vision.lora_B": 0.004, "opt.lora_B": 0.021}
+    assert recordings.data_differences(recordings.zeros(stored), recordings.zeros(learns))

@@ -259,6 +259,18 @@ def same(a: Any, b: Any, rel_tol: float = REL_TOL) -> bool:
     return a == b
 
 
+def zeros(data: Any) -> Any:
+    """``data`` with every number replaced by whether it is zero (``None`` counts as zero): what a figure
+    shows whatever seed made it (which layers got no gradient), not its values."""
+    if isinstance(data, dict):
+        return {k: zeros(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [zeros(v) for v in data]
+    if data is None or (isinstance(data, (int, float)) and not isinstance(data, bool)):
+        return not data
+    return data
+
+
 def data_differences(stored: Any, live: Any, rel_tol: float = REL_TOL, limit: int = 8) -> list[str]:
     """How ``live`` differs from ``stored``: one line per differing key (or the values), at most ``limit``."""
     if same(stored, live, rel_tol):
