@@ -122,3 +122,22 @@ def test_combine_refuses_a_folder_without_a_sweep(tmp_path, capsys):
 
     assert combine([tmp_path]) == 2
     assert "no sweep.json" in capsys.readouterr().err
+
+
+def test_rejudge_uses_the_checkouts_thresholds_on_the_recorded_facts():
+    """A run judged with a threshold since re-derived (03's stage-one premise): judged again on its
+    recorded facts, it passes or fails by today's proofs file; a run that saved no scorecard stays as it was."""
+    fact = "stage one: share of the new question's gap closed"
+    stopped = {
+        "notebook": "03_second_stage_dropout",
+        "error": "proof failed: stage one starts teaching the new question",
+    }
+    ran = stopped | {"facts": {fact: 0.25}, "proofs": []}
+    again = sweep.rejudge(ran)
+    premise = next(v for v in again["proofs"] if v["fact"] == fact)
+    assert premise["passed"] is True and again["error"] == ""
+    assert (
+        sweep.rejudge(ran | {"facts": {fact: 0.05}})["error"]
+        == "proof failed: stage one starts teaching the new question"
+    )
+    assert sweep.rejudge(stopped) == stopped

@@ -203,6 +203,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run nothing: one table from earlier sweeps' sweep.json (shards, stacks, roles)",
     )
     parser.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="with --combine: judge the proofs again on the runs' recorded facts with this checkout's "
+        "proofs files (thresholds re-derived since the runs)",
+    )
+    parser.add_argument(
         "--record",
         type=Path,
         metavar="JSON",
@@ -210,9 +216,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def combine(folders: list[Path], record: Path | None = None) -> int:
-    """Print one table over the runs recorded in ``folders``; exit 1 if any run stopped or failed, 2 if a
-    folder holds no sweep."""
+def rejudge(run: dict) -> dict:
+    """``run`` with its proofs judged again on the facts it recorded, by this checkout's proofs files
+    (a threshold re-derived since the run), and its error recomputed where a proof had failed."""
+    if "facts" not in run:
+        return run  # it stopped before saving a scorecard: nothing to judge
+    verdicts = proofs.judge(run, run["notebook"])
+    error = run["error"]
+    if not error or error.startswith("proof failed: "):
+        error = next((f"proof failed: {v['claim']}" for v in verdicts if v["passed"] is False), "")
+    return run | {"proofs": verdicts, "error": error}
+
+
+def combine(folders: list[Path], record: Path | None = None, again: bool = False) -> int:
+    """Print one table over the runs recorded in ``folders`` (their proofs judged ``again`` with this
+    checkout's proofs files); exit 1 if any run stopped or failed, 2 if a folder holds no sweep."""
     missing = [str(f) for f in folders if not (f / "sweep.json").exists()]
     if missing:
         print(
@@ -221,6 +239,7 @@ def combine(folders: list[Path], record: Path | None = None) -> int:
         )
         return 2
     runs = [run for folder in folders for run in json.loads((folder / "sweep.json").read_text())]
+    runs = [rejudge(run) for run in runs] if again else runs
     entries = summary(runs)
     print(render(entries))
     stopped = [r for r in runs if r["error"]]
@@ -335,7 +354,7 @@ def record_page(entries: list[dict], runs: list[dict]) -> str:
 def main(args: argparse.Namespace) -> int:
     """Run the sweep (or its shard); exit 1 if any run failed a claim or stopped, 2 on bad input."""
     if args.combine:
-        return combine(args.combine, args.record)
+        return combine(args.combine, args.record, args.rejudge)
     try:
         runs = shard(
             plan(find_notebooks(args.notebooks, args.only), args.seeds, args.pretrain_seeds), args.shard
