@@ -37,7 +37,7 @@ KNOWN = (
         "an optional CPU kernel that bitsandbytes would download from the Hub; 4-bit works without it.",
     ),
     Noise(
-        "transformers.modeling_layers",  # transformers 5
+        "transformers.utils.generic",  # transformers 5: the model's forward, through its output-arguments decorator
         r"`use_cache=True` is incompatible with gradient checkpointing",
         "transformers switches the generation cache off while checkpointing; notebook 06 trains, it never "
         "generates, so the cache is not what its lesson is about.",

@@ -49,7 +49,7 @@ def test_captured_transformers_log_keeps_the_lines_and_restores_the_handlers(cap
 
 def test_the_checkpointing_cache_line_is_silenced_on_both_releases_loggers(caplog):
     quiet_known_noise()
-    for source in ("transformers.modeling_layers", "transformers.models.opt.modeling_opt"):
+    for source in ("transformers.utils.generic", "transformers.models.opt.modeling_opt"):
         logger = logging.getLogger(source)
         with caplog.at_level(logging.WARNING, logger=source):
             logger.warning(
