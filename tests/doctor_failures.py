@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from held_out import IMAGE_TEXT, fuyu, kosmos2, truncated
+from held_out import IMAGE_TEXT, fuyu, kosmos2, logits_of, train_as_training_would, truncated
 from peft import LoraConfig, PeftModel, get_peft_model
 
 import peftlab
@@ -78,19 +78,6 @@ def token_type_ids_missing_in_training() -> Setup:
     return peftlab.doctor(model, batch=batch), lambda: model.train()(**batch)
 
 
-def _move_trainables(peft_model: torch.nn.Module) -> None:
-    """Move every trainable tensor (the adapter's, the head's copy) as a few steps of training would."""
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for param in (p for p in peft_model.parameters() if p.requires_grad):
-            param.add_(0.05 * torch.randn(param.shape, generator=generator))
-
-
-def _logits(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
-    with torch.no_grad():
-        return model.eval()(**{k: v for k, v in inputs.items() if k != "labels"}).logits
-
-
 def tied_head_in_target_modules() -> Setup:
     """Kosmos-2 (output layer tied to the input embeddings) with LoRA on ``lm_head``, trained, merged."""
     model, _ = kosmos2()
@@ -100,7 +87,7 @@ def tied_head_in_target_modules() -> Setup:
     def merge() -> None:
         before = model.get_input_embeddings().weight.detach().clone()
         peft_model = get_peft_model(model, config)
-        _move_trainables(peft_model)
+        train_as_training_would(peft_model)
         merged = peft_model.merge_and_unload()
         moved = (merged.get_input_embeddings().weight - before).abs().max().item()
         if moved:
@@ -119,13 +106,13 @@ def tied_head_in_modules_to_save() -> Setup:
 
     def reload() -> None:
         peft_model = get_peft_model(model, config)
-        _move_trainables(peft_model)
-        trained = _logits(peft_model, inputs)
+        train_as_training_would(peft_model)
+        trained = logits_of(peft_model, inputs)
         merged = peft_model.merge_and_unload()
         with tempfile.TemporaryDirectory() as folder:
             merged.save_pretrained(folder)
             reloaded = type(merged).from_pretrained(folder)
-        if not torch.allclose(_logits(reloaded, inputs), trained, atol=1e-4):
+        if not torch.allclose(logits_of(reloaded, inputs), trained, atol=1e-4):
             raise SilentLossError(
                 "The reloaded model lost the trained output layer (tied to the embeddings again)."
             )

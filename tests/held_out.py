@@ -55,6 +55,20 @@ def _with_labels(inputs: dict) -> dict:
     return inputs | {"labels": inputs["input_ids"].clone()}
 
 
+def train_as_training_would(peft_model: torch.nn.Module) -> None:
+    """Move every trainable tensor (the adapter's, the head's copy) as a few steps of training would."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in (p for p in peft_model.parameters() if p.requires_grad):
+            param.add_(0.05 * torch.randn(param.shape, generator=generator))
+
+
+def logits_of(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
+    """The model's logits on ``inputs`` (labels left out), in eval mode, without gradients."""
+    with torch.no_grad():
+        return model.eval()(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+
+
 def _llama(**extra: object) -> dict:
     return (
         dict(

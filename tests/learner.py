@@ -93,13 +93,14 @@ def find_exercises(nb: nbformat.NotebookNode) -> list[Exercise]:
 
 def wrong_answer(key: str, solutions: Path | None = None) -> str:
     """Python source of a wrong answer: the solutions file's ``WRONG_ANSWERS[k]``, else GENERIC_WRONG."""
-    _, module = _solutions_module(key, solutions)
+    _, module = solutions_module(key, solutions)
     given = getattr(module, "WRONG_ANSWERS", {})
     number = int(key.split(".")[1])
     return repr(given[number]) if number in given else GENERIC_WRONG
 
 
-def _solutions_module(key: str, solutions: Path | None = None) -> tuple[Path, object]:
+def solutions_module(key: str, solutions: Path | None = None) -> tuple[Path, object]:
+    """The solutions file of exercise ``key`` and the module it defines (imported afresh)."""
     from peftlab.exercises import solutions_file
 
     path = solutions_file(key, solutions)
@@ -119,7 +120,7 @@ def answer_source(value: object, path: Path) -> str:
 
 def listed_answers(key: str, solutions: Path | None = None) -> tuple[list[str], list[str]]:
     """The solutions file's ``VARIANTS[k]`` (right) and ``WRONG[k]`` (wrong) answers, as sources."""
-    path, module = _solutions_module(key, solutions)
+    path, module = solutions_module(key, solutions)
     number = int(key.split(".")[1])
     rights = getattr(module, "VARIANTS", {}).get(number, [])
     wrongs = getattr(module, "WRONG", {}).get(number, [])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from held_out import FAMILIES, Missing
+from held_out import FAMILIES, Missing, logits_of, train_as_training_would
 from peft import LoraConfig, get_peft_model
 
 import peftlab
@@ -30,30 +30,17 @@ def _build(name: str):  # noqa: ANN202
         pytest.skip(str(missing))
 
 
-def _trained_as_training_would(peft_model: torch.nn.Module) -> None:
-    """Move every trainable tensor (the adapter's and the head's copy) as a few steps of training would."""
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for param in (p for p in peft_model.parameters() if p.requires_grad):
-            param.add_(0.05 * torch.randn(param.shape, generator=generator))
-
-
-def _logits(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
-    with torch.no_grad():
-        return model.eval()(**{k: v for k, v in inputs.items() if k != "labels"}).logits
-
-
 def _head_kept_after_reload(name: str, config: LoraConfig, tmp_path) -> tuple[bool, peftlab.Diagnosis]:  # noqa: ANN001
     """(does the reloaded merged model compute what the trained one did?, the doctor's diagnosis)."""
     model, inputs = _build(name)
     diagnosis = peftlab.doctor(model, config)
     peft_model = get_peft_model(model, config)
-    _trained_as_training_would(peft_model)
-    trained = _logits(peft_model, inputs)
+    train_as_training_would(peft_model)
+    trained = logits_of(peft_model, inputs)
     merged = peft_model.merge_and_unload()
     merged.save_pretrained(tmp_path)
     reloaded = type(merged).from_pretrained(tmp_path)
-    return torch.allclose(_logits(reloaded, inputs), trained, atol=1e-4), diagnosis
+    return torch.allclose(logits_of(reloaded, inputs), trained, atol=1e-4), diagnosis
 
 
 @pytest.mark.parametrize("name", TIED + UNTIED)
@@ -76,7 +63,7 @@ def test_head_in_target_modules_predicted(name: str) -> None:
     diagnosis = peftlab.doctor(model, config)
     before = model.get_input_embeddings().weight.detach().clone()
     peft_model = get_peft_model(model, config)
-    _trained_as_training_would(peft_model)
+    train_as_training_would(peft_model)
     merged = peft_model.merge_and_unload()
     moved = not torch.equal(merged.get_input_embeddings().weight, before)
     assert ("unsaved.tied_head" in diagnosis.codes()) == (name in TIED) == moved, str(diagnosis)

@@ -5,7 +5,6 @@ sessions take a few minutes (each notebook is run three times, plus its exercise
 leaves its step timings in ``build/learner/<stack>/<notebook>.json``.
 """
 
-import importlib.util
 import json
 import re
 import textwrap
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from learner import Learner, find_exercises, learner_env
+from learner import Learner, find_exercises, learner_env, solutions_module
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -142,10 +141,7 @@ def test_every_exercise_lists_wrong_answers_and_right_variants(path):
     tries them all); an empty list of variants only where the right answer depends on the run, whose
     string forms the learner test makes itself."""
     keys = stored_keys(path)
-    module = importlib.util.module_from_spec(
-        importlib.util.spec_from_file_location("solutions_under_test", solutions_file(f"{path.stem[:2]}.1"))
-    )
-    module.__spec__.loader.exec_module(module)
+    _, module = solutions_module(f"{path.stem[:2]}.1")
     for key in keys:
         k = int(key.split(".")[1])
         assert getattr(module, "WRONG", {}).get(k), f"{key}: no wrong answers listed in WRONG"

@@ -29,6 +29,7 @@ from peftlab.tools.execute import execute
 from peftlab.tools.runner import add_notebook_arguments, find_notebooks, table
 
 ROLES = ("fit", "held-back")
+PROOF_FAILED = "proof failed: "
 
 
 def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: int, role: str = "fit") -> dict:
@@ -41,9 +42,14 @@ def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: in
     nbformat.write(run.notebook, results / path.name)
     card = run.card or {"checks": [], "facts": {}}
     verdicts = proofs.judge(card, path.stem)
-    error = run.error or next((f"proof failed: {v['claim']}" for v in verdicts if v["passed"] is False), "")
+    error = run.error or proof_failure(verdicts)
     head = {"notebook": path.stem, "seed": seed, "pretrain_seed": pretrain_seed, "role": role, "error": error}
     return head | card | {"proofs": verdicts, "seconds": run.seconds}
+
+
+def proof_failure(verdicts: list[dict]) -> str:
+    """A run's error from its proofs' verdicts: the first failed claim, or '' when none failed."""
+    return next((f"{PROOF_FAILED}{v['claim']}" for v in verdicts if v["passed"] is False), "")
 
 
 def plan(paths: list[Path], seeds: list[int], pretrain_seeds: list[int]) -> list[tuple[Path, int, int]]:
@@ -223,8 +229,8 @@ def rejudge(run: dict) -> dict:
         return run  # it stopped before saving a scorecard: nothing to judge
     verdicts = proofs.judge(run, run["notebook"])
     error = run["error"]
-    if not error or error.startswith("proof failed: "):
-        error = next((f"proof failed: {v['claim']}" for v in verdicts if v["passed"] is False), "")
+    if not error or error.startswith(PROOF_FAILED):
+        error = proof_failure(verdicts)
     return run | {"proofs": verdicts, "error": error}
 
 
