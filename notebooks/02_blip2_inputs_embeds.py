@@ -92,13 +92,14 @@ device = peftlab.train.model_device(base)
 print(f"{type(base).__name__} on {device}: {loaded_as}")
 
 # %% [markdown]
-# Each image gets one of three questions (*what colour / shape / where is the shape?*), answered in
-# one word. Accuracy on held-out images: the candidate answer the model finds most likely wins.
+# Each training image is asked three questions (*what colour / shape / where is the shape?*), each
+# answered in one word. Accuracy on held-out images: the candidate answer the model finds most likely
+# wins.
 
 # %%
 size = processor.image_processor.size["height"]
 train_set, test_set = data.train_test_split(256, 192, size=size, seed=SEED)
-train_batches = vqa.batches(processor, train_set, batch_size=BATCH_SIZE)
+train_batches = vqa.training_batches(processor, train_set, batch_size=BATCH_SIZE)
 before = vqa.accuracy_report(base, processor, test_set, batch_size=EVAL_BATCH_SIZE)
 
 

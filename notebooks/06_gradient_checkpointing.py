@@ -88,7 +88,7 @@ base, processor, loaded_as = blip2.load_blip2_4bit(CHECKPOINT, DEVICE, quantize=
 device = peftlab.train.model_device(base)
 size = processor.image_processor.size["height"]
 train_set, test_set = data.train_test_split(256, 192, size=size, seed=SEED)
-train_batches = vqa.batches(processor, train_set, batch_size=BATCH_SIZE)
+train_batches = vqa.training_batches(processor, train_set, batch_size=BATCH_SIZE)
 batch = peftlab.train.to_device(train_batches[0], device)
 before = vqa.accuracy_report(base, processor, test_set, batch_size=EVAL_BATCH_SIZE)
 print(f"{type(base).__name__} on {device}: {loaded_as}")

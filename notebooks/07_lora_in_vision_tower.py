@@ -124,9 +124,7 @@ Table(
 size = processor.image_processor.crop_size["height"]
 train_set, test_set = data.train_test_split(256, 192, size=size, seed=SEED)
 # each image asked all three questions (with one each, SEED decided how often yellow's colour was asked)
-rotations = [vqa.KINDS[k:] + vqa.KINDS[:k] for k in range(len(vqa.KINDS))]
-passes = [vqa.batches(processor, train_set, kinds, batch_size=BATCH_SIZE) for kinds in rotations]
-train_batches = [batch for same_images in zip(*passes) for batch in same_images]
+train_batches = vqa.training_batches(processor, train_set, batch_size=BATCH_SIZE)
 before = vqa.accuracy_report(base, processor, test_set, batch_size=EVAL_BATCH_SIZE)
 for name, value in before.items():
     print(f"base model, {name:<24} {value:.0%}")

@@ -1,6 +1,6 @@
 """Visual question answering on the synthetic shapes (notebook 02: BLIP-2).
 
-Each image is asked one of three questions ("what colour is the shape?", "what shape is it?",
+Each image is asked three questions ("what colour is the shape?", "what shape is it?",
 "where is the shape?") in BLIP-2's prompt format ``Question: ... Answer:``; the answer is one
 word. The model is trained on the answer tokens only. Accuracy is measured two ways: by scoring
 the candidate answers of the question (the one the model finds most likely wins) or by greedy
@@ -87,6 +87,20 @@ def batches(
             batch["labels"] = labels
         out.append(batch)
     return out
+
+
+def training_batches(
+    processor: ProcessorMixin, samples: Sequence[Sample], batch_size: int = 32
+) -> list[dict]:
+    """Batches that ask every image all three questions: three batches per slice of images in a row.
+
+    The three passes over ``samples`` rotate :data:`KINDS`, so each image is asked each kind once.
+    (Asking each image one question left it to the seed how often, say, yellow's colour was asked:
+    docs/sweep/why_07_yellow.md measured the spread that caused.)
+    """
+    rotations = [KINDS[k:] + KINDS[:k] for k in range(len(KINDS))]
+    passes = [batches(processor, samples, kinds, batch_size=batch_size) for kinds in rotations]
+    return [batch for same_images in zip(*passes) for batch in same_images]
 
 
 def candidate_ids(tokenizer: PreTrainedTokenizerBase, kind: str) -> list[int]:

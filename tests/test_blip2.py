@@ -40,6 +40,22 @@ def test_batches_put_image_tokens_first_and_train_on_the_answer_only(tmp_path):
     assert len(set(vqa.candidate_ids(tok, "colour"))) == 4
 
 
+def test_training_batches_ask_every_image_every_question_once(tmp_path):
+    processor = _processor(tmp_path)
+    tok = processor.tokenizer
+    samples = data.make_shapes(7)  # a last, shorter slice too
+    out = vqa.training_batches(processor, samples, batch_size=3)
+    assert len(out) == 3 * 3  # three slices of images, three batches each, in a row
+    asked = {}
+    for i, batch in enumerate(out):
+        first = (i // 3) * 3
+        for row, labels in enumerate(batch["labels"]):
+            answer = tok.convert_ids_to_tokens(labels[labels != -100])[0]
+            asked.setdefault(first + row, []).append(answer)
+    for index, sample in enumerate(samples):
+        assert sorted(asked[index]) == sorted(vqa.answer(sample, k) for k in vqa.KINDS)
+
+
 def test_questions_match_the_samples():
     sample = data.make_shapes(1)[0]
     assert [q for q, _ in sample.questions] == list(vqa.QUESTIONS.values())

@@ -6,7 +6,7 @@ Reproduces the fix's training in ``notebooks/07_lora_in_vision_tower.py`` (tiny 
 
 * ``old``: each training image asked ONE question, ``vqa.KINDS[i % 3]`` for image ``i`` (before
   commit ef6eed5), so SEED's image order decides how many yellow images get the colour question;
-* ``new``: each training image asked all three questions (the notebook's ``rotations``/``passes``).
+* ``new``: each training image asked all three questions (the notebook's ``vqa.training_batches``).
 
 Before training it replays the notebook's random draws (the models it wraps before the fix), so the
 fix's LoRA starts from the notebook's initial weights for that SEED; both recipes share them. For each
@@ -96,11 +96,10 @@ def notebook_models(seed: int) -> tuple[torch.nn.Module, torch.nn.Module, object
 def train_batches(processor: object, train_set: list, recipe: str) -> list[dict]:
     """The notebook's training batches: one question per image (old; ``old+k``: image ``i`` asked
     ``KINDS[(i + k) % 3]`` instead, the same images with the questions moved) or all three (new)."""
-    rotations = [vqa.KINDS[k:] + vqa.KINDS[:k] for k in range(len(vqa.KINDS))]
     if recipe.startswith("old"):
-        return vqa.batches(processor, train_set, rotations[int(recipe[4:] or 0)], batch_size=BATCH_SIZE)
-    passes = [vqa.batches(processor, train_set, kinds, batch_size=BATCH_SIZE) for kinds in rotations]
-    return [batch for same_images in zip(*passes) for batch in same_images]
+        k = int(recipe[4:] or 0)
+        return vqa.batches(processor, train_set, vqa.KINDS[k:] + vqa.KINDS[:k], batch_size=BATCH_SIZE)
+    return vqa.training_batches(processor, train_set, batch_size=BATCH_SIZE)
 
 
 def yellow_colour_rows(processor: object, batches: list[dict]) -> list[int]:
