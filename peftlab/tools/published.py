@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from peftlab.lessons.memory import BLIP2_OPT_2_7B  # BLIP-2's config: one copy, notebook 02's memory lesson
+
 #: CLIP ViT-B/32 (``CLIPConfig()``'s defaults are this model's config).
 CLIP_VIT_B_32 = {
     "text_config": {
@@ -59,36 +61,6 @@ VIT_B_16_IN21K = {
     "num_attention_heads": 12,
     "image_size": 224,
     "patch_size": 16,
-}
-#: BLIP-2 with OPT-2.7b: EVA ViT-g/14 (39 layers of 1408), a 12-layer Q-Former, 32 queries, OPT-2.7b.
-BLIP2_OPT_2_7B = {
-    "vision_config": {
-        "hidden_size": 1408,
-        "intermediate_size": 6144,
-        "num_hidden_layers": 39,
-        "num_attention_heads": 16,
-        "image_size": 224,
-        "patch_size": 14,
-    },
-    "qformer_config": {
-        "vocab_size": 30522,
-        "hidden_size": 768,
-        "intermediate_size": 3072,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "cross_attention_frequency": 2,
-        "encoder_hidden_size": 1408,
-    },
-    "text_config": {
-        "vocab_size": 50272,
-        "hidden_size": 2560,
-        "word_embed_proj_dim": 2560,
-        "ffn_dim": 10240,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "max_position_embeddings": 2048,
-    },
-    "num_query_tokens": 32,
 }
 #: LLaVA-1.5-7b (llava-hf): CLIP ViT-L/14 at 336 px (its second-to-last layer's patches), a 2-layer
 #: gelu MLP projector, and a Llama-2-7B language model with 64 extra vocabulary rows (the ``<image>``
@@ -159,8 +131,8 @@ PUBLISHED: dict[str, Published] = {
     "blip2-opt-2.7b": Published(
         "Salesforce/blip2-opt-2.7b",
         "Blip2ForConditionalGeneration",
-        3_744_679_936,
-        3744.7,
+        3_744_761_856,  # as keras-hub's blip2_opt_2.7b preset counts it (the 50,304-row OPT of the Hub config)
+        3740,
         ("02",),
         224,
         fits_here=(
@@ -174,6 +146,7 @@ PUBLISHED: dict[str, Published] = {
             "starve the other jobs; run notebook 02 at real size on a GPU (Colab T4, "
             "GRADIENT_CHECKPOINTING = True)."
         ),
+        stated_to=10,  # the Hub page states 3.74B
     ),
     "llava-1.5-7b": Published(
         "llava-hf/llava-1.5-7b-hf",
