@@ -391,16 +391,16 @@ scorecard.prove(
     below=0.6,
 )
 scorecard.check_headroom(
-    "colour answers on held-out images close at least 40% of the gap",
+    "colour answers on held-out images close at least half the gap",
     before["colour"],
     after_fix["colour"],
-    0.40,
+    0.50,
 )
 scorecard.check_headroom(
-    "colour answers on held-out yellow images close at least 45% of the gap",
+    "colour answers on held-out yellow images close at least half the gap",
     before["colour (yellow images)"],
     after_fix["colour (yellow images)"],
-    0.45,
+    0.50,
 )
 for name in before:
     print(f"{name:<24} base {before[name]:>4.0%}   LoRA with checkpointing {after_fix[name]:>4.0%}")
