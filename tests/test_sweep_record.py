@@ -22,15 +22,9 @@ NAMES = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
 
 #: Held-back failures the record shows and the notebooks do not yet fix: (notebook, stack, claim) -> why.
 #: Each must still be in the record (remove it once a re-sweep passes); any other problem fails.
-KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
-    (
-        "06_gradient_checkpointing",
-        "current",
-        "colour answers on held-out images close at least 40% of the gap",
-    ): "1 of 10 held-back runs (pre-training seed 3, SEED 6) closed 25%: 06 asks each training image one "
-    "question, the recipe whose spread docs/sweep/why_07_yellow.md measured for 07 (fixed there by asking "
-    "all three); 06 and 02 still use it",
-}
+KNOWN_FAILURES: dict[tuple[str, str, str], str] = {}
+# (06's colour gap on the current stack, 25% in 1 of 10 held-back runs with one question per training
+# image, left this list when 02 and 06 took 07's recipe, each image asked all three: issue 29.)
 
 
 @pytest.fixture(scope="module")
