@@ -7,6 +7,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from peftlab import scorecard
+from peftlab.models.cache import shipped_folder, shipped_manifest
 from peftlab.tools import sweep
 from peftlab.tools.cli import main
 
@@ -141,3 +142,13 @@ def test_rejudge_uses_the_checkouts_thresholds_on_the_recorded_facts():
         == "proof failed: stage one starts teaching the new question"
     )
     assert sweep.rejudge(stopped) == stopped
+
+
+def test_a_run_that_could_not_use_the_shipped_checkpoint_is_an_error():
+    notebook = new_notebook(cells=[new_code_cell("x = 1")])
+    assert sweep.stale_shipped(notebook) == ""
+    entry = shipped_manifest()["checkpoints"]["blip2"]
+    with pytest.warns(UserWarning) as said:  # what a notebook prints when the recipe changed since ship-tiny
+        assert shipped_folder("blip2", "not-" + entry["recipe"], entry["seed"]) is None
+    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stderr", text=f"{said[0].message}\n")]
+    assert "ship-tiny" in sweep.stale_shipped(notebook)
