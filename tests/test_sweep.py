@@ -6,8 +6,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from peftlab import scorecard
-from peftlab.models.cache import shipped_folder, shipped_manifest
+from peftlab import models, scorecard
+from peftlab.models.cache import shipped_manifest
 from peftlab.tools import sweep
 from peftlab.tools.cli import main
 
@@ -144,11 +144,12 @@ def test_rejudge_uses_the_checkouts_thresholds_on_the_recorded_facts():
     assert sweep.rejudge(stopped) == stopped
 
 
-def test_a_run_that_could_not_use_the_shipped_checkpoint_is_an_error():
-    notebook = new_notebook(cells=[new_code_cell("x = 1")])
-    assert sweep.stale_shipped(notebook) == ""
-    entry = shipped_manifest()["checkpoints"]["blip2"]
-    with pytest.warns(UserWarning) as said:  # what a notebook prints when the recipe changed since ship-tiny
-        assert shipped_folder("blip2", "not-" + entry["recipe"], entry["seed"]) is None
-    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stderr", text=f"{said[0].message}\n")]
-    assert "ship-tiny" in sweep.stale_shipped(notebook)
+def test_a_sweep_refuses_to_start_while_a_shipped_checkpoint_is_stale(tmp_path, monkeypatch, capsys):
+    manifest = shipped_manifest()
+    manifest["checkpoints"]["blip2"] = manifest["checkpoints"]["blip2"] | {"recipe": "not-todays"}
+    monkeypatch.setattr(models, "shipped_manifest", lambda: manifest)
+    assert models.stale_shipped() == ["blip2"]
+    (tmp_path / "01_x.ipynb").write_text(nbformat.writes(new_notebook(cells=[new_code_cell("1/0")])))
+    argv = ["sweep", "--notebooks", str(tmp_path), "--build", str(tmp_path / "b"), "--seeds", "0"]
+    assert main([*argv, "--pretrain-seeds", "0"]) == 2
+    assert "shipped tiny blip2 changed" in capsys.readouterr().err and not (tmp_path / "b").exists()

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from peftlab.checkpoints import assert_loaded
-from peftlab.models import TINY_RECIPES, premises, tiny_recipe
+from peftlab.models import TINY_RECIPES, premises, stale_shipped, tiny_recipe, todays_recipe_hash
 from peftlab.models.cache import SHIPPED, build_into, recipe_hash, shipped_manifest, tiny_checkpoint
 from peftlab.versions import installed
 
@@ -46,7 +46,9 @@ def test_every_tiny_checkpoint_ships():
 @pytest.mark.parametrize("name", NAMES)
 def test_the_shipped_files_were_made_by_todays_recipe(name, seed_zero):
     spec = tiny_recipe(name)
-    now = recipe_hash(spec.family, spec.recipe, (spec.build, *spec.sources))
+    now = recipe_hash(spec.family, spec.recipe, (spec.build, *spec.sources))  # what a notebook computes
+    assert todays_recipe_hash(name) == now
+    assert name not in stale_shipped()
     assert entry(name)["recipe"] == now, (
         f"the recipe of the tiny {name} changed since its files were shipped: run `peftlab ship-tiny "
         f"--only {name}` on the documented stack and commit peftlab/models/tiny/"

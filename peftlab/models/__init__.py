@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 
 from peftlab.hub import OfflineError
-from peftlab.models.cache import TINY, TinyRecipe
+from peftlab.models.cache import TINY, TinyRecipe, recipe_hash, shipped_manifest
 
 #: family -> "module:function"; the notebook that uses each family is in the module's docstring.
 LOADERS: dict[str, str] = {
@@ -38,6 +38,8 @@ __all__ = [
     "LOADERS",
     "TINY_RECIPES",
     "tiny_recipe",
+    "todays_recipe_hash",
+    "stale_shipped",
     "TINY",
     "OfflineError",
     "load_model",
@@ -60,6 +62,21 @@ def tiny_recipe(name: str) -> TinyRecipe:
     target, kwargs = TINY_RECIPES[name]
     module, function = target.split(":")
     return getattr(importlib.import_module(module), function)(**kwargs)
+
+
+def todays_recipe_hash(name: str, seed: int = 0) -> str:
+    """The recipe hash this code gives the tiny checkpoint ``name`` pre-trained with ``seed``."""
+    spec = tiny_recipe(name)
+    return recipe_hash(spec.family, {**spec.recipe, "seed": seed}, (spec.build, *spec.sources))
+
+
+def stale_shipped() -> list[str]:
+    """The shipped tiny checkpoints whose recipe changed since ``peftlab ship-tiny`` (a notebook would
+    pre-train its own instead of loading them)."""
+    shipped = shipped_manifest().get("checkpoints", {})
+    return [
+        name for name, entry in shipped.items() if entry["recipe"] != todays_recipe_hash(name, entry["seed"])
+    ]
 
 
 def load_model(family: str, checkpoint: str = TINY, device: str | None = None) -> tuple:

@@ -92,10 +92,6 @@ def shipped_manifest() -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-#: Part of the warning a run prints when it pre-trains a tiny checkpoint that peftlab ships (read by the sweep).
-STALE_SHIPPED = "was made by another recipe"
-
-
 def shipped_folder(family: str, recipe_id: str, seed: int | None = None) -> Path | None:
     """The shipped folder of ``family`` if it was made by the recipe ``recipe_id``, else ``None``.
 
@@ -111,7 +107,7 @@ def shipped_folder(family: str, recipe_id: str, seed: int | None = None) -> Path
         return SHIPPED / family
     if seed == entry["seed"]:
         warnings.warn(
-            f"The shipped tiny {family} checkpoint {STALE_SHIPPED} (hash {entry['recipe']}, "
+            f"The shipped tiny {family} checkpoint was made by another recipe (hash {entry['recipe']}, "
             f"this code's is {recipe_id}): pre-training one into {cache_root()} instead. "
             "`peftlab ship-tiny` remakes the shipped ones.",
             stacklevel=3,

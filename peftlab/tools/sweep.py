@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from peftlab.models.cache import STALE_SHIPPED
+from peftlab.models import stale_shipped
 from peftlab.tools import proofs
 from peftlab.tools.execute import execute
 from peftlab.tools.runner import add_notebook_arguments, find_notebooks, table
@@ -43,23 +43,9 @@ def run_once(path: Path, seed: int, pretrain_seed: int, build: Path, timeout: in
     nbformat.write(run.notebook, results / path.name)
     card = run.card or {"checks": [], "facts": {}}
     verdicts = proofs.judge(card, path.stem)
-    error = run.error or stale_shipped(run.notebook) or proof_failure(verdicts)
+    error = run.error or proof_failure(verdicts)
     head = {"notebook": path.stem, "seed": seed, "pretrain_seed": pretrain_seed, "role": role, "error": error}
     return head | card | {"proofs": verdicts, "seconds": run.seconds}
-
-
-def stale_shipped(notebook: object) -> str:
-    """A run's error when it pre-trained a tiny checkpoint peftlab ships (its recipe changed since
-    ``peftlab ship-tiny``): its figures are not those of the shipped model a learner loads; else ''."""
-    printed = (
-        out.get("text", "")
-        for cell in getattr(notebook, "cells", [])
-        for out in cell.get("outputs", [])
-        if out.get("output_type") == "stream"
-    )
-    if any(STALE_SHIPPED in text for text in printed):
-        return "a shipped tiny checkpoint's recipe changed since `peftlab ship-tiny`: the run pre-trained its own"
-    return ""
 
 
 def proof_failure(verdicts: list[dict]) -> str:
@@ -382,6 +368,14 @@ def main(args: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if 0 in args.pretrain_seeds and (stale := stale_shipped()):
+        print(
+            f"error: the recipe of the shipped tiny {', '.join(stale)} changed since `peftlab ship-tiny`: "
+            "runs with pre-training seed 0 would pre-train their own, not load what a learner loads. "
+            "Run `peftlab ship-tiny` on the documented stack first.",
+            file=sys.stderr,
+        )
         return 2
     start, done = time.perf_counter(), []
     for path, pretrain_seed, seed in runs:
