@@ -206,10 +206,16 @@ return {
 
 
 def _wait_for(driver, condition, seconds: float, what: str):
-    """Poll ``condition(driver)`` until it returns something true; return that."""
+    """Poll ``condition(driver)`` until it returns something true; return that. An element that the page
+    replaced while the condition read it (a widget redrawing its output) counts as not yet."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        got = condition(driver)
+        try:
+            got = condition(driver)
+        except StaleElementReferenceException:
+            got = None
         if got:
             return got
         time.sleep(1)
